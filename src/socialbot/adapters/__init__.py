@@ -1,0 +1,35 @@
+"""One adapter per network, looked up by name.
+
+Modules are imported on first use, so a cron run with nothing due never pays
+for importing tweepy or httpx.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from socialbot.adapters.base import Adapter
+from socialbot.config import Settings
+
+REGISTRY: dict[str, str] = {
+    "x": "socialbot.adapters.x:XAdapter",
+    "facebook": "socialbot.adapters.facebook:FacebookAdapter",
+    "mastodon": "socialbot.adapters.mastodon:MastodonAdapter",
+    "bluesky": "socialbot.adapters.bluesky:BlueskyAdapter",
+    "linkedin": "socialbot.adapters.linkedin:LinkedInAdapter",
+}
+
+
+def adapter_class(network: str) -> type[Adapter]:
+    module_name, _, class_name = REGISTRY[network].partition(":")
+    cls: type[Adapter] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def create_adapter(network: str, settings: Settings) -> Adapter:
+    """Build the adapter for ``network`` from its settings section."""
+    cls = adapter_class(network)
+    return cls.from_settings(settings)
+
+
+__all__ = ["REGISTRY", "Adapter", "adapter_class", "create_adapter"]

@@ -1,0 +1,117 @@
+"""``socialbot demo``: the whole pipeline against the sandbox, in a throwaway state.
+
+The sandbox runs in this process; settings come only from here (never from the
+environment or ``.env``), so real credentials are never used and the user's own
+database is never touched. Every run starts afresh, so it shows the same posts.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from socialbot.config import Settings
+from socialbot.errors import SocialbotError
+from socialbot.models import DeliveryStatus
+from socialbot.publish import Publisher
+from socialbot.releases import approve, scan_queue
+from socialbot.sandbox import SandboxServer
+from socialbot.store import SQLiteStore, utcnow
+
+
+class DemoSettings(Settings):
+    """Settings from keyword arguments only."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def sandbox_settings(server: SandboxServer, **overrides: Any) -> Settings:
+    """Settings that point every network at ``server``."""
+    nested: dict[str, Any] = {}
+    for name, value in server.settings().items():
+        network, _, field = name.removeprefix("SOCIALBOT_").lower().partition("__")
+        nested.setdefault(network, {})[field] = value
+    return DemoSettings(**nested, **overrides)
+
+
+def start_sandbox(port: int) -> SandboxServer:
+    try:
+        return SandboxServer(port=port).start()
+    except OSError:
+        return SandboxServer(port=0).start()
+
+
+def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], verbose: int = 0) -> int:
+    """Approve and drain ``queue_dir`` into a local sandbox; print what happened."""
+    from socialbot.adapters import create_adapter
+    from socialbot.cli import compose_options, format_table
+
+    if not queue_dir.is_dir():
+        echo(f"socialbot: the queue directory {queue_dir} does not exist", err=True)
+        return 2
+    server = start_sandbox(port)
+    with tempfile.TemporaryDirectory(prefix="socialbot-demo-") as state:
+        settings = sandbox_settings(
+            server, queue_dir=queue_dir, database_url=f"sqlite:///{state}/demo.db"
+        )
+        store = SQLiteStore(settings.database_path)
+        active = settings.active_networks()
+        options = compose_options(settings)
+        echo(f"sandbox: {server.url}  (networks: {', '.join(active)})")
+        echo(f"queue:   {queue_dir}\n")
+        for entry in scan_queue(queue_dir, store):
+            if entry.error:
+                continue
+            try:
+                approve(
+                    entry.path,
+                    by="demo",
+                    networks=active,
+                    queue_dir=queue_dir,
+                    store=store,
+                    now=utcnow(),
+                    options=options,
+                )
+            except SocialbotError as exc:
+                echo(f"socialbot: {exc}", err=True)
+        adapters = {name: create_adapter(name, settings) for name in active}
+        try:
+            report = Publisher(
+                store=store,
+                queue_dir=queue_dir,
+                adapters=adapters,
+                active=active,
+                options=options,
+                budget_seconds=60,
+            ).drain()
+        finally:
+            for adapter in adapters.values():
+                adapter.close()
+        order = {name: index for index, name in enumerate(active)}
+        for outcome in sorted(report.outcomes, key=lambda o: (o.release_id, order[o.network])):
+            where = outcome.receipt.url if outcome.receipt else outcome.error
+            echo(f"── {outcome.release_id} → {outcome.network}: {outcome.status.value} {where}")
+            echo(f"{outcome.text}\n")
+        for problem in report.problems:
+            echo(f"socialbot: {problem}", err=True)
+        echo("posting log:")
+        rows = store.deliveries()
+        echo(format_table(rows) if rows else "(empty: no valid release in the queue)")
+        posted = sum(1 for row in rows if row.status is DeliveryStatus.POSTED)
+        echo(f"\n{posted} posts published to the sandbox; see them at {server.url}/")
+        store.close()
+    server.stop()
+    return report.exit_status

@@ -1,0 +1,111 @@
+"""The exceptions socialbot raises, and what each tells the caller to do.
+
+    SocialbotError
+    ├── ConfigurationError      a setting is missing or wrong (exit status 2)
+    ├── InvalidRelease          a release file cannot be read or validated
+    ├── ApprovalError           approve/resolve/retry asked for something impossible
+    ├── ComposeError            a release cannot become a valid post for a network
+    └── DeliveryError           a network call did not produce a post
+        ├── RateLimited         the network said "not before retry_at"
+        ├── TransientError      nothing was created; safe to try again
+        ├── AmbiguousError      the request may have created a post
+        ├── DuplicateError      the network already holds this post
+        └── PermanentError      retrying the same request cannot help
+            └── AuthError       the credentials were refused
+
+Adapters translate their library's exceptions into these at their boundary, so
+nothing above ``socialbot.adapters`` knows about tweepy or httpx.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class SocialbotError(Exception):
+    """Base class for every error socialbot raises on purpose."""
+
+
+class ConfigurationError(SocialbotError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class InvalidRelease(SocialbotError):
+    """A release file that cannot be read or does not validate."""
+
+    def __init__(self, path: str, problem: str, field: str | None = None) -> None:
+        self.path = path
+        self.field = field
+        self.problem = problem
+        where = f" field {field!r}:" if field else ""
+        super().__init__(f"{path}:{where} {problem}")
+
+
+class ApprovalError(SocialbotError):
+    """An operator command that cannot be carried out as asked."""
+
+
+class DeliveryError(SocialbotError):
+    """A network call that did not end in a post.
+
+    Carries what a handler needs: the network, the HTTP status and the
+    platform's own error code when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        network: str,
+        status_code: int | None = None,
+        api_code: int | str | None = None,
+    ) -> None:
+        self.network = network
+        self.status_code = status_code
+        self.api_code = api_code
+        super().__init__(message)
+
+
+class RateLimited(DeliveryError):
+    """The network refused for now; ``retry_at`` says when to come back (UTC)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        network: str,
+        retry_at: datetime,
+        status_code: int | None = None,
+        api_code: int | str | None = None,
+    ) -> None:
+        self.retry_at = retry_at
+        super().__init__(message, network=network, status_code=status_code, api_code=api_code)
+
+
+class TransientError(DeliveryError):
+    """The request was not processed (refused connection, 5xx before sending)."""
+
+
+class AmbiguousError(DeliveryError):
+    """The request may have reached the network and created a post."""
+
+
+class DuplicateError(DeliveryError):
+    """The network says it already holds this exact post."""
+
+
+class PermanentError(DeliveryError):
+    """The network rejected the request; repeating it cannot succeed."""
+
+
+class AuthError(PermanentError):
+    """The network refused the credentials: every delivery to it will fail."""
+
+
+class ComposeError(SocialbotError):
+    """A release cannot be turned into a valid post for one network."""
+
+    def __init__(self, network: str, problem: str) -> None:
+        self.network = network
+        self.problem = problem
+        super().__init__(f"{network}: {problem}")

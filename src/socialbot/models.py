@@ -1,0 +1,412 @@
+"""The data that flows through socialbot: Release -> Post -> Receipt -> Delivery."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NETWORKS: tuple[str, ...] = ("x", "facebook", "mastodon", "bluesky", "linkedin")
+"""Every supported network, in the order posts are shown."""
+
+# ISO 639-1, the two-letter codes (all 183 of them).
+LANGUAGES = frozenset(
+    [
+        "aa",
+        "ab",
+        "ae",
+        "af",
+        "ak",
+        "am",
+        "an",
+        "ar",
+        "as",
+        "av",
+        "ay",
+        "az",
+        "ba",
+        "be",
+        "bg",
+        "bi",
+        "bm",
+        "bn",
+        "bo",
+        "br",
+        "bs",
+        "ca",
+        "ce",
+        "ch",
+        "co",
+        "cr",
+        "cs",
+        "cu",
+        "cv",
+        "cy",
+        "da",
+        "de",
+        "dv",
+        "dz",
+        "ee",
+        "el",
+        "en",
+        "eo",
+        "es",
+        "et",
+        "eu",
+        "fa",
+        "ff",
+        "fi",
+        "fj",
+        "fo",
+        "fr",
+        "fy",
+        "ga",
+        "gd",
+        "gl",
+        "gn",
+        "gu",
+        "gv",
+        "ha",
+        "he",
+        "hi",
+        "ho",
+        "hr",
+        "ht",
+        "hu",
+        "hy",
+        "hz",
+        "ia",
+        "id",
+        "ie",
+        "ig",
+        "ii",
+        "ik",
+        "io",
+        "is",
+        "it",
+        "iu",
+        "ja",
+        "jv",
+        "ka",
+        "kg",
+        "ki",
+        "kj",
+        "kk",
+        "kl",
+        "km",
+        "kn",
+        "ko",
+        "kr",
+        "ks",
+        "ku",
+        "kv",
+        "kw",
+        "ky",
+        "la",
+        "lb",
+        "lg",
+        "li",
+        "ln",
+        "lo",
+        "lt",
+        "lu",
+        "lv",
+        "mg",
+        "mh",
+        "mi",
+        "mk",
+        "ml",
+        "mn",
+        "mr",
+        "ms",
+        "mt",
+        "my",
+        "na",
+        "nb",
+        "nd",
+        "ne",
+        "ng",
+        "nl",
+        "nn",
+        "no",
+        "nr",
+        "nv",
+        "ny",
+        "oc",
+        "oj",
+        "om",
+        "or",
+        "os",
+        "pa",
+        "pi",
+        "pl",
+        "ps",
+        "pt",
+        "qu",
+        "rm",
+        "rn",
+        "ro",
+        "ru",
+        "rw",
+        "sa",
+        "sc",
+        "sd",
+        "se",
+        "sg",
+        "si",
+        "sk",
+        "sl",
+        "sm",
+        "sn",
+        "so",
+        "sq",
+        "sr",
+        "ss",
+        "st",
+        "su",
+        "sv",
+        "sw",
+        "ta",
+        "te",
+        "tg",
+        "th",
+        "ti",
+        "tk",
+        "tl",
+        "tn",
+        "to",
+        "tr",
+        "ts",
+        "tt",
+        "tw",
+        "ty",
+        "ug",
+        "uk",
+        "ur",
+        "uz",
+        "ve",
+        "vi",
+        "vo",
+        "wa",
+        "wo",
+        "xh",
+        "yi",
+        "yo",
+        "za",
+        "zh",
+        "zu",
+    ]
+)
+
+RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class DeliveryStatus(StrEnum):
+    """Where one delivery (release x network) stands. Stored as its value."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    POSTED = "posted"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+def check_url(value: str) -> str:
+    """Accept only absolute http(s) URLs with a host and no whitespace."""
+    if any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise ValueError("must not contain spaces or control characters")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"must be an http or https URL, not {parts.scheme or 'relative'!r}")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    return value
+
+
+class Release(BaseModel):
+    """One press release, as validated from a file in the queue."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    id: str = Field(max_length=128)
+    title: str = Field(min_length=1, max_length=1000)
+    url: str = Field(max_length=2000)
+    language: str
+    summary: str = Field(default="", max_length=10_000)
+    body: str = Field(default="", max_length=100_000)
+    topics: list[str] = Field(default_factory=list, max_length=50)
+    hashtags: list[str] = Field(default_factory=list, max_length=50)
+    networks: list[str] | None = None
+    not_before: datetime | None = None
+    overrides: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not RELEASE_ID.fullmatch(value):
+            raise ValueError(
+                "must be letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_url(value)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        code = value.lower()
+        if code not in LANGUAGES:
+            raise ValueError(f"{value!r} is not an ISO 639-1 language code (e.g. 'en', 'bg')")
+        return code
+
+    @field_validator("networks")
+    @classmethod
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        names = []
+        for name in value:
+            name = name.strip().lower()
+            if name not in NETWORKS:
+                raise ValueError(f"unknown network {name!r} (supported: {', '.join(NETWORKS)})")
+            if name not in names:
+                names.append(name)
+        if not names:
+            raise ValueError("must name at least one network, or be left out")
+        return names
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if name not in NETWORKS:
+                raise ValueError(f"unknown network {name!r} (supported: {', '.join(NETWORKS)})")
+            if not text.strip():
+                raise ValueError(f"the text for {name} is empty")
+        return value
+
+    @field_validator("not_before")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("needs a UTC offset, e.g. 2026-11-26T09:00:00+01:00")
+        return value
+
+    def content_hash(self) -> str:
+        """SHA-256 of everything that decides what gets published."""
+        canonical = json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def target_networks(self, active: list[str]) -> list[str]:
+        """The networks this release goes to: the ones it names, or every active one."""
+        return list(self.networks) if self.networks is not None else list(active)
+
+
+@dataclass(frozen=True)
+class Post:
+    """The text one network gets for one release, measured as that network counts."""
+
+    network: str
+    text: str
+    link: str
+    length: int
+    limit: int
+    language: str
+    title: str = ""
+    description: str = ""
+    hashtags: tuple[str, ...] = ()
+    facets: tuple[dict[str, Any], ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "network": self.network,
+            "text": self.text,
+            "length": self.length,
+            "limit": self.limit,
+            "hashtags": list(self.hashtags),
+            "link": self.link,
+        }
+        if self.network == "bluesky":
+            data["facets"] = list(self.facets)
+        if self.notes:
+            data["notes"] = list(self.notes)
+        return data
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a network gave back for a post: its id and public address."""
+
+    remote_id: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Who approved which exact content of a release, for which networks, and when."""
+
+    release_id: str
+    content_hash: str
+    approved_by: str
+    approved_at: datetime
+    source: str
+    networks: tuple[str, ...]
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One release on one network: a row of the posting log."""
+
+    id: int
+    release_id: str
+    network: str
+    status: DeliveryStatus
+    content_hash: str
+    approved_by: str
+    approved_at: datetime
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    text: str | None = None
+    remote_id: str | None = None
+    url: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    posted_at: datetime | None = None
+    idempotency_key: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "release": self.release_id,
+            "network": self.network,
+            "status": self.status.value,
+            "remote_id": self.remote_id,
+            "url": self.url,
+            "attempts": self.attempts,
+            "error": self.error,
+            "approved_by": self.approved_by,
+            "approved_at": iso(self.approved_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "posted_at": iso(self.posted_at),
+            "next_attempt_at": iso(self.next_attempt_at),
+            "text": self.text,
+        }

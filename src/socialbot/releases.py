@@ -1,0 +1,318 @@
+"""Reading the queue directory: release files, their validation, and approval.
+
+A release file is JSON (``*.json``) or YAML (``*.yaml``/``*.yml``, read with a
+safe loader that also refuses aliases). Reading is defensive: only regular
+files inside the queue, at most ``MAX_FILE_BYTES``, strict UTF-8; every problem
+becomes one ``InvalidRelease`` naming the file and, when it applies, the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from socialbot.compose import ComposeOptions, compose
+from socialbot.errors import ApprovalError, InvalidRelease
+from socialbot.models import Approval, Release
+from socialbot.store import QueueFile, Store
+
+MAX_FILE_BYTES = 512 * 1024
+SUFFIXES = (".json", ".yaml", ".yml")
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """YAML's safe loader without aliases (no alias bombs) and without YAML 1.1
+    booleans such as ``no`` (the language code for Norwegian)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.YAMLError(
+                f"uses a YAML alias (line {event.start_mark.line + 1}), which is not allowed"
+            )
+        return super().compose_node(parent, index)
+
+
+_SafeLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One file of the queue, as the scan saw it."""
+
+    path: Path
+    signature: str
+    release_id: str | None = None
+    content_hash: str | None = None
+    not_before: datetime | None = None
+    error: str | None = None
+
+
+def file_signature(st: os.stat_result) -> str:
+    """Changes whenever the file is replaced or rewritten."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def read_release(path: Path, queue_dir: Path | None = None) -> Release:
+    """Read and validate one release file. Raises InvalidRelease."""
+    data = _parse(path, _read_bytes(path, queue_dir))
+    data.setdefault("id", path.stem)
+    try:
+        return Release.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(path, exc) from None
+
+
+def release_files(queue_dir: Path) -> Iterable[os.DirEntry[str]]:
+    """The candidate files of the queue: everything but hidden and backup files."""
+    try:
+        with os.scandir(queue_dir) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if entry.name.startswith(".") or entry.name.endswith("~"):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    continue
+                yield entry
+    except FileNotFoundError:
+        return
+
+
+def describe(path: Path, queue_dir: Path, signature: str) -> QueueEntry:
+    """Read one file into a QueueEntry, turning any problem into ``error``."""
+    try:
+        release = read_release(path, queue_dir)
+    except InvalidRelease as exc:
+        return QueueEntry(path, signature, error=str(exc))
+    return QueueEntry(
+        path,
+        signature,
+        release_id=release.id,
+        content_hash=release.content_hash(),
+        not_before=release.not_before,
+    )
+
+
+def scan_queue(queue_dir: Path, store: Store) -> list[QueueEntry]:
+    """Every file of the queue, read only when it changed since the last scan.
+
+    The store remembers each file's stat signature and what it held, so a
+    queue of thousands of settled releases costs a ``stat`` per file.
+    """
+    cache = store.queue_files()
+    entries: list[QueueEntry] = []
+    fresh: list[QueueFile] = []
+    for dirent in release_files(queue_dir):
+        path = Path(dirent.path)
+        try:
+            signature = file_signature(dirent.stat(follow_symlinks=False))
+            if dirent.is_symlink():
+                signature += "->" + file_signature(dirent.stat(follow_symlinks=True))
+        except OSError as exc:
+            entries.append(QueueEntry(path, "", error=f"{path}: cannot be read ({exc.strerror})"))
+            continue
+        cached = cache.get(str(path))
+        if cached is not None and cached.signature == signature:
+            entries.append(
+                QueueEntry(
+                    path,
+                    signature,
+                    cached.release_id,
+                    cached.content_hash,
+                    cached.not_before,
+                    cached.error,
+                )
+            )
+            continue
+        entry = describe(path, queue_dir, signature)
+        entries.append(entry)
+        fresh.append(
+            QueueFile(
+                str(path),
+                signature,
+                entry.release_id,
+                entry.content_hash,
+                entry.not_before,
+                entry.error,
+            )
+        )
+    present = {str(entry.path) for entry in entries}
+    store.remember_files(fresh, [path for path in cache if path not in present])
+    return mark_duplicate_ids(entries)
+
+
+def find_release_file(reference: str, queue_dir: Path, store: Store) -> Path:
+    """A release named by its path or by its id, which must be in the queue."""
+    path = Path(reference)
+    if path.exists() or path.is_symlink():
+        if not path.resolve().parent == queue_dir.resolve():
+            raise ApprovalError(
+                f"{reference} is not in the queue directory {queue_dir}: move it there first"
+            )
+        return path
+    for entry in scan_queue(queue_dir, store):
+        if entry.release_id == reference or entry.path.stem == reference:
+            return entry.path
+    raise ApprovalError(f"no release file or release id {reference!r} in {queue_dir}")
+
+
+def approve(
+    path: Path,
+    *,
+    by: str,
+    networks: list[str],
+    queue_dir: Path,
+    store: Store,
+    now: datetime,
+    options: ComposeOptions | None = None,
+) -> tuple[Release, Approval]:
+    """Record that ``by`` approved exactly this content of the release.
+
+    ``networks`` are the active ones, used when the release names none. Every
+    post is composed first, so a text override over a network's limit is
+    refused now rather than at posting time.
+    """
+    by = by.strip()
+    if not by:
+        raise ApprovalError("--by needs the name of the person approving")
+    release = read_release(path, queue_dir)
+    targets = release.target_networks(networks)
+    if not targets:
+        raise ApprovalError(
+            f"{path}: names no networks and none is configured; "
+            "add a 'networks' field or set a network's credentials"
+        )
+    for network in targets:
+        compose(release, network, options)
+    approval = Approval(
+        release_id=release.id,
+        content_hash=release.content_hash(),
+        approved_by=by,
+        approved_at=now,
+        source=str(path),
+        networks=tuple(targets),
+    )
+    approval_id = store.record_approval(approval)
+    return release, replace(approval, id=approval_id)
+
+
+def mark_duplicate_ids(entries: list[QueueEntry]) -> list[QueueEntry]:
+    """Two files with one release id: both are errors, neither is posted."""
+    seen: dict[str, list[QueueEntry]] = {}
+    for entry in entries:
+        if entry.release_id:
+            seen.setdefault(entry.release_id, []).append(entry)
+    result = []
+    for entry in entries:
+        clashes = seen.get(entry.release_id or "", [])
+        if len(clashes) > 1:
+            others = ", ".join(str(e.path) for e in clashes if e is not entry)
+            entry = QueueEntry(
+                entry.path,
+                entry.signature,
+                error=f"{entry.path}: field 'id': release id {entry.release_id!r} "
+                f"is also used by {others}",
+            )
+        result.append(entry)
+    return result
+
+
+def _read_bytes(path: Path, queue_dir: Path | None) -> bytes:
+    if path.suffix.lower() not in SUFFIXES:
+        raise InvalidRelease(str(path), "is not a release file (use .json, .yaml or .yml)")
+    try:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            target = path.resolve()
+            if queue_dir is not None and not target.is_relative_to(queue_dir.resolve()):
+                raise InvalidRelease(str(path), "is a symbolic link pointing outside the queue")
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise InvalidRelease(str(path), "does not exist") from None
+    except OSError as exc:
+        raise InvalidRelease(str(path), f"cannot be read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidRelease(str(path), "is not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            raise InvalidRelease(
+                str(path), f"is {st.st_size} bytes; a release file may have {MAX_FILE_BYTES}"
+            )
+        content = handle.read(MAX_FILE_BYTES + 1)
+    if len(content) > MAX_FILE_BYTES:
+        raise InvalidRelease(str(path), f"is larger than {MAX_FILE_BYTES} bytes")
+    return content
+
+
+def _parse(path: Path, content: bytes) -> dict[str, Any]:
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRelease(
+            str(path), f"is not valid UTF-8 (byte {exc.start} is 0x{content[exc.start]:02x})"
+        ) from None
+    if "\x00" in text:
+        raise InvalidRelease(str(path), "contains a NUL character")
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidRelease(
+                str(path), f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+            ) from None
+        except RecursionError:
+            raise InvalidRelease(str(path), "is not valid JSON (nested too deeply)") from None
+    else:
+        try:
+            data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.constructor.ConstructorError as exc:
+            match = re.search(r"'([^']+)'", exc.problem or "")
+            tag = match.group(1).replace("tag:yaml.org,2002:", "!!") if match else "unknown"
+            raise InvalidRelease(
+                str(path), f"uses the YAML tag {tag}, which is not allowed"
+            ) from None
+        except yaml.YAMLError as exc:
+            raise InvalidRelease(str(path), f"is not valid YAML ({_yaml_problem(exc)})") from None
+        except RecursionError:
+            raise InvalidRelease(str(path), "is not valid YAML (nested too deeply)") from None
+    if not isinstance(data, dict):
+        raise InvalidRelease(str(path), "must hold a mapping of fields (title, url, language, …)")
+    return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError):
+        where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        return f"{exc.problem or exc.context}{where}"
+    return str(exc)
+
+
+def _invalid(path: Path, exc: ValidationError) -> InvalidRelease:
+    errors = exc.errors()
+    first = errors[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        message = "is required"
+    elif first["type"] == "extra_forbidden":
+        message = "is not a release field"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return InvalidRelease(str(path), message, field=field)

@@ -1,0 +1,175 @@
+"""A fake Graph API Page: ``POST /{version}/{page-id}/feed``, as the Pages API documents it.
+
+The Page access token is taken from the ``Authorization`` header (or an
+``access_token`` parameter, as Meta also accepts); errors use the Graph API's
+``{"error": {"message", "type", "code", "fbtrace_id"}}`` body; every answer
+carries ``X-Business-Use-Case-Usage``, which on throttling holds
+``estimated_time_to_regain_access`` in minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+from typing import Any
+
+from socialbot.sandbox.server import Fault, NetworkSandbox, Request, Response
+
+OLDEST_SERVED = (21, 0)
+MESSAGE_LIMIT = 63_206
+_VERSION = r"(?P<version>v\d+\.\d+)"
+
+
+def graph_error(status: int, code: int, message: str, **extra: Any) -> Response:
+    error = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": secrets.token_urlsafe(8),
+        **extra,
+    }
+    return Response.json(status, {"error": error})
+
+
+class FacebookSandbox(NetworkSandbox):
+    name = "facebook"
+    create_path = rf"/{_VERSION}/(?P<page>[^/]+)/feed"
+
+    def default_credentials(self) -> dict[str, str]:
+        return {"page_id": "104811998472315", "page_access_token": "sandbox-facebook-page-token"}
+
+    def settings(self, base: str) -> dict[str, str]:
+        return {
+            "SOCIALBOT_FACEBOOK__PAGE_ID": self.credentials["page_id"],
+            "SOCIALBOT_FACEBOOK__PAGE_ACCESS_TOKEN": self.credentials["page_access_token"],
+            "SOCIALBOT_FACEBOOK__BASE_URL": base,
+            "SOCIALBOT_FACEBOOK__WEB_URL": base,
+        }
+
+    def routes(self) -> list[tuple[str, str, Any]]:
+        return [
+            ("POST", self.create_path, self.create_post),
+            ("GET", self.create_path, self.list_posts),
+            ("GET", rf"/{_VERSION}/(?P<page>\d+)", self.page),
+        ]
+
+    def create_post(self, request: Request, match: re.Match[str]) -> Response:
+        denied = self.check(request, match)
+        if denied is not None:
+            return denied
+        message = request.param("message") or ""
+        link = request.param("link") or ""
+        if not message and not link:
+            return graph_error(400, 100, "(#100) Missing message or attachment")
+        if len(message) > MESSAGE_LIMIT:
+            return graph_error(
+                400, 100, f"(#100) Param message must be at most {MESSAGE_LIMIT} characters long"
+            )
+        if link and not re.match(r"https?://[^\s/]+", link):
+            return graph_error(400, 100, "(#100) The link parameter must be a valid URL")
+        with self.lock:
+            recent = self.posts[-10:]
+            if any(p["text"] == message and p.get("link") == link for p in recent):
+                return self.with_usage(graph_error(400, 506, "(#506) Duplicate status message"))
+            story = str(1_200_000_000_000_000 + self.next_id())
+            page = self.credentials["page_id"]
+            self.store(
+                {
+                    "id": f"{page}_{story}",
+                    "text": message,
+                    "link": link,
+                    "url": f"{self.base_url}/{page}/posts/{story}",
+                }
+            )
+        return self.with_usage(Response.json(200, {"id": f"{page}_{story}"}))
+
+    def list_posts(self, request: Request, match: re.Match[str]) -> Response:
+        denied = self.check(request, match)
+        if denied is not None:
+            return denied
+        since = float(request.param("since") or 0)
+        with self.lock:
+            data = [
+                {"id": p["id"], "message": p["text"], "created_time": p["created_at"]}
+                for p in reversed(self.posts)
+                if _epoch(p["created_at"]) >= since
+            ][: int(request.param("limit") or 25)]
+        return self.with_usage(Response.json(200, {"data": data, "paging": {}}))
+
+    def page(self, request: Request, match: re.Match[str]) -> Response:
+        denied = self.check(request, match)
+        return denied or self.with_usage(
+            Response.json(200, {"id": self.credentials["page_id"], "name": "CoR sandbox Page"})
+        )
+
+    def check(self, request: Request, match: re.Match[str]) -> Response | None:
+        major, minor = (int(part) for part in match["version"][1:].split("."))
+        if (major, minor) < OLDEST_SERVED:
+            return graph_error(
+                400,
+                2635,
+                f"(#2635) You are calling a deprecated version of the Graph API "
+                f"({match['version']}). Please update to the latest version.",
+            )
+        token = _bearer(request) or request.param("access_token")
+        if not token:
+            return graph_error(
+                400, 2500, "An active access token must be used to query information."
+            )
+        if token != self.credentials["page_access_token"]:
+            return graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+        if match["page"] != self.credentials["page_id"]:
+            return graph_error(
+                400,
+                100,
+                f"Unsupported request. Object with ID '{match['page']}' does not exist, "
+                "cannot be loaded due to missing permissions, or does not support this operation",
+                error_subcode=33,
+            )
+        return None
+
+    def with_usage(self, response: Response, regain_minutes: int = 0) -> Response:
+        usage = {
+            self.credentials["page_id"]: [
+                {
+                    "type": "pages",
+                    "call_count": 100 if regain_minutes else 1,
+                    "total_cputime": 1,
+                    "total_time": 1,
+                    "estimated_time_to_regain_access": regain_minutes,
+                }
+            ]
+        }
+        response.headers["X-Business-Use-Case-Usage"] = json.dumps(usage)
+        return response
+
+    def error_response(self, fault: Fault) -> Response:
+        if fault.status == 429:
+            # The Graph API signals throttling with an error code, not HTTP 429.
+            minutes = max(1, math.ceil(fault.retry_after / 60)) if fault.hint != "none" else 0
+            return self.with_usage(
+                graph_error(400, 32, "(#32) Page request limit reached", is_transient=True),
+                minutes,
+            )
+        if fault.status >= 500:
+            return graph_error(
+                fault.status,
+                2,
+                "An unexpected error has occurred. Please retry your request later.",
+                is_transient=True,
+            )
+        return graph_error(fault.status, 100, f"(#100) injected error {fault.status}")
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("Authorization") or ""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() in ("bearer", "oauth") and token else None
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,461 @@
+"""The sandbox's HTTP server: routing, fault injection, and the overview pages.
+
+Each network lives under its own prefix (``/x``, ``/facebook``, …), so a
+network's ``*__BASE_URL`` setting points at ``http://127.0.0.1:PORT/<network>``.
+Control endpoints live under ``/_sandbox``:
+
+- ``GET /`` — a page listing the accepted posts per network;
+- ``GET /_sandbox/posts[?network=N]`` — the same as JSON;
+- ``POST /_sandbox/faults`` — queue faults: ``{"network": "x", "kind": "error",
+  "status": 500, "times": 1}`` (kinds below);
+- ``DELETE /_sandbox/posts`` — forget every post and fault.
+
+Fault kinds: ``error`` (answer ``status`` with the network's own error body and
+headers; 429 carries its rate-limit reset hint), ``slow`` (wait ``delay``
+seconds, then answer normally), ``hang`` (wait ``delay`` seconds, then close
+without processing), ``reset`` (reset the connection without processing),
+``accept-then-hang`` and ``accept-then-reset`` (process the request, so the
+post exists, then hang or reset instead of answering).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import importlib
+import json
+import re
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar, Literal
+from urllib.parse import parse_qs, urlsplit
+
+MAX_BODY = 5 * 1024 * 1024
+FaultKind = Literal["error", "slow", "hang", "reset", "accept-then-hang", "accept-then-reset"]
+RetryHint = Literal["native", "retry-after-seconds", "retry-after-date", "past-date", "none"]
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour, applied to the next ``times`` matching requests."""
+
+    kind: FaultKind = "error"
+    status: int = 500
+    times: int = 1
+    delay: float = 5.0
+    retry_after: float = 30.0
+    """For 429s: seconds until the network's reset hint."""
+    hint: RetryHint = "native"
+    """Which reset hint a 429 carries: the network's own header, Retry-After, or none."""
+    path: str | None = None
+    """A regex on the request path; default: the network's create endpoint."""
+    method: str | None = None
+
+
+@dataclass
+class Request:
+    """What a network handler sees of one HTTP request."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Message
+    body: bytes
+    url: str
+
+    def json(self) -> Any:
+        return json.loads(self.body.decode("utf-8"))
+
+    def form(self) -> dict[str, list[str]]:
+        return parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
+
+    def param(self, name: str) -> str | None:
+        """A value from the query string or a form body."""
+        values = self.query.get(name)
+        if values is None and "form-urlencoded" in (self.headers.get("Content-Type") or ""):
+            values = self.form().get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
+        return cls(
+            status,
+            json.dumps(data, ensure_ascii=False).encode("utf-8"),
+            {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+        )
+
+    @classmethod
+    def html(cls, status: int, text: str) -> Response:
+        return cls(status, text.encode("utf-8"), {"Content-Type": "text/html; charset=utf-8"})
+
+
+Handler = Callable[[Request, "re.Match[str]"], Response]
+
+
+class NetworkSandbox:
+    """One fake network: its routes, credentials, stored posts and error bodies."""
+
+    name: ClassVar[str]
+    create_path: ClassVar[str]
+    """Regex of the endpoint that creates posts (the default target of faults)."""
+
+    def __init__(self, server: SandboxServer, credentials: dict[str, str] | None = None) -> None:
+        self.server = server
+        self.credentials = {**self.default_credentials(), **(credentials or {})}
+        self.posts: list[dict[str, Any]] = []
+        self.lock = threading.RLock()
+        self.counter = 0
+
+    # What subclasses provide.
+    def default_credentials(self) -> dict[str, str]:
+        return {}
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        """(method, path regex, handler) triples, paths relative to the prefix."""
+        return []
+
+    def error_response(self, fault: Fault) -> Response:
+        """The network's own answer for an injected error ``fault.status``."""
+        return Response.json(fault.status, {"error": f"injected {fault.status}"})
+
+    def settings(self, base: str) -> dict[str, str]:
+        """``SOCIALBOT_*`` variables that point the network's adapter here."""
+        return {}
+
+    # Shared helpers.
+    @property
+    def base_url(self) -> str:
+        return f"{self.server.url}/{self.name}"
+
+    def next_id(self) -> int:
+        with self.lock:
+            self.counter += 1
+            return self.counter
+
+    def store(self, post: dict[str, Any]) -> dict[str, Any]:
+        """Keep an accepted post; the oracle tests count duplicates against."""
+        post = {"network": self.name, "created_at": now_iso(), **post}
+        with self.lock:
+            self.posts.append(post)
+        return post
+
+    def find_post(self, web_path: str) -> dict[str, Any] | None:
+        with self.lock:
+            for post in self.posts:
+                if urlsplit(post.get("url", "")).path == web_path:
+                    return post
+        return None
+
+    def reset(self) -> None:
+        with self.lock:
+            self.posts.clear()
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+NETWORK_SANDBOXES: dict[str, str] = {
+    "x": "socialbot.sandbox.x:XSandbox",
+    "facebook": "socialbot.sandbox.facebook:FacebookSandbox",
+}
+
+
+class SandboxServer:
+    """Local fakes of every supported network, on one loopback port.
+
+    Use as a context manager in tests, or ``serve_forever`` from the CLI.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        credentials: dict[str, dict[str, str]] | None = None,
+        latency: dict[str, float] | None = None,
+    ) -> None:
+        self.httpd = ThreadingHTTPServer((host, port), _RequestHandler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False
+        self.httpd.sandbox = self  # type: ignore[attr-defined]
+        self.latency = dict(latency or {})
+        self.faults: dict[str, list[Fault]] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        """Exceptions raised inside handlers (tests assert there are none)."""
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.networks: dict[str, NetworkSandbox] = {}
+        for name, target in NETWORK_SANDBOXES.items():
+            module_name, _, class_name = target.partition(":")
+            cls = getattr(importlib.import_module(module_name), class_name)
+            self.networks[name] = cls(self, (credentials or {}).get(name))
+        self._routes = {
+            name: [(m, re.compile(p), h) for m, p, h in net.routes()]
+            for name, net in self.networks.items()
+        }
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def settings(self) -> dict[str, str]:
+        """Every ``SOCIALBOT_*`` variable needed to drain into this sandbox."""
+        env: dict[str, str] = {}
+        for network in self.networks.values():
+            env.update(network.settings(network.base_url))
+        return env
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="socialbot-sandbox", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def inject(self, network: str, fault: Fault) -> None:
+        """Queue a fault for a network's next matching requests."""
+        if network not in self.networks:
+            raise KeyError(f"no sandbox for {network!r}")
+        with self._lock:
+            self.faults.setdefault(network, []).append(fault)
+
+    def take_fault(self, network: str, request: Request) -> Fault | None:
+        default_path = self.networks[network].create_path
+        with self._lock:
+            for fault in self.faults.get(network, []):
+                if fault.method and fault.method != request.method:
+                    continue
+                if not re.fullmatch(fault.path or default_path, request.path):
+                    continue
+                if fault.path is None and request.method != "POST":
+                    continue
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.faults[network].remove(fault)
+                return fault
+        return None
+
+    def posts(self, network: str | None = None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = []
+        for name, net in self.networks.items():
+            if network is None or name == network:
+                with net.lock:
+                    result.extend(dict(p) for p in net.posts)
+        return result
+
+    def reset(self) -> None:
+        with self._lock:
+            self.faults.clear()
+            self.requests.clear()
+        for net in self.networks.values():
+            net.reset()
+
+    def record(self, network: str, request: Request) -> None:
+        """Remember each request (method, path, headers) for tests to inspect."""
+        with self._lock:
+            self.requests.append(
+                {
+                    "network": network,
+                    "method": request.method,
+                    "path": request.path,
+                    "headers": dict(request.headers.items()),
+                    "body": request.body.decode("utf-8", "replace"),
+                }
+            )
+
+    def overview(self) -> Response:
+        parts = [
+            "<!doctype html><meta charset=utf-8><title>socialbot sandbox</title>",
+            "<style>body{font:15px system-ui;max-width:50em;margin:2em auto}"
+            "article{border:1px solid #ccc;border-radius:6px;padding:.5em 1em;margin:.5em 0;"
+            "white-space:pre-wrap}small{color:#666}</style>",
+            "<h1>socialbot sandbox</h1>",
+            "<p>Posts accepted by the local fake networks. JSON: "
+            "<a href=/_sandbox/posts>/_sandbox/posts</a></p>",
+        ]
+        for name, net in self.networks.items():
+            with net.lock:
+                posts = list(net.posts)
+            parts.append(f"<h2>{html.escape(name)} ({len(posts)})</h2>")
+            for post in posts:
+                parts.append(_post_html(post))
+        return Response.html(200, "".join(parts))
+
+
+def _post_html(post: dict[str, Any]) -> str:
+    url = html.escape(str(post.get("url", "")))
+    return (
+        f"<article>{html.escape(str(post.get('text', '')))}"
+        f"<br><small>{html.escape(str(post.get('created_at', '')))} · "
+        f"<a href='{url}'>{url}</a></small></article>"
+    )
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "socialbot-sandbox/1"
+
+    @property
+    def sandbox(self) -> SandboxServer:
+        return self.server.sandbox  # type: ignore[attr-defined, no-any-return]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the sandbox is used inside tests and the demo."""
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self._send(Response.json(413, {"error": "request body too large"}))
+            return
+        body = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        host = self.headers.get("Host") or "127.0.0.1"
+        request = Request(
+            method=self.command,
+            path=parts.path,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers=self.headers,
+            body=body,
+            url=f"http://{host}{self.path}",
+        )
+        try:
+            response = self._route(request)
+        except _Dropped:
+            return
+        except Exception as exc:  # noqa: BLE001 - a sandbox bug answers 500, like a server
+            self.sandbox.errors.append(f"{request.method} {request.path}: {exc!r}")
+            response = Response.json(500, {"error": "sandbox failure"})
+        self._send(response)
+
+    def _route(self, request: Request) -> Response:
+        path = request.path
+        if path == "/":
+            return self.sandbox.overview()
+        if path == "/_sandbox/posts":
+            if request.method == "DELETE":
+                self.sandbox.reset()
+                return Response(204)
+            only = request.query.get("network", [None])[0]
+            return Response.json(200, self.sandbox.posts(only))
+        if path == "/_sandbox/faults" and request.method == "POST":
+            return self._add_faults(request)
+        if path == "/_sandbox/settings":
+            return Response.json(200, self.sandbox.settings())
+        name, _, rest = path.lstrip("/").partition("/")
+        network = self.sandbox.networks.get(name)
+        if network is None:
+            return Response.json(404, {"error": f"no such network: {name}"})
+        request.path = "/" + rest
+        self.sandbox.record(name, request)
+        delay = self.sandbox.latency.get(name, 0.0)
+        if delay:
+            time.sleep(delay)
+        fault = self.sandbox.take_fault(name, request)
+        if fault is not None and fault.kind in ("error", "hang", "reset"):
+            if fault.kind == "error":
+                return network.error_response(fault)
+            self._drop(fault)
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)
+        response = self._handle(network, request)
+        if fault is not None and fault.kind.startswith("accept-then-"):
+            self._drop(fault)
+        return response
+
+    def _handle(self, network: NetworkSandbox, request: Request) -> Response:
+        for method, pattern, handler in self.sandbox._routes[network.name]:
+            match = pattern.fullmatch(request.path)
+            if match and method == request.method:
+                return handler(request, match)
+        if request.method == "GET":
+            post = network.find_post(f"/{network.name}{request.path}")
+            if post is not None:
+                return Response.html(200, "<!doctype html><meta charset=utf-8>" + _post_html(post))
+        return Response.json(404, {"error": f"{request.method} {request.path} is not served"})
+
+    def _add_faults(self, request: Request) -> Response:
+        try:
+            data = request.json()
+            items = data if isinstance(data, list) else [data]
+            for item in items:
+                network = item.pop("network")
+                self.sandbox.inject(network, Fault(**item))
+        except (ValueError, KeyError, TypeError) as exc:
+            return Response.json(400, {"error": f"bad fault: {exc}"})
+        return Response.json(201, {"queued": len(items)})
+
+    def _drop(self, fault: Fault) -> None:
+        """Hang or reset instead of answering."""
+        if fault.kind.endswith("hang"):
+            time.sleep(fault.delay)
+            self.close_connection = True
+            raise _Dropped
+        # SO_LINGER with a zero timeout makes close() send a TCP RST.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        raise _Dropped
+
+    def _send(self, response: Response) -> None:
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+
+
+class _Dropped(Exception):
+    """Raised to leave a request without an answer."""
+
+
+def fault_dict(fault: Fault) -> dict[str, Any]:
+    return asdict(fault)

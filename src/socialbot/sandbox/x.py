@@ -1,0 +1,261 @@
+"""A fake X API v2: ``POST /2/tweets`` with OAuth 1.0a, as developer.x.com describes it.
+
+It checks the OAuth 1.0a HMAC-SHA1 signature of every request (consumer key and
+access token must match, the timestamp must be within five minutes, a nonce is
+accepted once), counts text the way X does (twitter-text v3), refuses duplicate
+text with X's 403 body, and sends ``x-rate-limit-*`` headers on every answer,
+answering 429 when the window's quota is spent. Returned texts carry links
+rewritten as t.co addresses, as the real API returns them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import time
+from typing import Any
+
+from oauthlib.oauth1.rfc5849 import signature, utils
+
+from socialbot.compose import measure
+from socialbot.sandbox.server import Fault, NetworkSandbox, Request, Response, now_iso
+
+FIRST_ID = 1_860_000_000_000_000_000
+USER = {
+    "id": "1519476813409103872",
+    "name": "European Committee of the Regions",
+    "username": "EU_CoR",
+}
+TOO_LONG = (
+    "Your Tweet text is too long. For more information on how Twitter determines text "
+    "length see https://github.com/twitter/twitter-text."
+)
+DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
+WINDOW_SECONDS = 15 * 60
+_LINK = re.compile(r"https?://\S+")
+
+
+def problem(status: int, title: str, detail: str | None = None) -> dict[str, Any]:
+    """X API v2's error body (an RFC 7807 problem)."""
+    return {"title": title, "detail": detail or title, "type": "about:blank", "status": status}
+
+
+class XSandbox(NetworkSandbox):
+    name = "x"
+    create_path = r"/2/tweets"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.nonces: set[str] = set()
+        self.window_limit = 100
+        self.window_start = time.time()
+        self.window_used = 0
+
+    def default_credentials(self) -> dict[str, str]:
+        return {
+            "api_key": "sandbox-x-api-key",
+            "api_secret": "sandbox-x-api-secret",
+            "access_token": "sandbox-x-access-token",
+            "access_token_secret": "sandbox-x-access-token-secret",
+        }
+
+    def settings(self, base: str) -> dict[str, str]:
+        env = {f"SOCIALBOT_X__{k.upper()}": v for k, v in self.credentials.items()}
+        env["SOCIALBOT_X__BASE_URL"] = base
+        env["SOCIALBOT_X__WEB_URL"] = base
+        return env
+
+    def routes(self) -> list[tuple[str, str, Any]]:
+        return [
+            ("POST", r"/2/tweets", self.create_tweet),
+            ("GET", r"/2/users/me", self.users_me),
+            ("GET", r"/2/users/(?P<id>\d+)/tweets", self.user_tweets),
+        ]
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    def create_tweet(self, request: Request, match: re.Match[str]) -> Response:
+        denied = self.authenticate(request)
+        if denied is not None:
+            return denied
+        limited = self.spend_quota()
+        if limited is not None:
+            return limited
+        try:
+            body = request.json()
+            text = body["text"]
+            if not isinstance(text, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return self.reply(
+                400,
+                {
+                    "errors": [{"message": "The `text` field must be a string"}],
+                    "title": "Invalid Request",
+                    "detail": "One or more parameters to your request was invalid.",
+                    "type": "https://api.twitter.com/2/problems/invalid-request",
+                },
+            )
+        if not text.strip() or measure("x", text) > 280:
+            return self.reply(400, problem(400, "Bad Request", TOO_LONG))
+        with self.lock:
+            if any(post["text"] == text for post in self.posts):
+                return self.reply(403, problem(403, "Forbidden", DUPLICATE))
+            tweet_id = str(FIRST_ID + self.next_id())
+            self.store(
+                {
+                    "id": tweet_id,
+                    "text": text,
+                    "url": f"{self.base_url}/i/web/status/{tweet_id}",
+                }
+            )
+        data = {"id": tweet_id, "text": tco(text), "edit_history_tweet_ids": [tweet_id]}
+        return self.reply(201, {"data": data})
+
+    def users_me(self, request: Request, match: re.Match[str]) -> Response:
+        denied = self.authenticate(request)
+        return denied or self.reply(200, {"data": USER})
+
+    def user_tweets(self, request: Request, match: re.Match[str]) -> Response:
+        denied = self.authenticate(request)
+        if denied is not None:
+            return denied
+        if match["id"] != USER["id"]:
+            return self.reply(200, {"meta": {"result_count": 0}})
+        start = (request.query.get("start_time") or [""])[0]
+        with self.lock:
+            tweets = [
+                {
+                    "id": p["id"],
+                    "text": tco(p["text"]),
+                    "created_at": p["created_at"],
+                    "edit_history_tweet_ids": [p["id"]],
+                }
+                for p in reversed(self.posts)
+                if p["created_at"] >= start
+            ][:100]
+        if not tweets:
+            return self.reply(200, {"meta": {"result_count": 0}})
+        meta = {
+            "result_count": len(tweets),
+            "newest_id": tweets[0]["id"],
+            "oldest_id": tweets[-1]["id"],
+        }
+        return self.reply(200, {"data": tweets, "meta": meta})
+
+    # -- protocol details ----------------------------------------------------------------
+
+    def authenticate(self, request: Request) -> Response | None:
+        """Verify OAuth 1.0a user context (RFC 5849, HMAC-SHA1)."""
+        header = request.headers.get("Authorization") or ""
+        if not header.startswith("OAuth "):
+            return self.reply(401, problem(401, "Unauthorized"))
+        try:
+            oauth = {k: utils.unescape(v) for k, v in utils.parse_authorization_header(header)}
+        except (ValueError, TypeError):
+            return self.reply(401, problem(401, "Unauthorized"))
+        expected = self.credentials
+        if (
+            oauth.get("oauth_consumer_key") != expected["api_key"]
+            or oauth.get("oauth_token") != expected["access_token"]
+            or oauth.get("oauth_signature_method") != "HMAC-SHA1"
+            or oauth.get("oauth_version", "1.0") != "1.0"
+        ):
+            return self.reply(401, problem(401, "Unauthorized"))
+        try:
+            timestamp = int(oauth.get("oauth_timestamp", "0"))
+        except ValueError:
+            timestamp = 0
+        nonce = oauth.get("oauth_nonce", "")
+        with self.lock:
+            replayed = not nonce or nonce in self.nonces
+            self.nonces.add(nonce)
+        if abs(time.time() - timestamp) > 300 or replayed:
+            return self.reply(401, problem(401, "Unauthorized"))
+        query = request.url.partition("?")[2]
+        params = signature.collect_parameters(
+            uri_query=query,
+            body=request.form()
+            if "form-urlencoded" in (request.headers.get("Content-Type") or "")
+            else None,
+            headers={"Authorization": header},
+            exclude_oauth_signature=True,
+        )
+        base = signature.signature_base_string(
+            request.method,
+            signature.base_string_uri(request.url),
+            signature.normalize_parameters(params),
+        )
+        # RFC 5849 section 3.4.2: the key is both secrets, escaped, joined by "&".
+        key = f"{utils.escape(expected['api_secret'])}&{utils.escape(expected['access_token_secret'])}"
+        digest = hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()
+        wanted = base64.b64encode(digest).decode()
+        if not hmac.compare_digest(wanted, oauth.get("oauth_signature", "")):
+            return self.reply(401, problem(401, "Unauthorized"))
+        return None
+
+    def spend_quota(self) -> Response | None:
+        with self.lock:
+            now = time.time()
+            if now - self.window_start >= WINDOW_SECONDS:
+                self.window_start, self.window_used = now, 0
+            if self.window_used >= self.window_limit:
+                reset = int(self.window_start + WINDOW_SECONDS)
+                return Response.json(
+                    429, problem(429, "Too Many Requests"), self.limit_headers(reset, 0)
+                )
+            self.window_used += 1
+        return None
+
+    def limit_headers(
+        self, reset: int | None = None, remaining: int | None = None
+    ) -> dict[str, str]:
+        if reset is None:
+            reset = int(self.window_start + WINDOW_SECONDS)
+        if remaining is None:
+            remaining = max(self.window_limit - self.window_used, 0)
+        return {
+            "x-rate-limit-limit": str(self.window_limit),
+            "x-rate-limit-remaining": str(remaining),
+            "x-rate-limit-reset": str(reset),
+        }
+
+    def reply(self, status: int, data: dict[str, Any]) -> Response:
+        return Response.json(status, data, self.limit_headers())
+
+    def error_response(self, fault: Fault) -> Response:
+        titles = {
+            429: "Too Many Requests",
+            500: "Internal Server Error",
+            503: "Service Unavailable",
+        }
+        body = problem(fault.status, titles.get(fault.status, "Error"))
+        if fault.status != 429:
+            return self.reply(fault.status, body)
+        reset = time.time() + fault.retry_after
+        headers = self.limit_headers(int(reset), 0)
+        if fault.hint == "retry-after-seconds":
+            headers = {"retry-after": str(int(fault.retry_after))}
+        elif fault.hint == "retry-after-date":
+            headers = {"retry-after": http_date(reset)}
+        elif fault.hint == "past-date":
+            headers = {"x-rate-limit-reset": str(int(time.time()) - 86_400)}
+        elif fault.hint == "none":
+            headers = {}
+        return Response.json(429, body, headers)
+
+
+def tco(text: str) -> str:
+    """X returns every link as a t.co address."""
+    return _LINK.sub(
+        lambda m: "https://t.co/" + hashlib.sha256(m.group().encode()).hexdigest()[:10], text
+    )
+
+
+def http_date(timestamp: float) -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(timestamp))
+
+
+__all__ = ["XSandbox", "now_iso"]
