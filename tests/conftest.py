@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from click.testing import CliRunner, Result
 
-from socialbot.cli import cli
 from socialbot.sandbox import SandboxServer
 
 
@@ -42,24 +37,3 @@ def env(workdir: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) 
     for name, value in sandbox.settings().items():
         monkeypatch.setenv(name, value)
     return workdir
-
-
-def write_release(queue: Path, name: str, **fields: Any) -> Path:
-    """Write a release file (JSON or YAML by the name's suffix) into ``queue``."""
-    data = {
-        "title": "Regions call for a stronger cohesion policy after 2027",
-        "url": "https://cor.europa.eu/en/news/Pages/cohesion.aspx",
-        "language": "en",
-        **fields,
-    }
-    path = queue / name
-    if name.endswith(".json"):
-        path.write_text(json.dumps(data, ensure_ascii=False, default=str), encoding="utf-8")
-    else:
-        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return path
-
-
-def run(*args: str) -> Result:
-    """Run the CLI in-process, as a user would type it."""
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run, write_release
-
 from socialbot.sandbox import SandboxServer
+from tests.helpers import run, write_release
 
 
 def test_approved_release_is_posted_once_to_each_network(env: Path, sandbox: SandboxServer):

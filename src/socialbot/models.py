@@ -315,6 +315,14 @@ class Release(BaseModel):
 
 
 @dataclass(frozen=True)
+class TextLimits:
+    """A network's text limit for one account, as the network reports it."""
+
+    max_characters: int
+    url_weight: int = 23
+
+
+@dataclass(frozen=True)
 class Post:
     """The text one network gets for one release, measured as that network counts."""
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -571,13 +571,10 @@ class Publisher:
         return release
 
     def _options(self, adapter: Adapter) -> ComposeOptions:
-        limit = adapter.character_limit()
-        if limit is None:
+        limits = adapter.text_limits()
+        if limits is None:
             return self.options
-        limits = {**self.options.limits, adapter.name: limit}
-        return ComposeOptions(
-            hashtag_map=self.options.hashtag_map, utm=self.options.utm, limits=limits
-        )
+        return replace(self.options, limits={**self.options.limits, adapter.name: limits})
 
     def _resend_is_safe(self, adapter: Adapter, delivery: Delivery, now: datetime) -> bool:
         if not adapter.idempotent:

@@ -23,7 +23,7 @@ from socialbot.errors import (
     PermanentError,
     TransientError,
 )
-from socialbot.models import Post, Receipt
+from socialbot.models import Post, Receipt, TextLimits
 
 if TYPE_CHECKING:
     from socialbot.config import Settings
@@ -57,8 +57,8 @@ class Adapter(ABC):
             f"{self.name} has no way to list the account's recent posts", network=self.name
         )
 
-    def character_limit(self) -> int | None:
-        """The limit the network reports for this account, when it reports one."""
+    def text_limits(self) -> TextLimits | None:
+        """The text limits the network reports for this account, when it reports them."""
         return None
 
     @abstractmethod

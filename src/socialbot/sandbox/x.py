@@ -189,7 +189,9 @@ class XSandbox(NetworkSandbox):
             signature.normalize_parameters(params),
         )
         # RFC 5849 section 3.4.2: the key is both secrets, escaped, joined by "&".
-        key = f"{utils.escape(expected['api_secret'])}&{utils.escape(expected['access_token_secret'])}"
+        key = "&".join(
+            utils.escape(expected[name]) for name in ("api_secret", "access_token_secret")
+        )
         digest = hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()
         wanted = base64.b64encode(digest).decode()
         if not hmac.compare_digest(wanted, oauth.get("oauth_signature", "")):

@@ -1,0 +1,33 @@
+"""Helpers shared by the tests: writing release files, running the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from click.testing import CliRunner, Result
+
+from socialbot.cli import cli
+
+
+def write_release(queue: Path, name: str, **fields: Any) -> Path:
+    """Write a release file (JSON or YAML by the name's suffix) into ``queue``."""
+    data = {
+        "title": "Regions call for a stronger cohesion policy after 2027",
+        "url": "https://cor.europa.eu/en/news/Pages/cohesion.aspx",
+        "language": "en",
+        **fields,
+    }
+    path = queue / name
+    if name.endswith(".json"):
+        path.write_text(json.dumps(data, ensure_ascii=False, default=str), encoding="utf-8")
+    else:
+        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def run(*args: str) -> Result:
+    """Run the CLI in-process, as a user would type it."""
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
