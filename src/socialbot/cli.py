@@ -609,8 +609,9 @@ def sandbox(host: str, port: int) -> None:
     type=int,
     help="Sandbox port (any free port if taken).",
 )
+@click.option("--serve", is_flag=True, help="Keep the sandbox running afterwards (Ctrl-C stops).")
 @pass_app
-def demo(app: App, queue_dir: Path | None, port: int) -> None:
+def demo(app: App, queue_dir: Path | None, port: int, serve: bool) -> None:
     """Drain the queue into the local sandbox: no accounts, nothing leaves this machine.
 
     Approves every valid release as "demo" in a throwaway database (your own
@@ -623,7 +624,7 @@ def demo(app: App, queue_dir: Path | None, port: int) -> None:
         queue = queue_dir or load_settings().queue_dir
     except ConfigurationError:
         queue = Path("queue")
-    sys.exit(run_demo(queue, port=port, echo=say, verbose=app.verbose))
+    sys.exit(run_demo(queue, port=port, echo=say, serve=serve))
 
 
 # -- shared ---------------------------------------------------------------------------

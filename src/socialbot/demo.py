@@ -8,6 +8,7 @@ database is never touched. Every run starts afresh, so it shows the same posts.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ def start_sandbox(port: int) -> SandboxServer:
         return SandboxServer(port=0).start()
 
 
-def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], verbose: int = 0) -> int:
+def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bool = False) -> int:
     """Approve and drain ``queue_dir`` into a local sandbox; print what happened."""
     from socialbot.adapters import create_adapter
     from socialbot.cli import compose_options, format_table
@@ -111,7 +112,14 @@ def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], verbose: 
         rows = store.deliveries()
         echo(format_table(rows) if rows else "(empty: no valid release in the queue)")
         posted = sum(1 for row in rows if row.status is DeliveryStatus.POSTED)
-        echo(f"\n{posted} posts published to the sandbox; see them at {server.url}/")
+        echo(f"\n{posted} posts published to the sandbox at {server.url}/")
         store.close()
+    if serve:
+        echo("the sandbox keeps running; Ctrl-C stops it")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
     server.stop()
     return report.exit_status
