@@ -1,0 +1,257 @@
+"""Settings: the public SOCIALBOT_* names, .env, secrets, and one-sentence errors."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from socialbot.config import FacebookSettings, Settings, env_name, load_settings
+from socialbot.errors import ConfigurationError
+from socialbot.models import NETWORKS
+
+# The names operators put in cron and systemd files, and where each lands.
+PUBLIC: dict[str, tuple[str, ...]] = {
+    "SOCIALBOT_QUEUE_DIR": ("queue_dir",),
+    "SOCIALBOT_DATABASE_URL": ("database_url",),
+    "SOCIALBOT_X__API_KEY": ("x", "api_key"),
+    "SOCIALBOT_X__API_SECRET": ("x", "api_secret"),
+    "SOCIALBOT_X__ACCESS_TOKEN": ("x", "access_token"),
+    "SOCIALBOT_X__ACCESS_TOKEN_SECRET": ("x", "access_token_secret"),
+    "SOCIALBOT_X__BASE_URL": ("x", "base_url"),
+    "SOCIALBOT_FACEBOOK__PAGE_ID": ("facebook", "page_id"),
+    "SOCIALBOT_FACEBOOK__PAGE_ACCESS_TOKEN": ("facebook", "page_access_token"),
+    "SOCIALBOT_FACEBOOK__BASE_URL": ("facebook", "base_url"),
+    "SOCIALBOT_FACEBOOK__API_VERSION": ("facebook", "api_version"),
+}
+VALUES = {
+    "SOCIALBOT_QUEUE_DIR": "/srv/press/queue",
+    "SOCIALBOT_DATABASE_URL": "sqlite:////var/lib/socialbot/log.db",
+    "SOCIALBOT_X__BASE_URL": "http://proxy.internal:8080/x",
+    "SOCIALBOT_FACEBOOK__BASE_URL": "http://proxy.internal:8080/fb",
+    "SOCIALBOT_FACEBOOK__API_VERSION": "v23.0",
+    "SOCIALBOT_FACEBOOK__PAGE_ID": "104811998472315",
+}
+X_CREDENTIALS = {
+    "SOCIALBOT_X__API_KEY": "xk-1234",
+    "SOCIALBOT_X__API_SECRET": "xs-5678",
+    "SOCIALBOT_X__ACCESS_TOKEN": "xt-9012",
+    "SOCIALBOT_X__ACCESS_TOKEN_SECRET": "xts-3456",
+}
+FACEBOOK_CREDENTIALS = {
+    "SOCIALBOT_FACEBOOK__PAGE_ID": "104811998472315",
+    "SOCIALBOT_FACEBOOK__PAGE_ACCESS_TOKEN": "EAAB-page-token",
+}
+
+
+def lookup(settings: Settings, path: tuple[str, ...]) -> object:
+    value: object = settings
+    for part in path:
+        value = getattr(value, part)
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_each_public_variable_sets_its_setting(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, name: str
+):
+    value = VALUES.get(name, f"value-of-{name.lower()}")
+    monkeypatch.setenv(name, value)
+    settings = load_settings()
+    expected: object = Path(value) if name == "SOCIALBOT_QUEUE_DIR" else value
+    assert lookup(settings, PUBLIC[name]) == expected
+
+
+def test_env_name_is_the_inverse_of_the_mapping():
+    for name, path in PUBLIC.items():
+        if len(path) == 2:
+            assert env_name(*path) == name
+
+
+def test_defaults(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("SOCIALBOT_DATABASE_URL")
+    settings = load_settings()
+    assert settings.queue_dir == Path("queue")
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.database_path == "socialbot.db"
+    assert settings.x.base_url == "https://api.x.com"
+    assert settings.facebook.base_url == "https://graph.facebook.com"
+    assert settings.active_networks() == []
+
+
+def test_credentials_are_secrets_that_never_show(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    for name, value in {**X_CREDENTIALS, **FACEBOOK_CREDENTIALS}.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    shown = repr(settings) + str(settings) + repr(settings.x) + settings.model_dump_json()
+    for name, value in {**X_CREDENTIALS, **FACEBOOK_CREDENTIALS}.items():
+        if name.endswith("PAGE_ID"):
+            continue
+        assert value not in shown, name
+    assert isinstance(settings.x.api_key, SecretStr)
+    assert isinstance(settings.facebook.page_access_token, SecretStr)
+    assert sorted(settings.secret_values()) == sorted(
+        v for k, v in {**X_CREDENTIALS, **FACEBOOK_CREDENTIALS}.items() if "PAGE_ID" not in k
+    )
+
+
+def test_dotenv_in_the_working_directory_is_read(workdir: Path):
+    (workdir / ".env").write_text(
+        "SOCIALBOT_QUEUE_DIR=releases\n"
+        "SOCIALBOT_FACEBOOK__PAGE_ID=42\n"
+        "SOCIALBOT_FACEBOOK__PAGE_ACCESS_TOKEN=from-dotenv\n",
+        encoding="utf-8",
+    )
+    settings = load_settings()
+    assert settings.queue_dir == Path("releases")
+    assert settings.facebook.page_id == "42"
+    assert settings.active_networks() == ["facebook"]
+
+
+def test_the_environment_wins_over_dotenv(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    (workdir / ".env").write_text("SOCIALBOT_QUEUE_DIR=from-dotenv\n", encoding="utf-8")
+    monkeypatch.setenv("SOCIALBOT_QUEUE_DIR", "from-env")
+    assert load_settings().queue_dir == Path("from-env")
+
+
+def test_a_network_is_active_when_its_credentials_are_set(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    for name, value in {**X_CREDENTIALS, **FACEBOOK_CREDENTIALS}.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().active_networks() == ["x", "facebook"]
+
+
+@pytest.mark.parametrize(
+    ("narrow", "active"), [("x", ["x"]), (" Facebook , x ", ["x", "facebook"])]
+)
+def test_socialbot_networks_narrows_the_active_ones(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, narrow: str, active: list[str]
+):
+    for name, value in {**X_CREDENTIALS, **FACEBOOK_CREDENTIALS}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SOCIALBOT_NETWORKS", narrow)
+    assert load_settings().active_networks() == active
+
+
+def test_socialbot_networks_cannot_activate_a_network_without_credentials(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    for name, value in X_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SOCIALBOT_NETWORKS", "x,facebook")
+    assert load_settings().active_networks() == ["x"]
+
+
+def test_an_empty_socialbot_networks_means_unset(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    for name, value in X_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SOCIALBOT_NETWORKS", "")
+    assert load_settings().active_networks() == ["x"]
+
+
+def test_an_unknown_network_is_one_sentence(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SOCIALBOT_NETWORKS", "x,myspace")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith("SOCIALBOT_NETWORKS: unknown network 'myspace'")
+    assert all(network in message for network in NETWORKS)
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("missing", sorted(X_CREDENTIALS))
+def test_a_partial_credential_set_names_the_missing_variable(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+):
+    for name, value in X_CREDENTIALS.items():
+        if name != missing:
+            monkeypatch.setenv(name, value)
+    settings = load_settings()
+    with pytest.raises(ConfigurationError) as raised:
+        settings.active_networks()
+    assert str(raised.value).startswith(f"{missing} is not set")
+    assert "\n" not in str(raised.value)
+
+
+def test_blank_credentials_count_as_unset(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    """An .env copied from the example with empty values configures nothing."""
+    (workdir / ".env").write_text(
+        "".join(f"{name}=\n" for name in {**X_CREDENTIALS, **FACEBOOK_CREDENTIALS}),
+        encoding="utf-8",
+    )
+    settings = load_settings()
+    assert settings.x.api_key is None
+    assert settings.facebook.page_id is None
+    assert settings.active_networks() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("SOCIALBOT_DATABASE_URL", "postgresql://db/socialbot", "sqlite:///"),
+        ("SOCIALBOT_X__BASE_URL", "api.x.com", "http://"),
+        ("SOCIALBOT_FACEBOOK__API_VERSION", "24", "v24.0"),
+        ("SOCIALBOT_MAX_ATTEMPTS", "0", "greater than or equal to 1"),
+        ("SOCIALBOT_REQUEST_TIMEOUT_SECONDS", "soon", "number"),
+    ],
+)
+def test_a_bad_value_is_one_sentence_naming_the_variable(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, problem: str
+):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(f"{name}: ")
+    assert problem in message
+    assert "\n" not in message
+
+
+def test_base_urls_lose_their_trailing_slash(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SOCIALBOT_X__BASE_URL", "http://127.0.0.1:8765/x/")
+    assert load_settings().x.base_url == "http://127.0.0.1:8765/x"
+
+
+def test_the_default_graph_api_version_is_a_current_one():
+    """Meta retires a version about two years after its release (v22.0: January 2025)."""
+    version = FacebookSettings().api_version
+    major, minor = (int(part) for part in version.removeprefix("v").split("."))
+    assert (major, minor) >= (22, 0)
+
+
+def test_the_other_settings_read_their_variables(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    values = {
+        "SOCIALBOT_RUN_BUDGET_SECONDS": "90",
+        "SOCIALBOT_MAX_ATTEMPTS": "3",
+        "SOCIALBOT_MAX_RATE_LIMIT_WAIT_SECONDS": "5",
+        "SOCIALBOT_REQUEST_TIMEOUT_SECONDS": "12.5",
+        "SOCIALBOT_HASHTAGS_FILE": "tags.yaml",
+        "SOCIALBOT_UTM": "true",
+        "SOCIALBOT_LOG_LEVEL": "info",
+        "SOCIALBOT_X__WEB_URL": "https://twitter.com",
+        "SOCIALBOT_FACEBOOK__WEB_URL": "https://m.facebook.com",
+        "SOCIALBOT_MASTODON__ACCESS_TOKEN": "m-token",
+        "SOCIALBOT_MASTODON__VISIBILITY": "unlisted",
+        "SOCIALBOT_BLUESKY__HANDLE": "cor.bsky.social",
+        "SOCIALBOT_BLUESKY__APP_PASSWORD": "abcd-efgh-ijkl-mnop",
+        "SOCIALBOT_LINKEDIN__ACCESS_TOKEN": "li-token",
+        "SOCIALBOT_LINKEDIN__AUTHOR": "urn:li:organization:5515715",
+        "SOCIALBOT_LINKEDIN__API_VERSION": "202509",
+        "SOCIALBOT_LINKEDIN__TOKEN_EXPIRES": "2026-03-01",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    s = load_settings()
+    assert (s.run_budget_seconds, s.max_attempts, s.max_rate_limit_wait_seconds) == (90, 3, 5)
+    assert (s.request_timeout_seconds, s.hashtags_file, s.utm) == (12.5, Path("tags.yaml"), True)
+    assert s.log_level == "info"
+    assert (s.x.web_url, s.facebook.web_url) == ("https://twitter.com", "https://m.facebook.com")
+    assert s.mastodon.visibility == "unlisted"
+    assert s.bluesky.handle == "cor.bsky.social"
+    assert s.linkedin.author == "urn:li:organization:5515715"
+    assert s.linkedin.api_version == "202509"
+    assert s.linkedin.token_expires == date(2026, 3, 1)
+    assert s.active_networks() == ["mastodon", "bluesky", "linkedin"]

@@ -1,0 +1,286 @@
+"""The X adapter over real HTTP: tweepy, through the redirecting session, to the sandbox."""
+
+from __future__ import annotations
+
+import ast
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import socialbot
+from socialbot.adapters.x import RedirectingSession, XAdapter
+from socialbot.config import Settings
+from socialbot.errors import (
+    AmbiguousError,
+    AuthError,
+    DuplicateError,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+from socialbot.models import Post
+from socialbot.sandbox import Fault, SandboxServer
+from socialbot.sandbox.x import USER, tco
+
+LINK = "https://cor.europa.eu/en/news/Pages/cohesion.aspx"
+
+
+def make_adapter(sandbox: SandboxServer, timeout: float = 5.0, **changes: str) -> XAdapter:
+    credentials = {**sandbox.networks["x"].credentials, **changes}
+    base = sandbox.networks["x"].base_url
+    return XAdapter(
+        api_key=credentials["api_key"],
+        api_secret=credentials["api_secret"],
+        access_token=credentials["access_token"],
+        access_token_secret=credentials["access_token_secret"],
+        base_url=base,
+        web_url=base,
+        timeout=timeout,
+    )
+
+
+def post(text: str) -> Post:
+    return Post(network="x", text=text, link=LINK, length=len(text), limit=280, language="en")
+
+
+@pytest.fixture
+def adapter(sandbox: SandboxServer) -> Iterator[XAdapter]:
+    made = make_adapter(sandbox)
+    yield made
+    made.close()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_publish_goes_to_the_base_url_and_returns_the_post_address(
+    adapter: XAdapter, sandbox: SandboxServer
+):
+    receipt = adapter.publish(post(f"Regions meet in Brussels {LINK}"), key="k1")
+
+    [stored] = sandbox.posts("x")
+    assert receipt.remote_id == stored["id"]
+    assert receipt.url == f"{sandbox.url}/x/i/web/status/{stored['id']}"
+    assert stored["text"] == f"Regions meet in Brussels {LINK}"
+    [request] = [r for r in sandbox.requests if r["method"] == "POST"]
+    assert (request["network"], request["path"]) == ("x", "/2/tweets")
+    assert request["headers"]["Authorization"].startswith("OAuth ")
+
+
+def test_from_settings_uses_every_x_setting(
+    workdir: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+):
+    for name, value in sandbox.settings().items():
+        if name.startswith("SOCIALBOT_X__"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SOCIALBOT_REQUEST_TIMEOUT_SECONDS", "3")
+    made = XAdapter.from_settings(Settings())
+    try:
+        assert made.check() == "@EU_CoR"
+        assert made.client.session.timeout == (3, 3)
+    finally:
+        made.close()
+    assert [(r["network"], r["path"]) for r in sandbox.requests] == [("x", "/2/users/me")]
+
+
+def test_the_session_refuses_hosts_other_than_the_api():
+    session = RedirectingSession("http://127.0.0.1:9", timeout=1)
+    with pytest.raises(ValueError, match="outside the API"):
+        session.request("GET", "https://evil.example/2/tweets")
+    session.close()
+
+
+def test_a_hanging_create_times_out_as_ambiguous(sandbox: SandboxServer):
+    sandbox.inject("x", Fault(kind="hang", delay=3))
+    slow = make_adapter(sandbox, timeout=0.5)
+    try:
+        with pytest.raises(AmbiguousError, match="may exist"):
+            slow.publish(post("Waiting for an answer"), key="k")
+    finally:
+        slow.close()
+
+
+def test_a_post_accepted_then_dropped_is_ambiguous_and_found_later(
+    adapter: XAdapter, sandbox: SandboxServer
+):
+    sandbox.inject("x", Fault(kind="accept-then-reset"))
+    text = f"Accepted, then the line dropped {LINK}"
+    since = datetime.now(UTC)
+    with pytest.raises(AmbiguousError):
+        adapter.publish(post(text), key="k")
+    [stored] = sandbox.posts("x")
+
+    found = adapter.find(text, since)
+
+    assert found is not None
+    assert found.remote_id == stored["id"]
+
+
+def test_a_wrong_secret_fails_the_signature_check(sandbox: SandboxServer):
+    wrong = make_adapter(sandbox, api_secret="not-the-secret")
+    try:
+        with pytest.raises(AuthError) as raised:
+            wrong.publish(post("Signed with the wrong secret"), key="k")
+    finally:
+        wrong.close()
+    assert raised.value.status_code == 401
+    assert "not-the-secret" not in str(raised.value)
+    assert sandbox.posts() == []
+
+
+def test_a_wrong_access_token_is_refused(sandbox: SandboxServer):
+    wrong = make_adapter(sandbox, access_token="someone-else")
+    try:
+        with pytest.raises(AuthError):
+            wrong.check()
+    finally:
+        wrong.close()
+
+
+def test_text_over_280_weighted_characters_is_rejected_with_x_message(adapter: XAdapter):
+    # Cyrillic weighs 1, CJK weighs 2: 141 CJK characters are 282.
+    with pytest.raises(PermanentError, match="Tweet text is too long") as raised:
+        adapter.publish(post("地" * 141), key="k")
+    assert raised.value.status_code == 400
+    assert not isinstance(raised.value, AuthError)
+
+
+def test_exactly_280_weighted_characters_pass(adapter: XAdapter, sandbox: SandboxServer):
+    adapter.publish(post("地" * 140), key="k")
+    adapter.publish(post("Ж" * 280), key="k2")
+    assert len(sandbox.posts("x")) == 2
+
+
+def test_duplicate_text_is_a_duplicate_error(adapter: XAdapter):
+    adapter.publish(post("Said once"), key="k1")
+    with pytest.raises(DuplicateError, match="duplicate content") as raised:
+        adapter.publish(post("Said once"), key="k2")
+    assert raised.value.status_code == 403
+
+
+def test_429_carries_the_reset_time_from_x_rate_limit_reset(
+    adapter: XAdapter, sandbox: SandboxServer
+):
+    sandbox.inject("x", Fault(kind="error", status=429, retry_after=120))
+    before = datetime.now(UTC)
+    with pytest.raises(RateLimited) as raised:
+        adapter.publish(post("Too soon"), key="k")
+    wait = raised.value.retry_at - before
+    assert timedelta(seconds=110) <= wait <= timedelta(seconds=125)
+    assert sandbox.posts() == []
+
+
+@pytest.mark.parametrize(
+    ("hint", "low", "high"),
+    [
+        ("retry-after-seconds", 85, 95),
+        ("retry-after-date", 80, 95),
+        ("past-date", 0, 2),
+        ("none", 14 * 60, 15 * 60 + 5),
+    ],
+)
+def test_429_reset_hints(
+    adapter: XAdapter, sandbox: SandboxServer, hint: str, low: float, high: float
+):
+    sandbox.inject("x", Fault(kind="error", status=429, retry_after=90, hint=hint))  # type: ignore[arg-type]
+    before = datetime.now(UTC)
+    with pytest.raises(RateLimited) as raised:
+        adapter.publish(post("Too soon"), key="k")
+    wait = (raised.value.retry_at - before).total_seconds()
+    assert low <= wait <= high
+
+
+def test_the_spent_window_answers_429_until_its_reset(adapter: XAdapter, sandbox: SandboxServer):
+    network = sandbox.networks["x"]
+    network.window_limit = 1  # type: ignore[attr-defined]
+    adapter.publish(post("The only one this window"), key="k1")
+    with pytest.raises(RateLimited) as raised:
+        adapter.publish(post("One too many"), key="k2")
+    reset = datetime.fromtimestamp(network.window_start + 15 * 60, UTC)  # type: ignore[attr-defined]
+    assert abs((raised.value.retry_at - reset).total_seconds()) <= 1
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_error_on_create_is_ambiguous(
+    adapter: XAdapter, sandbox: SandboxServer, status: int
+):
+    sandbox.inject("x", Fault(kind="error", status=status))
+    with pytest.raises(AmbiguousError) as raised:
+        adapter.publish(post("Server trouble"), key="k")
+    assert raised.value.status_code == status
+
+
+def test_server_error_on_a_read_is_transient(adapter: XAdapter, sandbox: SandboxServer):
+    sandbox.inject("x", Fault(kind="error", status=503, path=r"/2/users/me", method="GET"))
+    with pytest.raises(TransientError) as raised:
+        adapter.check()
+    assert not isinstance(raised.value, AmbiguousError)
+
+
+def test_connection_refused_is_transient():
+    base = f"http://127.0.0.1:{closed_port()}/x"
+    nowhere = XAdapter(
+        api_key="k",
+        api_secret="s",
+        access_token="t",
+        access_token_secret="ts",
+        base_url=base,
+        web_url=base,
+        timeout=2,
+    )
+    try:
+        with pytest.raises(TransientError, match="could not connect") as raised:
+            nowhere.publish(post("Nobody listens"), key="k")
+    finally:
+        nowhere.close()
+    assert not isinstance(raised.value, AmbiguousError)
+
+
+def test_find_matches_the_t_co_rewritten_text(adapter: XAdapter, sandbox: SandboxServer):
+    since = datetime.now(UTC)
+    text = f"Cohesion after 2027: the regions' view. {LINK} #CohesionAlliance"
+    receipt = adapter.publish(post(text), key="k")
+    adapter.publish(post(f"Another release {LINK}"), key="k2")
+    assert LINK not in tco(text), "the sandbox returns links as t.co addresses, as X does"
+
+    found = adapter.find(text, since)
+
+    assert found == receipt
+    assert adapter.find("A text never posted", since) is None
+    listed = [r["path"] for r in sandbox.requests if r["method"] == "GET"]
+    assert f"/2/users/{USER['id']}/tweets" in listed
+
+
+def test_find_ignores_posts_from_before_since(adapter: XAdapter):
+    adapter.publish(post("Old news"), key="k")
+    assert adapter.find("Old news", datetime.now(UTC) + timedelta(hours=1)) is None
+
+
+def test_check_names_the_account(adapter: XAdapter):
+    assert adapter.check() == "@EU_CoR"
+
+
+def test_nothing_outside_the_adapters_imports_tweepy():
+    package = Path(socialbot.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        if path.is_relative_to(package / "adapters"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name == "tweepy" or name.startswith("tweepy.") for name in names):
+                offenders.append(str(path.relative_to(package)))
+    assert offenders == []
