@@ -1,0 +1,350 @@
+"""A Mastodon account on its instance, through the REST API with httpx.
+
+``POST /api/v1/statuses`` with the delivery's key as ``Idempotency-Key``: the
+instance remembers the key for an hour and answers a repeat with the status it
+already created, so a retry after a timeout or a 5xx can never post twice
+(docs.joinmastodon.org/methods/statuses/#create). Past that hour the publisher
+reconciles through ``find``, which reads the account's own statuses.
+
+The access token travels only in the ``Authorization`` header.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import httpx
+
+from socialbot.adapters.base import (
+    Adapter,
+    json_body,
+    new_client,
+    parse_iso,
+    parse_retry_after,
+    transport_error,
+    utc_now,
+)
+from socialbot.config import Settings
+from socialbot.errors import (
+    AmbiguousError,
+    AuthError,
+    DeliveryError,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+from socialbot.logs import register_secret
+from socialbot.models import Post, Receipt, TextLimits
+
+log = logging.getLogger("socialbot.adapters.mastodon")
+
+FALLBACK_LIMITS = TextLimits(500, 23)
+"""Stock Mastodon's limits, used when the instance does not report its own."""
+DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
+"""Mastodon's API window is 5 minutes (docs.joinmastodon.org/api/rate-limits/)."""
+PAGE_SIZE = 40
+"""The most statuses ``GET /api/v1/accounts/:id/statuses`` returns at once."""
+MAX_PAGES = 5
+FIND_MARGIN = timedelta(minutes=5)
+"""Clock difference tolerated between this host and the instance."""
+_MENTION = re.compile(r"(?<![\w@])@([\w.-]+)@[\w.-]+\w")
+_SPACE = re.compile(r"\s+")
+
+
+class MastodonAdapter(Adapter):
+    """Posts statuses for one account."""
+
+    name = "mastodon"
+    idempotent = True
+    # PostStatusService keeps the key for 3,600 s after creating the status. We
+    # claim five minutes less, so a resend decided near the end of the hour
+    # (a run lasts at most a few minutes) still reaches the instance in time.
+    idempotency_window = timedelta(minutes=55)
+    can_find = True
+
+    def __init__(
+        self,
+        *,
+        access_token: str,
+        base_url: str,
+        visibility: str = "public",
+        timeout: float = 30.0,
+    ) -> None:
+        register_secret(access_token)
+        self.base_url = base_url.rstrip("/")
+        self.visibility = visibility
+        self.http = new_client(
+            self.base_url, timeout, headers={"Authorization": f"Bearer {access_token}"}
+        )
+        self._limits: TextLimits | None = None
+        self._account: dict[str, Any] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        section = settings.mastodon
+        assert section.access_token is not None
+        return cls(
+            access_token=section.access_token.get_secret_value(),
+            base_url=section.base_url,
+            visibility=section.visibility,
+            timeout=settings.request_timeout_seconds,
+        )
+
+    # -- the Adapter protocol ------------------------------------------------------------
+
+    def publish(self, post: Post, *, key: str) -> Receipt:
+        data = {"status": post.text, "visibility": self.visibility}
+        if post.language:
+            data["language"] = post.language
+        response = self._send(
+            "POST", "/api/v1/statuses", creating=True, data=data, headers={"Idempotency-Key": key}
+        )
+        status = json_body(response)
+        status_id = str(status.get("id") or "")
+        if not status_id:
+            raise AmbiguousError(
+                f"the instance answered {response.status_code} without a status id",
+                network=self.name,
+                status_code=response.status_code,
+            )
+        return Receipt(status_id, self.status_url(status))
+
+    def find(self, text: str, since: datetime) -> Receipt | None:
+        """Look through the account's statuses since ``since`` for one with this text."""
+        account_id = str(self.account().get("id") or "")
+        if not account_id:
+            raise TransientError("verify_credentials returned no account id", network=self.name)
+        wanted = comparable(text)
+        floor = since - FIND_MARGIN
+        params = {"limit": str(PAGE_SIZE), "exclude_reblogs": "true"}
+        for _ in range(MAX_PAGES):
+            response = self._send(
+                "GET", f"/api/v1/accounts/{account_id}/statuses", creating=False, params=params
+            )
+            statuses = json_list(response)
+            if not statuses:
+                return None
+            for status in statuses:
+                created = parse_time(status.get("created_at"))
+                if created is not None and created < floor:
+                    continue
+                if (
+                    status.get("id")
+                    and comparable(html_text(str(status.get("content") or ""))) == wanted
+                ):
+                    return Receipt(str(status["id"]), self.status_url(status))
+            last = statuses[-1]
+            last_created = parse_time(last.get("created_at"))
+            if last_created is None or last_created < floor or len(statuses) < PAGE_SIZE:
+                return None
+            params = {**params, "max_id": str(last.get("id"))}
+        return None
+
+    def text_limits(self) -> TextLimits:
+        """The instance's status limits, asked once per adapter (500/23 when unknown)."""
+        if self._limits is None:
+            self._limits = self._fetch_limits()
+        return self._limits
+
+    def check(self) -> str:
+        account = self.account()
+        acct = str(account.get("acct") or account.get("username") or "?")
+        host = urlsplit(self.base_url).netloc
+        who = f"@{acct}@{host}" if "@" not in acct else f"@{acct}"
+        name = str(account.get("display_name") or "").strip()
+        limits = self.text_limits()
+        described = f"{who} ({name})" if name else who
+        return f"{described}; statuses up to {limits.max_characters} characters"
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def account(self) -> dict[str, Any]:
+        """The token's account (``verify_credentials``), asked once per adapter."""
+        if self._account is None:
+            response = self._send("GET", "/api/v1/accounts/verify_credentials", creating=False)
+            self._account = json_body(response)
+        return self._account
+
+    def status_url(self, status: dict[str, Any]) -> str:
+        """The status's public page: ``url``, else ``uri``, else the usual address."""
+        for field in ("url", "uri"):
+            value = status.get(field)
+            if isinstance(value, str) and value.startswith(("http://", "https://")):
+                return value
+        account = status.get("account")
+        username = account.get("username") if isinstance(account, dict) else None
+        return f"{self.base_url}/@{username or 'web/statuses'}/{status.get('id')}"
+
+    def _fetch_limits(self) -> TextLimits:
+        why = ""
+        for path in ("/api/v2/instance", "/api/v1/instance"):
+            try:
+                response = self._send("GET", path, creating=False)
+            except DeliveryError as exc:
+                why = f"{path}: {exc}"
+                if exc.status_code in (404, 410):
+                    continue  # before Mastodon 4.0 only /api/v1/instance exists
+                break
+            limits = limits_from_instance(json_body(response))
+            if limits is not None:
+                return limits
+            why = f"{path} reports no status limits"
+        log.warning(
+            "mastodon: using the stock limits of %d characters and %d per link (%s)",
+            FALLBACK_LIMITS.max_characters,
+            FALLBACK_LIMITS.url_weight,
+            why,
+        )
+        return FALLBACK_LIMITS
+
+    def _send(self, method: str, path: str, *, creating: bool, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, self.name, creating=creating) from None
+        if response.is_success:
+            return response
+        raise mastodon_error(response, creating=creating)
+
+
+def mastodon_error(response: httpx.Response, *, creating: bool) -> DeliveryError:
+    """Classify an error answer (``{"error": "..."}``, or a proxy's HTML page)."""
+    status = response.status_code
+    message = str(json_body(response).get("error") or response.reason_phrase or status)
+    described = f"{message} (HTTP {status})"
+    if status == 429:
+        now = utc_now()
+        retry_at = (
+            parse_retry_after(response.headers.get("Retry-After"), now)
+            or parse_iso(response.headers.get("X-RateLimit-Reset"), now)
+            or now + DEFAULT_RATE_LIMIT_WAIT
+        )
+        return RateLimited(
+            f"rate limited: {described}", network="mastodon", retry_at=retry_at, status_code=status
+        )
+    if status == 401:
+        return AuthError(
+            f"the instance refused the access token: {described}",
+            network="mastodon",
+            status_code=status,
+        )
+    if status == 403 or (status == 422 and "authenticated user" in message):
+        return AuthError(
+            f"the instance refused the access token for this: {described}; the token needs "
+            "the scopes write:statuses, read:accounts and read:statuses, and the account "
+            "must be active",
+            network="mastodon",
+            status_code=status,
+        )
+    if status >= 500:
+        if creating:
+            return AmbiguousError(
+                f"the instance failed ({described}); the status may exist",
+                network="mastodon",
+                status_code=status,
+            )
+        return TransientError(described, network="mastodon", status_code=status)
+    if status == 408:
+        return TransientError(described, network="mastodon", status_code=status)
+    if 300 <= status < 400:
+        return PermanentError(
+            f"the instance redirects to {response.headers.get('Location', '?')} ({status}); "
+            "set SOCIALBOT_MASTODON__BASE_URL to the instance's own address",
+            network="mastodon",
+            status_code=status,
+        )
+    if status == 422:
+        return PermanentError(
+            f"the instance rejected the status: {message}", network="mastodon", status_code=status
+        )
+    return PermanentError(
+        f"the instance refused {response.request.method} {response.request.url.path}: {described}",
+        network="mastodon",
+        status_code=status,
+    )
+
+
+def limits_from_instance(instance: dict[str, Any]) -> TextLimits | None:
+    """``configuration.statuses`` of an Instance entity (v2, or v1 since 3.4.2)."""
+    configuration = instance.get("configuration")
+    statuses = configuration.get("statuses") if isinstance(configuration, dict) else None
+    if isinstance(statuses, dict):
+        maximum = statuses.get("max_characters")
+        per_url = statuses.get("characters_reserved_per_url", FALLBACK_LIMITS.url_weight)
+    else:
+        # Forks (glitch-soc, Pleroma) report ``max_toot_chars`` at the top level.
+        maximum, per_url = instance.get("max_toot_chars"), FALLBACK_LIMITS.url_weight
+    if (
+        isinstance(maximum, int)
+        and not isinstance(maximum, bool)
+        and maximum > 0
+        and isinstance(per_url, int)
+        and per_url >= 0
+    ):
+        return TextLimits(maximum, per_url)
+    return None
+
+
+class _TextExtractor(HTMLParser):
+    """Plain text of status HTML: paragraphs as blank lines, ``<br>`` as newlines."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.paragraphs = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+        elif tag == "p":
+            if self.paragraphs:
+                self.parts.append("\n\n")
+            self.paragraphs += 1
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_text(content: str) -> str:
+    """The text of a status's ``content`` (links and hashtags keep their full text)."""
+    parser = _TextExtractor()
+    parser.feed(content)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def comparable(text: str) -> str:
+    """Text reduced to what survives Mastodon's rendering: mentions without their
+    domain (``@user@host`` shows as ``@user``) and whitespace collapsed."""
+    return _SPACE.sub(" ", _MENTION.sub(r"@\1", text)).strip()
+
+
+def json_list(response: httpx.Response) -> list[dict[str, Any]]:
+    """The objects of a JSON array body; an empty list when the body is not one."""
+    try:
+        data = response.json()
+    except (ValueError, UnicodeDecodeError):
+        return []
+    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An entity's ISO 8601 time (``2019-12-05T11:34:47.196Z``), always aware."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+__all__ = ["MastodonAdapter", "comparable", "html_text", "limits_from_instance"]
