@@ -1,0 +1,229 @@
+"""Release files: JSON and YAML, validation with one plain error, the queue scan, approval."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from socialbot.errors import ApprovalError, ComposeError, InvalidRelease
+from socialbot.releases import approve, find_release_file, read_release, scan_queue
+from socialbot.store import SQLiteStore
+from tests.helpers import write_release
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> Path:
+    path = tmp_path / "queue"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    made = SQLiteStore(str(tmp_path / "socialbot.db"))
+    yield made
+    made.close()
+
+
+def test_a_json_release_with_every_field(queue: Path):
+    path = write_release(
+        queue,
+        "plenary.json",
+        id="plenary-2026-12",
+        summary="The plenary adopts its opinion.",
+        body="Full text.",
+        topics=["Cohesion policy reform"],
+        hashtags=["#CohesionAlliance", "EURegions"],
+        networks=["X", "facebook", "x"],
+        not_before="2026-12-01T09:00:00+01:00",
+    )
+    release = read_release(path)
+    assert release.id == "plenary-2026-12"
+    assert release.networks == ["x", "facebook"]
+    assert release.hashtags == ["#CohesionAlliance", "EURegions"]
+    assert release.topics == ["Cohesion policy reform"]
+    assert release.not_before == datetime(2026, 12, 1, 9, tzinfo=timezone(timedelta(hours=1)))
+
+
+def test_a_yaml_release_and_its_default_id(queue: Path):
+    path = queue / "regions.yaml"
+    path.write_text(
+        "title: Регионите искат по-силна кохезионна политика\n"
+        "url: https://cor.europa.eu/bg/news/Pages/cohesion.aspx\n"
+        "language: bg\n"
+        "hashtags: [CohesionAlliance]\n",
+        encoding="utf-8",
+    )
+    release = read_release(path)
+    assert release.id == "regions"
+    assert release.language == "bg"
+    assert release.networks is None
+    assert release.target_networks(["x", "facebook"]) == ["x", "facebook"]
+
+
+def test_yaml_no_is_norwegian_not_false(queue: Path):
+    path = queue / "nb.yml"
+    path.write_text(
+        "title: Regionene\nurl: https://cor.europa.eu/no\nlanguage: no\n", encoding="utf-8"
+    )
+    assert read_release(path).language == "no"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "problem"),
+    [
+        ({"title": None}, "title", "is required"),
+        ({"url": None}, "url", "is required"),
+        ({"language": None}, "language", "is required"),
+        ({"url": "javascript:alert(1)"}, "url", "must be an http or https URL"),
+        ({"url": "ftp://cor.europa.eu/file"}, "url", "must be an http or https URL"),
+        ({"language": "english"}, "language", "is not an ISO 639-1 language code"),
+        ({"networks": ["x", "myspace"]}, "networks", "unknown network 'myspace'"),
+        ({"not_before": "2026-12-01T09:00:00"}, "not_before", "needs a UTC offset"),
+        ({"not_before": "next tuesday"}, "not_before", "datetime"),
+        ({"topics": "Cohesion"}, "topics", "list"),
+        ({"titel": "typo"}, "titel", "is not a release field"),
+        ({"id": "../../etc/passwd"}, "id", "letters, digits"),
+    ],
+)
+def test_an_invalid_release_is_one_error_naming_file_and_field(
+    queue: Path, fields: dict[str, object], field: str, problem: str
+):
+    data = {
+        "title": "Regions meet",
+        "url": "https://cor.europa.eu/en/news",
+        "language": "en",
+        **fields,
+    }
+    path = queue / "bad.json"
+    path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}), "utf-8")
+    with pytest.raises(InvalidRelease) as raised:
+        read_release(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: field '{field}':")
+    assert problem in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("broken.json", '{"title": "x",', "is not valid JSON"),
+        ("list.json", '["title"]', "must hold a mapping"),
+        ("tabs.yaml", "title: [unclosed\n", "is not valid YAML"),
+        ("alias.yaml", "a: &x hello\ntitle: *x\n", "alias"),
+        ("python.yaml", "title: !!python/object/apply:os.system [ls]\n", "tag"),
+        ("notes.txt", "title: x\n", "is not a release file"),
+    ],
+)
+def test_unreadable_files_are_one_error_naming_the_file(
+    queue: Path, name: str, content: str, problem: str
+):
+    path = queue / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InvalidRelease) as raised:
+        read_release(path)
+    assert str(raised.value).startswith(str(path))
+    assert problem in str(raised.value)
+
+
+def test_the_content_hash_follows_the_content_only(queue: Path):
+    first = read_release(write_release(queue, "a.json"))
+    (queue / "a.yaml").write_text(
+        "title: Regions call for a stronger cohesion policy after 2027\n"
+        "url: https://cor.europa.eu/en/news/Pages/cohesion.aspx\nlanguage: EN\nid: a\n",
+        encoding="utf-8",
+    )
+    same = read_release(queue / "a.yaml")
+    changed = read_release(write_release(queue, "a.json", summary="A new lead."))
+    assert first.content_hash() == same.content_hash()
+    assert changed.content_hash() != first.content_hash()
+    assert len(first.content_hash()) == 64
+
+
+def test_a_bad_file_never_stops_the_rest_of_the_queue(queue: Path, store: SQLiteStore):
+    write_release(queue, "a-good.json")
+    (queue / "b-bad.json").write_text('{"title": "no url", "language": "en"}', "utf-8")
+    write_release(queue, "c-good.yaml")
+    (queue / ".hidden.json").write_text("not even json", encoding="utf-8")
+    (queue / "a-good.json~").write_text("an editor's backup", encoding="utf-8")
+
+    entries = scan_queue(queue, store)
+
+    assert [e.path.name for e in entries] == ["a-good.json", "b-bad.json", "c-good.yaml"]
+    assert [e.release_id for e in entries] == ["a-good", None, "c-good"]
+    assert entries[1].error == f"{queue / 'b-bad.json'}: field 'url': is required"
+
+
+def test_two_files_with_one_id_are_both_errors(queue: Path, store: SQLiteStore):
+    write_release(queue, "one.json", id="same")
+    write_release(queue, "two.yaml", id="same")
+    entries = scan_queue(queue, store)
+    assert all(e.error and "release id 'same' is also used by" in e.error for e in entries)
+
+
+def test_the_scan_notices_an_edit(queue: Path, store: SQLiteStore):
+    path = write_release(queue, "r.json")
+    [before] = scan_queue(queue, store)
+    write_release(queue, "r.json", summary="Edited after the first scan, and longer.")
+    [after] = scan_queue(queue, store)
+    assert before.content_hash != after.content_hash
+    assert after.content_hash == read_release(path).content_hash()
+
+
+def test_approve_records_who_when_what_and_the_hash(queue: Path, store: SQLiteStore):
+    path = write_release(queue, "r.json", networks=["facebook"])
+    release, approval = approve(
+        path, by="  Ana Ruiz ", networks=["x", "facebook"], queue_dir=queue, store=store, now=NOW
+    )
+    assert approval.approved_by == "Ana Ruiz"
+    assert approval.approved_at == NOW
+    assert approval.networks == ("facebook",)
+    assert approval.content_hash == release.content_hash()
+    assert approval.source == str(path)
+    [stored] = store.approvals("r")
+    assert stored == approval
+
+
+def test_approve_uses_the_active_networks_when_the_release_names_none(
+    queue: Path, store: SQLiteStore
+):
+    path = write_release(queue, "r.json")
+    _, approval = approve(
+        path, by="Ana", networks=["x", "facebook"], queue_dir=queue, store=store, now=NOW
+    )
+    assert approval.networks == ("x", "facebook")
+
+
+def test_approve_refuses_without_a_name_or_networks(queue: Path, store: SQLiteStore):
+    path = write_release(queue, "r.json")
+    with pytest.raises(ApprovalError, match="--by"):
+        approve(path, by=" ", networks=["x"], queue_dir=queue, store=store, now=NOW)
+    with pytest.raises(ApprovalError, match="names no networks"):
+        approve(path, by="Ana", networks=[], queue_dir=queue, store=store, now=NOW)
+    assert store.approvals() == []
+
+
+def test_approve_refuses_an_override_over_the_limit(queue: Path, store: SQLiteStore):
+    path = write_release(queue, "r.json", networks=["x"], overrides={"x": "word " * 100})
+    with pytest.raises(ComposeError, match="x"):
+        approve(path, by="Ana", networks=["x"], queue_dir=queue, store=store, now=NOW)
+    assert store.approvals() == []
+
+
+def test_find_release_file_by_path_or_id(queue: Path, store: SQLiteStore, tmp_path: Path):
+    path = write_release(queue, "r.yaml", id="plenary")
+    assert find_release_file(str(path), queue, store) == path
+    assert find_release_file("plenary", queue, store) == path
+    assert find_release_file("r", queue, store) == path
+    outside = write_release(tmp_path, "elsewhere.json")
+    with pytest.raises(ApprovalError, match="not in the queue directory"):
+        find_release_file(str(outside), queue, store)
+    with pytest.raises(ApprovalError, match="no release file or release id 'nothing'"):
+        find_release_file("nothing", queue, store)
