@@ -14,7 +14,12 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from socialbot.adapters.mastodon import MastodonAdapter, comparable, html_text
+from socialbot.adapters.mastodon import (
+    MastodonAdapter,
+    comparable,
+    html_text,
+    limits_from_instance,
+)
 from socialbot.config import Settings
 from socialbot.errors import (
     AmbiguousError,
@@ -253,7 +258,7 @@ def test_a_token_without_the_write_scope_is_an_auth_error(
         adapter.publish(post("A status"), key="k")
     assert caught.value.status_code == 403
     assert "write:statuses" in str(caught.value)
-    assert adapter.check().startswith("@EU_CoR@")
+    assert "@EU_CoR@" in adapter.check()
 
 
 # -- rate limits ------------------------------------------------------------------------------
@@ -409,12 +414,21 @@ def test_text_limits_fall_back_to_500_and_23_and_say_why(
     assert "503" in caplog.text
 
 
+def test_limits_are_read_from_forks_and_nonsense_is_ignored():
+    assert limits_from_instance({"max_toot_chars": 5000}) == TextLimits(5000, 23)
+    statuses = {"max_characters": 1000, "characters_reserved_per_url": 0}
+    assert limits_from_instance({"configuration": {"statuses": statuses}}) == TextLimits(1000, 0)
+    assert limits_from_instance({"configuration": {"statuses": {"max_characters": "500"}}}) is None
+    assert limits_from_instance({"configuration": {"statuses": {"max_characters": 0}}}) is None
+    assert limits_from_instance({"max_toot_chars": True}) is None
+
+
 def test_check_names_the_account_and_the_instance_limit(
     adapter: MastodonAdapter, sandbox: SandboxServer
 ):
     host = sandbox.url.removeprefix("http://")
     assert adapter.check() == (
-        f"@EU_CoR@{host} (European Committee of the Regions); statuses up to 500 characters"
+        f"European Committee of the Regions @EU_CoR@{host}; statuses up to 500 characters"
     )
     assert sandbox.posts("mastodon") == []
 
@@ -501,7 +515,7 @@ def test_networks_checks_the_mastodon_token(
 ):
     result = run("networks")
     [line] = [line for line in result.output.splitlines() if line.startswith("mastodon")]
-    assert "credentials accepted (@EU_CoR@" in line
+    assert "credentials accepted (European Committee of the Regions @EU_CoR@" in line
 
     monkeypatch.setenv("SOCIALBOT_MASTODON__ACCESS_TOKEN", "a-revoked-token-4567")
     result = run("networks")

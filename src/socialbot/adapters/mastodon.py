@@ -158,7 +158,7 @@ class MastodonAdapter(Adapter):
         who = f"@{acct}@{host}" if "@" not in acct else f"@{acct}"
         name = str(account.get("display_name") or "").strip()
         limits = self.text_limits()
-        described = f"{who} ({name})" if name else who
+        described = f"{name} {who}" if name else who
         return f"{described}; statuses up to {limits.max_characters} characters"
 
     def close(self) -> None:
@@ -181,7 +181,9 @@ class MastodonAdapter(Adapter):
                 return value
         account = status.get("account")
         username = account.get("username") if isinstance(account, dict) else None
-        return f"{self.base_url}/@{username or 'web/statuses'}/{status.get('id')}"
+        if username:
+            return f"{self.base_url}/@{username}/{status.get('id')}"
+        return f"{self.base_url}/web/statuses/{status.get('id')}"
 
     def _fetch_limits(self) -> TextLimits:
         why = ""
@@ -232,7 +234,8 @@ def mastodon_error(response: httpx.Response, *, creating: bool) -> DeliveryError
         )
     if status == 401:
         return AuthError(
-            f"the instance refused the access token: {described}",
+            f"the instance refused the access token: {described}; create a new one under "
+            "Preferences > Development on the instance",
             network="mastodon",
             status_code=status,
         )
