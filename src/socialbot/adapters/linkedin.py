@@ -1,0 +1,314 @@
+"""A LinkedIn organization page through the versioned REST Posts API, spoken with httpx.
+
+``POST /rest/posts`` with ``LinkedIn-Version: YYYYMM`` and
+``X-Restli-Protocol-Version: 2.0.0``; the new post's URN comes back only in the
+``x-restli-id`` header (learn.microsoft.com/linkedin/marketing/
+community-management/shares/posts-api). The member access token travels in the
+``Authorization`` header, never in a URL.
+
+LinkedIn has no idempotency key. A create that may have gone through is left
+``unknown`` and reconciled with the "find posts by authors" finder, which lists
+the page's own posts; a resend of the same content is refused as "Content is a
+duplicate of urn:li:share:N", which after an uncertain attempt means "posted".
+
+The posts carry no language: the Posts API has no field for it (LinkedIn infers
+it from the text).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self
+
+import httpx
+
+from socialbot.adapters.base import (
+    Adapter,
+    json_body,
+    new_client,
+    parse_retry_after,
+    transport_error,
+    utc_now,
+)
+from socialbot.compose import escape_little_text
+from socialbot.config import Settings
+from socialbot.errors import (
+    AmbiguousError,
+    AuthError,
+    DeliveryError,
+    DuplicateError,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+from socialbot.models import Post, Receipt
+
+RESTLI_PROTOCOL = "2.0.0"
+# Page roles that may post as the organization (posts-api, "Permissions").
+POSTING_ROLES = ("ADMINISTRATOR", "CONTENT_ADMINISTRATOR", "DIRECT_SPONSORED_CONTENT_POSTER")
+# A 429 without Retry-After that is not a daily quota is LinkedIn's
+# "infrastructure protection", which "returns to normal automatically".
+DEFAULT_THROTTLE_WAIT = timedelta(minutes=5)
+FIND_PAGE = 50
+FIND_MAX_POSTS = 200
+FIND_SLACK = timedelta(minutes=5)
+_ORGANIZATION = re.compile(r"urn:li:organization:(?P<id>\d+)")
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+RENEWAL_HELP = (
+    "LinkedIn access tokens last 60 days: create a new one, put it in "
+    "SOCIALBOT_LINKEDIN__ACCESS_TOKEN and its expiry date in SOCIALBOT_LINKEDIN__TOKEN_EXPIRES"
+)
+
+
+class LinkedInAdapter(Adapter):
+    """Posts as an organization page, with the release link as an article card."""
+
+    name = "linkedin"
+    can_find = True
+
+    def __init__(
+        self,
+        *,
+        access_token: str,
+        author: str,
+        base_url: str,
+        web_url: str,
+        api_version: str,
+        timeout: float = 30.0,
+    ) -> None:
+        self.author = author
+        self.api_version = api_version
+        self.web_url = web_url.rstrip("/")
+        self.http = new_client(
+            base_url,
+            timeout,
+            headers={
+                "Authorization": f"Bearer {access_token}",
+                "LinkedIn-Version": api_version,
+                "X-Restli-Protocol-Version": RESTLI_PROTOCOL,
+            },
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        li = settings.linkedin
+        assert li.access_token and li.author
+        return cls(
+            access_token=li.access_token.get_secret_value(),
+            author=li.author,
+            base_url=li.base_url,
+            web_url=li.web_url,
+            api_version=li.api_version,
+            timeout=settings.request_timeout_seconds,
+        )
+
+    def publish(self, post: Post, *, key: str) -> Receipt:
+        """Create the post; ``key`` is unused, LinkedIn has no idempotency key."""
+        body: dict[str, Any] = {
+            "author": self.author,
+            # Unescaped reserved characters make LinkedIn keep the post only up
+            # to the first of them while answering 201 (little-text-format).
+            "commentary": escape_little_text(post.text),
+            "visibility": "PUBLIC",
+            "distribution": {
+                "feedDistribution": "MAIN_FEED",
+                "targetEntities": [],
+                "thirdPartyDistributionChannels": [],
+            },
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": False,
+        }
+        if post.link:
+            # LinkedIn does not scrape the page: the card is what we send.
+            article = {"source": post.link, "title": post.title or post.link}
+            if post.description:
+                article["description"] = post.description
+            body["content"] = {"article": article}
+        response = self._send(
+            "POST", "/rest/posts", creating=True, json=body, headers={"X-RestLi-Method": "CREATE"}
+        )
+        urn = response.headers.get("x-restli-id", "").strip()
+        if not urn:
+            raise AmbiguousError(
+                f"LinkedIn answered {response.status_code} but named no post (no x-restli-id)",
+                network=self.name,
+                status_code=response.status_code,
+            )
+        return Receipt(urn, self.post_url(urn))
+
+    def post_url(self, urn: str) -> str:
+        return f"{self.web_url}/feed/update/{urn}"
+
+    def find(self, text: str, since: datetime) -> Receipt | None:
+        """Look through the page's newest posts for one with this text."""
+        wanted = escape_little_text(text)
+        floor_ms = int((since - FIND_SLACK).timestamp() * 1000)
+        start = 0
+        while start < FIND_MAX_POSTS:
+            # Query order as documented: author first, then the finder name.
+            params = {
+                "author": self.author,
+                "q": "author",
+                "count": str(FIND_PAGE),
+                "start": str(start),
+                "sortBy": "CREATED",
+            }
+            response = self._send(
+                "GET",
+                "/rest/posts",
+                creating=False,
+                params=params,
+                headers={"X-RestLi-Method": "FINDER"},
+            )
+            elements = json_body(response).get("elements")
+            elements = elements if isinstance(elements, list) else []
+            for item in elements:
+                if not isinstance(item, dict) or item.get("lifecycleState") != "PUBLISHED":
+                    continue
+                commentary = str(item.get("commentary", ""))
+                if commentary == wanted or _UNESCAPE.sub(r"\1", commentary) == text:
+                    urn = str(item.get("id", ""))
+                    return Receipt(urn, self.post_url(urn))
+            created = [
+                item["createdAt"]
+                for item in elements
+                if isinstance(item, dict) and isinstance(item.get("createdAt"), int)
+            ]
+            if len(elements) < FIND_PAGE or (created and min(created) < floor_ms):
+                return None
+            start += FIND_PAGE
+        return None
+
+    def check(self) -> str:
+        """Prove the token may post as the page: its page roles, then the page's name."""
+        response = self._send(
+            "GET",
+            "/rest/organizationAcls",
+            creating=False,
+            params={"q": "roleAssignee", "state": "APPROVED"},
+            headers={"X-RestLi-Method": "FINDER"},
+        )
+        elements = json_body(response).get("elements")
+        roles = sorted(
+            str(acl.get("role"))
+            for acl in (elements if isinstance(elements, list) else [])
+            if isinstance(acl, dict)
+            and self.author
+            in (
+                acl.get("organization"),
+                acl.get("organizationTarget"),
+                acl.get("organizationalTarget"),
+            )
+        )
+        posting = [role for role in roles if role in POSTING_ROLES]
+        if not posting:
+            held = f" (it holds only {', '.join(roles)})" if roles else ""
+            raise AuthError(
+                f"the token's member cannot post as {self.author}{held}: a page admin must give "
+                "them the Super admin or Content admin role",
+                network=self.name,
+            )
+        found = _ORGANIZATION.fullmatch(self.author)
+        if found is None:
+            return f"{self.author} as {posting[0]}"
+        page = json_body(self._send("GET", f"/rest/organizations/{found['id']}", creating=False))
+        return f"{page.get('localizedName', '?')} ({self.author}) as {posting[0]}"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _send(self, method: str, path: str, *, creating: bool, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, self.name, creating=creating) from None
+        if response.is_success:
+            return response
+        raise linkedin_error(response, creating=creating, api_version=self.api_version)
+
+
+def linkedin_error(response: httpx.Response, *, creating: bool, api_version: str) -> DeliveryError:
+    """Classify a LinkedIn error body (``{"status", "message", "code", "serviceErrorCode"}``)."""
+    body = json_body(response)
+    status = response.status_code
+    message = str(body.get("message") or response.reason_phrase or status).strip()
+    code = body.get("code") or body.get("serviceErrorCode")
+    api_code = code if isinstance(code, int | str) else None
+    described = f"{message} ({code})" if code else message
+    if status == 429:
+        return RateLimited(
+            f"throttled: {described}",
+            network="linkedin",
+            retry_at=throttled_until(response, message),
+            status_code=status,
+            api_code=api_code,
+        )
+    if status == 401:
+        return AuthError(
+            f"LinkedIn refused the access token ({described}); it must be renewed. {RENEWAL_HELP}",
+            network="linkedin",
+            status_code=status,
+            api_code=api_code,
+        )
+    if status == 426 or code in ("NONEXISTENT_VERSION", "VERSION_MISSING"):
+        return AuthError(
+            f"LinkedIn no longer serves API version {api_version} ({described}): set "
+            "SOCIALBOT_LINKEDIN__API_VERSION to a recent YYYYMM",
+            network="linkedin",
+            status_code=status,
+            api_code=api_code,
+        )
+    if status == 403:
+        return AuthError(
+            f"LinkedIn denied permission ({described}): the token needs w_organization_social "
+            "(posting), r_organization_social (finding posts) and r_organization_admin "
+            "(checking), from a Super or Content admin of the page",
+            network="linkedin",
+            status_code=status,
+            api_code=api_code,
+        )
+    if status in (400, 409, 422) and "duplicate" in message.lower():
+        return DuplicateError(described, network="linkedin", status_code=status, api_code=api_code)
+    if status >= 500:
+        if creating:
+            return AmbiguousError(
+                f"LinkedIn failed ({status} {described}); the post may exist",
+                network="linkedin",
+                status_code=status,
+                api_code=api_code,
+            )
+        return TransientError(
+            f"LinkedIn failed ({status} {described})",
+            network="linkedin",
+            status_code=status,
+            api_code=api_code,
+        )
+    return PermanentError(
+        f"LinkedIn rejected the request ({status}): {described}",
+        network="linkedin",
+        status_code=status,
+        api_code=api_code,
+    )
+
+
+def throttled_until(response: httpx.Response, message: str) -> datetime:
+    """When LinkedIn will take calls again.
+
+    LinkedIn documents no rate-limit headers: daily quotas reset at midnight
+    UTC (learn.microsoft.com/linkedin/shared/api-guide/concepts/rate-limits).
+    A ``Retry-After`` is honoured when one comes.
+    """
+    now = utc_now()
+    retry_at = parse_retry_after(response.headers.get("retry-after"), now)
+    if retry_at is not None:
+        return retry_at
+    if "DAY limit" in message:
+        return next_midnight(now)
+    return now + DEFAULT_THROTTLE_WAIT
+
+
+def next_midnight(now: datetime) -> datetime:
+    """The next 00:00 UTC, when LinkedIn's daily counters reset."""
+    day = now.astimezone(UTC)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
