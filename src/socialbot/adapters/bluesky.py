@@ -1,0 +1,616 @@
+"""Bluesky through the account's PDS, spoken as XRPC with httpx.
+
+A post is a record: ``com.atproto.repo.createRecord`` of an
+``app.bsky.feed.post`` with its text, language, facets (the byte ranges that
+make links and hashtags live) and a link card. The record key (``rkey``) is
+chosen here, derived from the delivery's key, so a resend after an uncertain
+attempt can only land on the same record: it never creates a second post.
+
+Logging in (``createSession``) is limited to 30 per 5 minutes and 300 a day per
+account, so the session is kept in a file next to the database, reused by
+every run and renewed with ``refreshSession`` when the PDS says the access
+token has expired; only when the refresh token is refused too does the
+adapter log in again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+
+from socialbot.adapters.base import (
+    Adapter,
+    json_body,
+    new_client,
+    parse_epoch,
+    parse_retry_after,
+    transport_error,
+    utc_now,
+)
+from socialbot.compose import BLUESKY_MAX_BYTES, bluesky_facets, measure
+from socialbot.config import Settings
+from socialbot.errors import (
+    AmbiguousError,
+    AuthError,
+    DeliveryError,
+    DuplicateError,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+from socialbot.logs import register_secret
+from socialbot.models import Post, Receipt
+
+log = logging.getLogger("socialbot.adapters.bluesky")
+
+NETWORK = "bluesky"
+COLLECTION = "app.bsky.feed.post"
+MAX_GRAPHEMES = 300
+MAX_BYTES = BLUESKY_MAX_BYTES
+DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
+FIND_PAGES = 5
+"""At most this many pages of 100 posts are read looking for a post."""
+FIND_SLACK = timedelta(minutes=5)
+
+# Errors that say the access (or refresh) token is no good. The PDS answers an
+# expired token with 400 ExpiredToken, a bad one with 400 InvalidToken, and a
+# missing one with 401 (packages/pds/src/auth-verifier.ts in bluesky-social/atproto).
+TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken"})
+# Errors on which no retry with these credentials can help.
+ACCOUNT_ERRORS = frozenset(
+    {"AccountTakedown", "AccountDeactivated", "AuthFactorTokenRequired", "AuthMissing"}
+)
+
+# A TID (atproto.com/specs/tid): 64 bits, top bit 0, 53 bits of microseconds
+# since the Unix epoch and 10 bits of clock id, written in base32-sortable.
+TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+TID_EPOCH_US = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
+TID_SPAN_BITS = 45  # about 407 days of microseconds after TID_EPOCH_US
+
+
+def record_key(key: str) -> str:
+    """The record key for a delivery: a valid TID derived from its key alone.
+
+    ``app.bsky.feed.post`` records are keyed by TID (lexicon ``"key": "tid"``).
+    A TID from the clock would differ on every attempt, so the timestamp and
+    clock id are taken from a hash of the delivery key instead: the same
+    delivery always gets the same key, two deliveries practically never
+    (55 bits). The timestamps fall in 2024, never in the future.
+    """
+    digest = int.from_bytes(hashlib.sha256(f"socialbot:{key}".encode()).digest()[:8], "big")
+    micros = TID_EPOCH_US + (digest >> (64 - TID_SPAN_BITS))
+    value = (micros << 10) | (digest & 0x3FF)
+    return "".join(TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
+
+
+@dataclass(frozen=True)
+class Session:
+    """What ``createSession`` and ``refreshSession`` hand back."""
+
+    did: str
+    handle: str
+    access_jwt: str
+    refresh_jwt: str
+
+    @classmethod
+    def from_response(cls, data: dict[str, Any]) -> Session:
+        try:
+            session = cls(
+                did=str(data["did"]),
+                handle=str(data["handle"]),
+                access_jwt=str(data["accessJwt"]),
+                refresh_jwt=str(data["refreshJwt"]),
+            )
+        except KeyError as exc:
+            raise TransientError(
+                f"the PDS answered a login without {exc.args[0]}", network=NETWORK
+            ) from None
+        register_secret(session.access_jwt, session.refresh_jwt)
+        return session
+
+
+class SessionFile:
+    """The session kept between runs: one JSON file, mode 0600, replaced atomically.
+
+    It remembers which PDS and which login it belongs to, so changing either
+    setting never reuses a session of another account.
+    """
+
+    def __init__(self, path: Path, base_url: str, identifier: str) -> None:
+        self.path = path
+        self.base_url = base_url
+        self.identifier = identifier.lower()
+
+    def load(self) -> Session | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring the unreadable Bluesky session file %s (%s)", self.path, exc)
+            return None
+        if not isinstance(data, dict):
+            return None
+        if data.get("base_url") != self.base_url or data.get("identifier") != self.identifier:
+            return None
+        try:
+            session = Session(
+                did=str(data["did"]),
+                handle=str(data["handle"]),
+                access_jwt=str(data["access_jwt"]),
+                refresh_jwt=str(data["refresh_jwt"]),
+            )
+        except KeyError:
+            return None
+        register_secret(session.access_jwt, session.refresh_jwt)
+        return session
+
+    def save(self, session: Session) -> None:
+        """Write the session, or warn and carry on: a lost file only costs a login."""
+        data = {
+            "base_url": self.base_url,
+            "identifier": self.identifier,
+            **asdict(session),
+            "saved_at": utc_now().isoformat(timespec="seconds"),
+        }
+        try:
+            write_private(self.path, json.dumps(data, indent=2).encode("utf-8"))
+        except OSError as exc:
+            log.warning("could not save the Bluesky session to %s (%s)", self.path, exc)
+
+
+def write_private(path: Path, content: bytes) -> None:
+    """Replace ``path`` atomically with a file only its owner can read (tmp, fsync, rename)."""
+    # mkstemp creates the file with mode 0600.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+class BlueskyAdapter(Adapter):
+    """Posts to one Bluesky account, logged in with an app password."""
+
+    name = NETWORK
+    idempotent = True
+    idempotency_window = None  # a record key stays taken for as long as the post exists
+    can_find = True
+
+    def __init__(
+        self,
+        *,
+        handle: str,
+        app_password: str,
+        base_url: str,
+        web_url: str,
+        session_path: Path | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.identifier = handle.strip().removeprefix("@")
+        self._password = app_password
+        self.base_url = base_url.rstrip("/")
+        self.web_url = web_url.rstrip("/")
+        self.http = new_client(self.base_url, timeout)
+        self.sessions = (
+            SessionFile(session_path, self.base_url, self.identifier) if session_path else None
+        )
+        self._session: Session | None = None
+        self._refused: AuthError | None = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        bsky = settings.bluesky
+        assert bsky.handle and bsky.app_password
+        database = settings.database_path
+        return cls(
+            handle=bsky.handle,
+            app_password=bsky.app_password.get_secret_value(),
+            base_url=bsky.base_url,
+            web_url=bsky.web_url,
+            session_path=None if database == ":memory:" else session_path(database),
+            timeout=settings.request_timeout_seconds,
+        )
+
+    # -- posting -------------------------------------------------------------------------
+
+    def publish(self, post: Post, *, key: str) -> Receipt:
+        text = post.text
+        facets = list(post.facets) or bluesky_facets(text)
+        check_post(text, facets)
+        rkey = record_key(key)
+        record: dict[str, Any] = {
+            "$type": COLLECTION,
+            "text": text,
+            "createdAt": utc_now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        if post.language:
+            record["langs"] = [post.language]
+        if facets:
+            record["facets"] = facets
+        if post.link:
+            record["embed"] = {
+                "$type": "app.bsky.embed.external",
+                "external": {
+                    "uri": post.link,
+                    "title": post.title,
+                    "description": post.description,
+                },
+            }
+        try:
+            data = self._call(
+                "POST",
+                "com.atproto.repo.createRecord",
+                creating=True,
+                body=lambda session: {
+                    "repo": session.did,
+                    "collection": COLLECTION,
+                    "rkey": rkey,
+                    "record": record,
+                },
+            )
+        except (AmbiguousError, DuplicateError) as exc:
+            # The record key is this delivery's: a record under it is this
+            # delivery's post. The bsky.social PDS answers a create under a
+            # taken key with 500 InternalServerError (bluesky-social/atproto
+            # issue 3718, indigo issue 873), so a 5xx is looked up too.
+            found = self._lookup(rkey)
+            if found is not None:
+                log.info("bluesky: record %s exists after %s; it is posted", rkey, exc)
+                return found
+            if isinstance(exc, AmbiguousError):
+                raise AmbiguousError(
+                    f"{exc}; nothing is under its record key {rkey} yet, and a resend "
+                    "with the same key cannot post twice",
+                    network=NETWORK,
+                    status_code=exc.status_code,
+                    api_code=exc.api_code,
+                ) from None
+            raise
+        uri = str(data.get("uri") or self._uri(rkey))
+        return Receipt(uri, self.post_url(rkey))
+
+    def post_url(self, rkey: str) -> str:
+        """The post's page: ``{web_url}/profile/{handle}/post/{rkey}``."""
+        session = self._session
+        handle = session.handle if session else self.identifier
+        if session and handle == "handle.invalid":
+            handle = session.did
+        return f"{self.web_url}/profile/{handle}/post/{rkey}"
+
+    def _uri(self, rkey: str) -> str:
+        did = self._session.did if self._session else self.identifier
+        return f"at://{did}/{COLLECTION}/{rkey}"
+
+    def _lookup(self, rkey: str) -> Receipt | None:
+        """The post under ``rkey`` if it exists; None when it does not or cannot be told."""
+        session = self._session
+        if session is None:
+            return None
+        params = {"repo": session.did, "collection": COLLECTION, "rkey": rkey}
+        try:
+            response = self.http.get("/xrpc/com.atproto.repo.getRecord", params=params)
+        except httpx.TransportError:
+            return None
+        if response.is_success:
+            uri = str(json_body(response).get("uri") or self._uri(rkey))
+            return Receipt(uri, self.post_url(rkey))
+        return None
+
+    def find(self, text: str, since: datetime) -> Receipt | None:
+        """Look through the account's own recent posts (newest first) for this text.
+
+        ``getAuthorFeed`` is ordered by time; ``listRecords`` is ordered by
+        record key, which for these posts is not a time.
+        """
+        cutoff = since - FIND_SLACK
+        cursor: str | None = None
+        for _ in range(FIND_PAGES):
+            params = {"limit": "100", "filter": "posts_no_replies"}
+            if cursor:
+                params["cursor"] = cursor
+            data = self._call(
+                "GET",
+                "app.bsky.feed.getAuthorFeed",
+                creating=False,
+                params=lambda session, extra=params: {"actor": session.did, **extra},
+            )
+            feed = data.get("feed")
+            items = feed if isinstance(feed, list) else []
+            did = self._session.did if self._session else ""
+            for item in items:
+                view = item.get("post") if isinstance(item, dict) else None
+                if not isinstance(view, dict) or item.get("reason"):
+                    continue  # a repost, not one of the account's own posts
+                author = view.get("author")
+                record = view.get("record")
+                if not isinstance(author, dict) or not isinstance(record, dict):
+                    continue
+                if author.get("did") != did:
+                    continue
+                created = _parse_time(record.get("createdAt")) or _parse_time(view.get("indexedAt"))
+                if created is not None and created < cutoff:
+                    return None
+                if record.get("text") == text:
+                    uri = str(view.get("uri", ""))
+                    return Receipt(uri, self.post_url(uri.rpartition("/")[2]))
+            cursor = data.get("cursor") if isinstance(data.get("cursor"), str) else None
+            if not cursor or not items:
+                return None
+        return None
+
+    def check(self) -> str:
+        data = self._call("GET", "com.atproto.server.getSession", creating=False)
+        handle = data.get("handle", self.identifier)
+        did = data.get("did", "?")
+        if data.get("active") is False:
+            status = data.get("status") or "inactive"
+            raise AuthError(f"the account @{handle} is {status}", network=NETWORK)
+        return f"@{handle} ({did})"
+
+    def secret_values(self) -> list[str]:
+        session = self._session
+        return [session.access_jwt, session.refresh_jwt] if session else []
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- XRPC and the session ------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        nsid: str,
+        *,
+        creating: bool,
+        body: Any = None,
+        params: Any = None,
+    ) -> dict[str, Any]:
+        """One authenticated XRPC call; an expired session is renewed and the call sent again once.
+
+        ``body`` and ``params`` may be functions of the session, for values
+        (the account's DID) only known once logged in.
+        """
+        session = self._ensure_session()
+        response = self._send(method, nsid, session, creating=creating, body=body, params=params)
+        if token_refused(response):
+            # The PDS checks the token before doing anything, so the call is
+            # certainly not processed and sending it again is safe.
+            session = self._renew(session)
+            response = self._send(
+                method, nsid, session, creating=creating, body=body, params=params
+            )
+        if response.is_success:
+            return json_body(response)
+        raise xrpc_error(response, creating=creating)
+
+    def _send(
+        self,
+        method: str,
+        nsid: str,
+        session: Session,
+        *,
+        creating: bool,
+        body: Any,
+        params: Any,
+    ) -> httpx.Response:
+        try:
+            return self.http.request(
+                method,
+                f"/xrpc/{nsid}",
+                json=body(session) if callable(body) else body,
+                params=params(session) if callable(params) else params,
+                headers={"Authorization": f"Bearer {session.access_jwt}"},
+            )
+        except httpx.TransportError as exc:
+            raise transport_error(exc, NETWORK, creating=creating) from None
+
+    def _ensure_session(self) -> Session:
+        with self._lock:
+            if self._session is not None:
+                return self._session
+            stored = self.sessions.load() if self.sessions else None
+            if stored is not None:
+                self._session = stored
+                return stored
+            return self._login()
+
+    def _renew(self, expired: Session) -> Session:
+        """A working session after ``expired`` was refused: refresh, or else log in."""
+        with self._lock:
+            if self._session is not None and self._session != expired:
+                return self._session  # another thread renewed it meanwhile
+            # Another process may have rotated the refresh token since we read
+            # the file; its refresh token is then the only one still valid.
+            stored = self.sessions.load() if self.sessions else None
+            refresh = stored if stored is not None and stored != expired else expired
+            response = self._post_unauthenticated(
+                "com.atproto.server.refreshSession",
+                headers={"Authorization": f"Bearer {refresh.refresh_jwt}"},
+            )
+            if response.is_success:
+                return self._keep(Session.from_response(json_body(response)))
+            if response.status_code == 429 or response.status_code >= 500:
+                raise xrpc_error(response, creating=False)
+            log.info(
+                "bluesky: the refresh token was refused (%s); logging in again",
+                describe(response),
+            )
+            return self._login()
+
+    def _login(self) -> Session:
+        """``createSession`` with the app password: the rate-limited step, done rarely."""
+        if self._refused is not None:
+            raise self._refused
+        response = self._post_unauthenticated(
+            "com.atproto.server.createSession",
+            json={"identifier": self.identifier, "password": self._password},
+        )
+        if response.is_success:
+            return self._keep(Session.from_response(json_body(response)))
+        if response.status_code == 429 or response.status_code >= 500:
+            raise xrpc_error(response, creating=False)
+        error, message = error_fields(response)
+        hint = ""
+        if error == "AuthFactorTokenRequired":
+            hint = " (the account asks for an e-mail code: log in with an app password instead)"
+        self._refused = AuthError(
+            f"Bluesky refused the login of {self.identifier} with this app password: "
+            f"{message}{hint}",
+            network=NETWORK,
+            status_code=response.status_code,
+            api_code=error or None,
+        )
+        raise self._refused
+
+    def _post_unauthenticated(
+        self, nsid: str, *, json: Any = None, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        try:
+            return self.http.post(f"/xrpc/{nsid}", json=json, headers=headers)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, NETWORK, creating=False) from None
+
+    def _keep(self, session: Session) -> Session:
+        self._session = session
+        if self.sessions is not None:
+            self.sessions.save(session)
+        return session
+
+
+def session_path(database_path: str) -> Path:
+    """Where the session is kept: next to the database, like its lock file."""
+    return Path(f"{database_path}.bluesky-session.json")
+
+
+def check_post(text: str, facets: list[dict[str, Any]]) -> None:
+    """Refuse, before sending, a post the ``app.bsky.feed.post`` lexicon would refuse."""
+    size = len(text.encode("utf-8"))
+    length = measure(NETWORK, text)
+    if length > MAX_GRAPHEMES or size > MAX_BYTES:
+        raise PermanentError(
+            f"the text is {length} graphemes and {size} bytes; Bluesky takes at most "
+            f"{MAX_GRAPHEMES} graphemes and {MAX_BYTES} bytes",
+            network=NETWORK,
+        )
+    for facet in facets:
+        index = facet.get("index") if isinstance(facet, dict) else None
+        start = index.get("byteStart") if isinstance(index, dict) else None
+        end = index.get("byteEnd") if isinstance(index, dict) else None
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= size):
+            raise PermanentError(
+                f"a link or hashtag facet ({index}) does not fit the text's {size} bytes",
+                network=NETWORK,
+            )
+
+
+def token_refused(response: httpx.Response) -> bool:
+    """True when the PDS refused the access token itself (expired, invalid or missing)."""
+    if response.status_code == 401:
+        return error_fields(response)[0] not in ACCOUNT_ERRORS
+    return response.status_code == 400 and error_fields(response)[0] in TOKEN_ERRORS
+
+
+def error_fields(response: httpx.Response) -> tuple[str, str]:
+    """An XRPC error body, ``{"error": name, "message": text}``."""
+    body = json_body(response)
+    error = body.get("error")
+    message = body.get("message")
+    return (
+        error if isinstance(error, str) else "",
+        message if isinstance(message, str) and message else response.reason_phrase,
+    )
+
+
+def describe(response: httpx.Response) -> str:
+    error, message = error_fields(response)
+    return (
+        f"{response.status_code} {error}: {message}"
+        if error
+        else f"{response.status_code} {message}"
+    )
+
+
+def xrpc_error(response: httpx.Response, *, creating: bool) -> DeliveryError:
+    """Classify an XRPC error answer into socialbot's error classes."""
+    status = response.status_code
+    error, message = error_fields(response)
+    described = describe(response)
+    if status == 429:
+        # docs.bsky.app/docs/advanced-guides/rate-limits: RateLimit-Reset is
+        # a Unix time; proxies in front of the PDS may send Retry-After.
+        now = utc_now()
+        retry_at = (
+            parse_retry_after(response.headers.get("retry-after"), now)
+            or parse_epoch(response.headers.get("ratelimit-reset"), now)
+            or now + DEFAULT_RATE_LIMIT_WAIT
+        )
+        return RateLimited(
+            f"rate limited ({described})",
+            network=NETWORK,
+            retry_at=retry_at,
+            status_code=status,
+            api_code=error or None,
+        )
+    if status == 401 or error in TOKEN_ERRORS or error in ACCOUNT_ERRORS:
+        return AuthError(
+            f"Bluesky refused the session ({described})",
+            network=NETWORK,
+            status_code=status,
+            api_code=error or None,
+        )
+    if status == 409 or error == "RecordAlreadyExists" or "already exists" in message.lower():
+        return DuplicateError(
+            f"the record key is taken ({described})",
+            network=NETWORK,
+            status_code=status,
+            api_code=error or None,
+        )
+    if status >= 500:
+        if creating:
+            return AmbiguousError(
+                f"the PDS failed ({described}); the post may exist",
+                network=NETWORK,
+                status_code=status,
+                api_code=error or None,
+            )
+        return TransientError(f"the PDS failed ({described})", network=NETWORK, status_code=status)
+    return PermanentError(
+        f"Bluesky rejected the request: {described}",
+        network=NETWORK,
+        status_code=status,
+        api_code=error or None,
+    )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
