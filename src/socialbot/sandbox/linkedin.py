@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import regex
+
 from socialbot.sandbox.server import Fault, NetworkSandbox, Request, Response
 
 FIRST_SHARE = 7_390_000_000_000_000_000
@@ -66,7 +68,7 @@ _VERSION = re.compile(r"(?P<year>\d{4})(?P<month>\d{2})(?:\.\d{2})?")
 _URN = re.compile(r"urn:li:(?P<type>[A-Za-z]+):(?P<id>[^\s:]+)")
 _MENTION = re.compile(r"@\[(?P<name>(?:[^\]\\]|\\.)*)\]\((?P<urn>urn:li:[A-Za-z]+:[^)\s]+)\)")
 _HASHTAG_TEMPLATE = re.compile(r"\{hashtag\|\\?(?P<sign>[#\uff03])\|(?P<tag>[^{}|\\]+)\}")
-_HASHTAG = re.compile(r"#(?P<tag>\w+)")
+_HASHTAG = regex.compile(r"#[\p{L}\p{M}\p{Nd}_]+")
 _RESERVED = frozenset("\\|{}@[]()<>#*_~")
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
