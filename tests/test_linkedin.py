@@ -334,11 +334,17 @@ def test_posting_as_another_page_is_refused(sandbox: SandboxServer):
     assert caught.value.status_code == 403
 
 
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [("a" * 3001, 3001), ("\N{GRINNING FACE}" * 1501, 3002)],  # UTF-16 units, as the JVM counts
+)
 def test_a_too_long_commentary_is_a_permanent_error(
-    adapter: LinkedInAdapter, sandbox: SandboxServer
+    adapter: LinkedInAdapter, sandbox: SandboxServer, text: str, length: int
 ):
-    with pytest.raises(PermanentError, match=r"out of range 0\.\.\.3000") as caught:
-        adapter.publish(post("a" * 3001), key="k")
+    with pytest.raises(
+        PermanentError, match=rf"length of {length} is out of range 0\.\.\.3000"
+    ) as caught:
+        adapter.publish(post(text), key="k")
     assert caught.value.status_code == 422
     assert not isinstance(caught.value, AuthError)
     assert sandbox.posts() == []

@@ -447,9 +447,10 @@ def validate_post(body: dict[str, Any]) -> list[str]:
     if commentary is not None:
         if not isinstance(commentary, str):
             problems.append("/commentary :: data type is not a string")
-        elif len(commentary) > COMMENTARY_LIMIT:
+        # Rest.li runs on the JVM: a string's length is counted in UTF-16 code units.
+        elif (length := len(commentary.encode("utf-16-le")) // 2) > COMMENTARY_LIMIT:
             problems.append(
-                f"/commentary :: length of {len(commentary)} is out of range 0...{COMMENTARY_LIMIT}"
+                f"/commentary :: length of {length} is out of range 0...{COMMENTARY_LIMIT}"
             )
     distribution = body.get("distribution")
     if distribution is not None:
