@@ -438,6 +438,18 @@ def test_a_partial_x_credential_set_is_exit_2_naming_the_variable(
     assert sandbox.requests == []
 
 
+@pytest.mark.parametrize("command", ["drain", "status"])
+def test_a_missing_queue_directory_is_exit_2(
+    env: Path, monkeypatch: pytest.MonkeyPatch, command: str
+):
+    monkeypatch.setenv("SOCIALBOT_QUEUE_DIR", "releases")
+    result = run(command)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "socialbot: SOCIALBOT_QUEUE_DIR: the queue directory releases does not exist\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "value", "start"),
     [

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 import pytest
 
 from socialbot.adapters.facebook import FacebookAdapter
@@ -267,3 +268,24 @@ def test_every_answer_carries_the_usage_header(adapter: FacebookAdapter, sandbox
     with adapter.http.stream("GET", f"/v24.0/{adapter.page_id}", params={"fields": "id"}) as r:
         usage = json.loads(r.headers["X-Business-Use-Case-Usage"])
     assert usage[adapter.page_id][0]["estimated_time_to_regain_access"] == 0
+
+
+def test_a_message_over_the_graph_limit_is_refused(
+    adapter: FacebookAdapter, sandbox: SandboxServer
+):
+    with pytest.raises(PermanentError, match="at most 63206 characters") as raised:
+        adapter.publish(post("a" * 63_207), key="k")
+    assert raised.value.api_code == 100
+    assert sandbox.posts() == []
+
+
+def test_the_sandbox_refuses_a_request_without_a_token(sandbox: SandboxServer):
+    page = sandbox.networks["facebook"].credentials["page_id"]
+    response = httpx.post(
+        f"{sandbox.url}/facebook/v24.0/{page}/feed", data={"message": "Anonymous"}, timeout=5
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["type"]) == (2500, "OAuthException")
+    assert error["fbtrace_id"]
+    assert sandbox.posts() == []

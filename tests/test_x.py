@@ -8,7 +8,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+import requests
+from requests_oauthlib import OAuth1
 
 import socialbot
 from socialbot.adapters.x import RedirectingSession, XAdapter
@@ -284,3 +287,43 @@ def test_nothing_outside_the_adapters_imports_tweepy():
             if any(name == "tweepy" or name.startswith("tweepy.") for name in names):
                 offenders.append(str(path.relative_to(package)))
     assert offenders == []
+
+
+def test_start_time_is_inclusive_to_the_second(adapter: XAdapter, sandbox: SandboxServer):
+    adapter.publish(post("Posted within this second"), key="k")
+    [stored] = sandbox.posts("x")
+    second = stored["created_at"][:19] + "Z"
+    user_id = USER["id"]
+    listed = adapter.client.get_users_tweets(user_id, start_time=second, user_auth=True)
+    assert [tweet.id for tweet in listed.data] == [int(stored["id"])]
+    created = datetime.fromisoformat(stored["created_at"]).replace(microsecond=0)
+    after = (created + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    empty = adapter.client.get_users_tweets(user_id, start_time=after, user_auth=True)
+    assert empty.data is None
+
+
+def test_the_sandbox_refuses_a_request_without_oauth(sandbox: SandboxServer):
+    response = httpx.post(f"{sandbox.url}/x/2/tweets", json={"text": "Anonymous"}, timeout=5)
+    assert response.status_code == 401
+    assert response.json()["title"] == "Unauthorized"
+    assert {"x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset"} <= set(
+        response.headers
+    )
+    assert sandbox.posts() == []
+
+
+def test_a_replayed_request_is_refused(sandbox: SandboxServer):
+    """The same signed request twice: the nonce is accepted once, as X does."""
+    creds = sandbox.networks["x"].credentials
+    auth = OAuth1(
+        creds["api_key"],
+        creds["api_secret"],
+        creds["access_token"],
+        creds["access_token_secret"],
+    )
+    signed = requests.Request(
+        "GET", f"{sandbox.networks['x'].base_url}/2/users/me", auth=auth
+    ).prepare()
+    with requests.Session() as session:
+        assert session.send(signed, timeout=5).status_code == 200
+        assert session.send(signed, timeout=5).status_code == 401
