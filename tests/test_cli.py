@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -780,10 +781,14 @@ def test_a_drain_into_a_running_sandbox_command(workdir: Path, monkeypatch: pyte
         assert run("approve", "r1", "--by", "Ana").exit_code == 0
         assert run("drain").exit_code == 0
         posts = httpx.get(f"http://127.0.0.1:{port}/_sandbox/posts", timeout=5).json()
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
     assert sorted(p["network"] for p in posts) == sorted(BOTH)
+    assert "<h2>x (1)</h2>" in page
+    assert "<h2>facebook (1)</h2>" in page
+    assert all(html.escape(p["url"], quote=True) in page for p in posts)
     assert all(str(r["url"]).startswith(f"http://127.0.0.1:{port}/") for r in log_rows())

@@ -227,3 +227,12 @@ def test_find_release_file_by_path_or_id(queue: Path, store: SQLiteStore, tmp_pa
         find_release_file(str(outside), queue, store)
     with pytest.raises(ApprovalError, match="no release file or release id 'nothing'"):
         find_release_file("nothing", queue, store)
+
+
+def test_a_file_name_that_cannot_be_an_id_says_so(queue: Path):
+    path = write_release(queue, "my release.json")
+    with pytest.raises(InvalidRelease) as raised:
+        read_release(path)
+    assert raised.value.field is None
+    assert "its name is not a usable release id" in str(raised.value)
+    assert read_release(write_release(queue, "my release.yaml", id="my-release")).id == "my-release"

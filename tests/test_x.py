@@ -327,3 +327,19 @@ def test_a_replayed_request_is_refused(sandbox: SandboxServer):
     with requests.Session() as session:
         assert session.send(signed, timeout=5).status_code == 200
         assert session.send(signed, timeout=5).status_code == 401
+
+
+def test_faults_can_be_queued_over_http(adapter: XAdapter, sandbox: SandboxServer):
+    queued = httpx.post(
+        f"{sandbox.url}/_sandbox/faults",
+        json=[{"network": "x", "kind": "error", "status": 503, "times": 2}],
+        timeout=5,
+    )
+    assert (queued.status_code, queued.json()) == (201, {"queued": 1})
+    for _ in range(2):
+        with pytest.raises(AmbiguousError):
+            adapter.publish(post("Through a fault"), key="k")
+    adapter.publish(post("Through a fault"), key="k")
+    assert len(sandbox.posts("x")) == 1
+    bad = httpx.post(f"{sandbox.url}/_sandbox/faults", json={"kind": "error"}, timeout=5)
+    assert bad.status_code == 400
