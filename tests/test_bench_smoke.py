@@ -1,0 +1,155 @@
+"""The speed benchmark in miniature, so it never rots, and the speed claims it rests on.
+
+The figures of a tiny run mean nothing; what is checked is that every part
+runs against the real sandbox and CLI, and the facts that do not depend on
+the machine: every post arrives once and in order, an idle drain makes no
+request, imports no network library and reads no settled file, and the
+posting log's queries stay on their indexes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.common import bench_networks
+from bench.drain import main
+from bench.history import scene, seed_log
+from bench.queries import check_idle_drain, check_store_calls
+
+from socialbot.models import NETWORKS, Approval, DeliveryStatus
+from socialbot.store import ID_BATCH, SQLiteStore
+
+
+def figures_by_name(path: Path) -> dict[str, dict[str, object]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert {"cpu", "cores", "python", "date"} <= set(data["machine"])
+    return {f"{f['section']}: {f['name']}": f for f in data["figures"]}
+
+
+def test_quick_benchmark_runs_every_part(tmp_path: Path, capsys):
+    out = tmp_path / "figures.json"
+    assert main(["--quick", "--only", "throughput", "--only", "coldstart", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "wall / lower bound" in printed and "targets met" in printed
+    figures = figures_by_name(out)
+
+    networks = bench_networks()
+    posts = [f for name, f in figures.items() if "posts accepted" in name]
+    assert len(posts) == 2  # through the CLI and in-process
+    for figure in posts:
+        assert figure["value"] == 4 * len(networks)
+        assert figure["verdict"] == "PASS", "a post was lost, doubled or out of order"
+    for name, figure in figures.items():
+        if name.endswith("wall / lower bound"):
+            # The bound counts every request at the injected latency: nothing beats it.
+            assert float(str(figure["value"])) >= 0.95
+
+    assert figures["cold start: idle drain: network requests made"]["value"] == 0
+    assert figures["cold start: idle drain: network libraries imported"]["verdict"] == "PASS"
+
+
+def test_history_part_runs_and_the_log_queries_use_indexes(tmp_path: Path):
+    out = tmp_path / "figures.json"
+    assert main(["--quick", "--only", "history", "--json", str(out)]) == 0
+    figures = figures_by_name(out)
+    store_calls = {n: f for n, f in figures.items() if n.startswith("store on ")}
+    assert any("log --since 1d" in name for name in store_calls)
+    for name, figure in store_calls.items():
+        if figure["target"]:
+            assert figure["verdict"] == "PASS", f"{name}: {figure['note']}"
+
+
+def test_an_idle_drain_reads_no_settled_file():
+    """Settled files are known by their stat signature; their content is not read again."""
+    with scene(5) as here:
+        here.drain()  # the first scan reads and caches every file
+        settled = sorted(here.queue.glob("settled-*.json"))
+        for path in settled:
+            st = path.stat()
+            # Same inode, size and mtime: only a read of the content could notice.
+            with path.open("r+b") as handle:
+                handle.write(b"!" * st.st_size)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert here.socialbot("drain").stderr == ""
+
+        # The control: a file that really changed is read, and found broken.
+        os.utime(settled[0], ns=(0, 0))
+        run = here.socialbot("drain", ok=(1,))
+        assert settled[0].name in run.stderr and "JSON" in run.stderr
+
+
+def test_idle_drain_statements_stay_on_indexes():
+    with scene(3) as here:
+        here.drain()
+        check = check_idle_drain(here.database, here.queue, here.networks)
+        assert check.plans, "the tracing store saw no statement"
+        steps = [step for plan in check.plans.values() for step in plan]
+        assert not [s for s in steps if s.startswith("SCAN deliveries") and "INDEX" not in s]
+
+
+def test_seeded_history_reads_like_real_history(tmp_path: Path):
+    database = tmp_path / "socialbot.db"
+    end = datetime.now(UTC) - timedelta(hours=1)
+    rows = seed_log(
+        database, settled=[("kept-1", "a" * 64, "queue/kept-1.json")], archived=3, end=end
+    )
+    assert rows == 4 * len(NETWORKS)
+
+    store = SQLiteStore(str(database))
+    try:
+        assert store.counts()[DeliveryStatus.POSTED] == rows
+        newest = store.get("kept-1", "x")
+        assert newest is not None and newest.url and newest.posted_at is not None
+        assert end < newest.updated_at <= datetime.now(UTC)
+        assert store.latest_approvals(["kept-1"])["kept-1"].content_hash == "a" * 64
+        assert store.deliveries(since=end - timedelta(minutes=1))[0].release_id == "kept-1"
+        assert len(store.deliveries(release_id="archived-0000002")) == len(NETWORKS)
+        calls = {c.call: c for c in check_store_calls(database, "x")}
+        assert not calls["log --since 1d"].scans()
+    finally:
+        store.close()
+
+
+def test_approvals_and_schedules_of_some_releases(tmp_path: Path):
+    """The drain asks only about the releases in the queue, in batches of ids."""
+    store = SQLiteStore(str(tmp_path / "socialbot.db"))
+    try:
+        now = datetime.now(UTC)
+        for n in range(ID_BATCH + 20):
+            for version in ("a", "b"):
+                approval = Approval(f"r{n}", version * 64, "Ana", now, f"queue/r{n}.json", ("x",))
+                approval_id = store.record_approval(approval)
+            if n % 2:
+                store.schedule(
+                    Approval(f"r{n}", "b" * 64, "Ana", now, "", ("x",), id=approval_id), now
+                )
+        wanted = [f"r{n}" for n in range(0, ID_BATCH + 20, 3)] + ["r1", "absent"]
+        every = store.latest_approvals()
+        some = store.latest_approvals(wanted)
+        assert some == {k: v for k, v in every.items() if k in wanted}
+        assert {a.content_hash for a in some.values()} == {"b" * 64}
+        assert store.scheduled(wanted) == {
+            k: v for k, v in store.scheduled().items() if k in wanted
+        }
+        assert store.latest_approvals([]) == {} and store.scheduled(iter(())) == {}
+    finally:
+        store.close()
+
+
+def test_an_older_log_gets_the_new_indexes(tmp_path: Path):
+    path = tmp_path / "socialbot.db"
+    SQLiteStore(str(path)).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX deliveries_by_status_update")
+    conn.execute("DROP INDEX deliveries_by_network_update")
+    conn.close()
+
+    SQLiteStore(str(path)).close()
+    conn = sqlite3.connect(path)
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    conn.close()
+    assert {"deliveries_by_status_update", "deliveries_by_network_update"} <= names
