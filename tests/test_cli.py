@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 
@@ -77,6 +78,16 @@ def test_every_command_has_help(name: str):
     assert result.output.startswith(f"Usage: cli {name}") or f"{name} [OPTIONS]" in result.output
     doc = (cli.commands[name].help or "").strip().splitlines()[0]
     assert doc and doc in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_option_is_explained(name: str):
+    undocumented = [
+        option.opts
+        for option in cli.commands[name].params
+        if isinstance(option, click.Option) and not option.help
+    ]
+    assert undocumented == []
 
 
 def test_version():

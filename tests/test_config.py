@@ -116,6 +116,20 @@ def test_the_environment_wins_over_dotenv(workdir: Path, monkeypatch: pytest.Mon
     assert load_settings().queue_dir == Path("from-env")
 
 
+def test_a_section_can_be_split_between_the_environment_and_dotenv(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A systemd unit holding the secrets, and .env the rest."""
+    names = sorted(X_CREDENTIALS)
+    (workdir / ".env").write_text(
+        "".join(f"{name}={X_CREDENTIALS[name]}\n" for name in names[1:]), encoding="utf-8"
+    )
+    monkeypatch.setenv(names[0], X_CREDENTIALS[names[0]])
+    settings = load_settings()
+    assert settings.active_networks() == ["x"]
+    assert sorted(settings.secret_values()) == sorted(X_CREDENTIALS.values())
+
+
 def test_a_network_is_active_when_its_credentials_are_set(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ):
