@@ -1,0 +1,126 @@
+"""How long a text is, counted the way each network counts it.
+
+- X: twitter-text v3's weighted length (see ``twitter_text``).
+- Mastodon: grapheme clusters after each URL (with a scheme) is replaced by the
+  instance's ``characters_reserved_per_url`` characters (mastodon
+  ``app/validators/status_length_validator.rb``); bare domains count as written.
+  ``@user@domain`` is counted as written too, which can only over-count.
+- Bluesky: grapheme clusters; the lexicon also caps the UTF-8 bytes
+  (``app.bsky.feed.post``: maxGraphemes 300, maxLength 3000).
+- LinkedIn: UTF-16 code units of the commentary once escaped as "little text".
+- Facebook: UTF-16 code units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import regex
+
+from socialbot.compose.richtext import escape_little_text
+from socialbot.compose.twitter_text import mastodon_urls, parse_tweet
+from socialbot.errors import ComposeError
+from socialbot.models import TextLimits
+
+DEFAULT_LIMITS: dict[str, TextLimits] = {
+    "x": TextLimits(280, 23),
+    "facebook": TextLimits(63_206, 0),
+    "mastodon": TextLimits(500, 23),
+    "bluesky": TextLimits(300, 0),
+    "linkedin": TextLimits(3000, 0),
+}
+"""Each network's limit when the network has not told us its own."""
+
+BLUESKY_MAX_BYTES = 3000
+NETWORK_NAMES = {
+    "x": "X",
+    "facebook": "Facebook",
+    "mastodon": "Mastodon",
+    "bluesky": "Bluesky",
+    "linkedin": "LinkedIn",
+}
+
+_GRAPHEME = regex.compile(r"\X")
+
+
+def graphemes(text: str) -> list[str]:
+    """User-perceived characters (extended grapheme clusters)."""
+    found: list[str] = _GRAPHEME.findall(text)
+    return found
+
+
+def utf16_length(text: str) -> int:
+    """Length in UTF-16 code units, as JavaScript and Java count strings."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def mastodon_length(text: str, url_weight: int = 23) -> int:
+    """Mastodon's ``StatusLengthValidator`` count of ``text``."""
+    countable, last = [], 0
+    for url in mastodon_urls().extract(text, without_protocol=False):
+        countable.append(text[last : url.start])
+        countable.append("x" * url_weight)
+        last = url.end
+    countable.append(text[last:])
+    return len(graphemes("".join(countable)))
+
+
+def measure(network: str, text: str, *, url_weight: int | None = None) -> int:
+    """The length of ``text`` as ``network`` counts it.
+
+    ``url_weight`` overrides what one URL counts for (X and Mastodon), e.g. a
+    Mastodon instance's ``characters_reserved_per_url``.
+    """
+    if network == "x":
+        return parse_tweet(text, url_length=url_weight).weighted_length
+    if network == "mastodon":
+        weight = DEFAULT_LIMITS["mastodon"].url_weight if url_weight is None else url_weight
+        return mastodon_length(text, weight)
+    if network == "bluesky":
+        return len(graphemes(text))
+    if network == "linkedin":
+        return utf16_length(escape_little_text(text))
+    if network == "facebook":
+        return utf16_length(text)
+    raise ComposeError(network, "is not a network socialbot knows")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One network's limits for one post: what to count against, and how."""
+
+    network: str
+    limit: int
+    url_weight: int | None
+    max_bytes: int | None = None
+
+    @classmethod
+    def for_network(cls, network: str, limits: TextLimits | None = None) -> Budget:
+        if network not in DEFAULT_LIMITS:
+            raise ComposeError(network, "is not a network socialbot knows")
+        limits = limits or DEFAULT_LIMITS[network]
+        weight = limits.url_weight if network in ("x", "mastodon") else None
+        max_bytes = BLUESKY_MAX_BYTES if network == "bluesky" else None
+        return cls(network, limits.max_characters, weight, max_bytes)
+
+    def length(self, text: str) -> int:
+        return measure(self.network, text, url_weight=self.url_weight)
+
+    def fits(self, text: str) -> bool:
+        if self.max_bytes is not None and len(text.encode("utf-8")) > self.max_bytes:
+            return False
+        return self.length(text) <= self.limit
+
+    def problem(self, text: str) -> str | None:
+        """Why ``text`` is over this budget, in one sentence; None when it fits."""
+        name = NETWORK_NAMES.get(self.network, self.network)
+        length = self.length(text)
+        if length > self.limit:
+            return (
+                f"{length} long as {name} counts it; the limit is {self.limit}, "
+                f"so shorten it by {length - self.limit}"
+            )
+        size = len(text.encode("utf-8"))
+        if self.max_bytes is not None and size > self.max_bytes:
+            return f"{size} bytes in UTF-8; {name} takes at most {self.max_bytes}"
+        return None

@@ -1,0 +1,121 @@
+"""Hashtags: where they come from, how they are written, and which are broken.
+
+A post's hashtags come from the release's ``hashtags``, from its ``topics``
+through the team's mapping file (a topic without a mapping gives none), and
+from ``#tags`` already in the text. They are compared case-insensitively and
+written in CamelCase, so screen readers read ``#CohesionPolicy`` as two words.
+
+Only letters, marks, digits and ``_`` make a hashtag body every network agrees
+on (X's twitter-text, Mastodon's ``HASHTAG_RE``, Bluesky's tag facets), with at
+least one letter, and at most 64 characters (Bluesky's limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import regex
+
+from socialbot.compose.twitter_text import extract_hashtags
+
+MAX_TAG_LENGTH = 64
+_SEPARATOR = regex.compile(r"[^\p{L}\p{M}\p{Nd}_]+")
+_VALID_BODY = regex.compile(r"[\p{L}\p{M}\p{Nd}_]*\p{L}[\p{L}\p{M}\p{Nd}_]*")
+_HASH_SIGNS = "#＃"
+# "# CoRplenary": a hash sign, spaces, then a word with a capital letter in it.
+_SPACED_TAG = regex.compile(
+    r"(?<![\p{L}\p{M}\p{Nd}_&])[#＃][ \t\u00a0]+(?=[\p{L}\p{Nd}_]*\p{Lu})"
+    r"([\p{L}\p{M}\p{Nd}_]*\p{L}[\p{L}\p{M}\p{Nd}_]*)"
+)
+
+
+@dataclass(frozen=True)
+class Hashtag:
+    """One hashtag, without its ``#``."""
+
+    body: str
+
+    @property
+    def key(self) -> str:
+        """What two spellings of one hashtag share."""
+        return self.body.casefold()
+
+    def __str__(self) -> str:
+        return "#" + self.body
+
+
+def camel_case(words: list[str]) -> str:
+    """``["cohesion", "policy"]`` -> ``CohesionPolicy``; capitals inside words are kept."""
+    if len(words) == 1:
+        return words[0]
+    return "".join(word[:1].upper() + word[1:] for word in words)
+
+
+def normalize(raw: str) -> tuple[Hashtag | None, str | None]:
+    """A hashtag as written by a person, made into one every network reads whole.
+
+    Returns the hashtag (None when nothing usable is left) and, when the source
+    was malformed, a note saying what was done.
+    """
+    text = raw.strip()
+    spaced_hash = len(text) > 1 and text[0] in _HASH_SIGNS and text[1].isspace()
+    text = text.lstrip(_HASH_SIGNS).strip()
+    words = [word for word in _SEPARATOR.split(text) if word]
+    shown = raw.strip() if raw.strip().startswith(tuple(_HASH_SIGNS)) else f"#{raw.strip()}"
+    if not words or not any(_VALID_BODY.fullmatch(word) for word in words):
+        return None, f"hashtag {shown!r} has no letters; it is left out"
+    body = camel_case(words)
+    if len(body) > MAX_TAG_LENGTH:
+        return None, f"hashtag {shown!r} is longer than {MAX_TAG_LENGTH} characters; left out"
+    tag = Hashtag(body)
+    if len(words) > 1 or spaced_hash:
+        return tag, f"hashtag {shown!r} is malformed; it is posted as {tag}"
+    return tag, None
+
+
+def topic_key(topic: str) -> str:
+    """Topics match case-insensitively and whatever their spacing."""
+    return " ".join(topic.split()).casefold()
+
+
+def from_topics(topics: Iterable[str], mapping: Mapping[str, str]) -> list[Hashtag]:
+    """The hashtags the team's mapping gives the release's topics (unmapped: none)."""
+    keyed = {topic_key(topic): tag for topic, tag in mapping.items()}
+    found = []
+    for topic in topics:
+        raw = keyed.get(topic_key(topic))
+        if raw:
+            tag, _ = normalize(raw)
+            if tag is not None:
+                found.append(tag)
+    return found
+
+
+def inline(text: str) -> list[Hashtag]:
+    """The hashtags written in ``text``, as X finds them."""
+    return [Hashtag(entity.tag) for entity in extract_hashtags(text)]
+
+
+def repair_spaced(text: str, where: str) -> tuple[str, list[str]]:
+    """Join ``# CoRplenary`` into ``#CoRplenary``; one note per repair."""
+    notes = []
+
+    def join(match: regex.Match[str]) -> str:
+        notes.append(
+            f"malformed hashtag {match.group()!r} in the {where}; it is posted as #{match.group(1)}"
+        )
+        return "#" + match.group(1)
+
+    return _SPACED_TAG.sub(join, text), notes
+
+
+def unique(tags: Iterable[Hashtag]) -> list[Hashtag]:
+    """First spelling of each hashtag, compared case-insensitively."""
+    seen: set[str] = set()
+    result = []
+    for tag in tags:
+        if tag.key not in seen:
+            seen.add(tag.key)
+            result.append(tag)
+    return result

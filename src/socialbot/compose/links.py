@@ -1,0 +1,109 @@
+"""The release link: campaign parameters, and a form every network links in full.
+
+A link is only worth posting if the network makes all of it clickable. X and
+Mastodon decide that with their own URL rules (``twitter_text``), Bluesky with
+the app's detection (``richtext``). Characters those rules stop at (non-ASCII
+letters in a path, an unbalanced parenthesis, a full stop at the very end) are
+percent-encoded, which names the same page.
+"""
+
+from __future__ import annotations
+
+import string
+from urllib.parse import quote, unquote
+
+from socialbot.compose.richtext import link_spans
+from socialbot.compose.twitter_text import mastodon_urls, x_urls
+
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
+_HEX = frozenset(string.hexdigits)
+_KEEP = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=")
+# Characters that may be percent-encoded without changing which page a link names.
+_ENCODABLE = frozenset("()!*',;:.~$|[]@-_")
+
+
+def with_utm(url: str, network: str, campaign: str) -> str:
+    """``url`` with ``utm_source=<network>&utm_medium=social&utm_campaign=<campaign>``.
+
+    Merged into the query string as written: other parameters keep their exact
+    encoding, and earlier ``utm_*`` values of those three names are replaced.
+    """
+    rest, hash_sign, fragment = url.partition("#")
+    base, _, query = rest.partition("?")
+    kept = [
+        pair
+        for pair in query.split("&")
+        if pair and unquote(pair.partition("=")[0]) not in UTM_KEYS
+    ]
+    ours = [
+        f"utm_source={quote(network, safe='')}",
+        "utm_medium=social",
+        f"utm_campaign={quote(campaign, safe='')}",
+    ]
+    return f"{base}?{'&'.join(kept + ours)}{hash_sign}{fragment}"
+
+
+def as_uri(url: str) -> str:
+    """Percent-encode what a URI may not hold raw (non-ASCII, spaces, a stray ``%``).
+
+    The host is left alone; an existing ``%XX`` is never encoded twice.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host_end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
+    host, tail = rest[:host_end], rest[host_end:]
+    out = []
+    for index, ch in enumerate(tail):
+        if (
+            ch == "%" and set(tail[index + 1 : index + 3]) <= _HEX and len(tail) >= index + 3
+        ) or ch in _KEEP:
+            out.append(ch)
+        else:
+            out.append(quote(ch, safe=""))
+    return f"{scheme}://{host}{''.join(out)}"
+
+
+def recognised_by(network: str, link: str) -> bool:
+    """Whether ``network`` makes all of ``link`` one clickable link, as written alone."""
+    if network == "x":
+        found = x_urls().extract(link)
+        return len(found) == 1 and (found[0].start, found[0].end) == (0, len(link))
+    if network == "mastodon":
+        found = mastodon_urls().extract(link, without_protocol=False)
+        return len(found) == 1 and (found[0].start, found[0].end) == (0, len(link))
+    if network == "bluesky":
+        return [(start, end) for start, end, _ in link_spans(link)] == [(0, len(link))]
+    return True
+
+
+def clickable(url: str, networks: tuple[str, ...] = ("x", "mastodon", "bluesky")) -> str:
+    """``url`` in a form each of ``networks`` links whole, as far as encoding can get it."""
+    link = as_uri(url)
+    for _ in range(len(link)):
+        if all(recognised_by(network, link) for network in networks):
+            return link
+        stop = _first_unlinked(link, networks)
+        if stop is None or link[stop] not in _ENCODABLE:
+            return link
+        link = link[:stop] + quote(link[stop], safe="") + link[stop + 1 :]
+    return link
+
+
+def _first_unlinked(link: str, networks: tuple[str, ...]) -> int | None:
+    """Where the shortest network's link ends, when it is a proper prefix of ``link``."""
+    ends = []
+    for network in networks:
+        if network == "x":
+            spans = [(u.start, u.end) for u in x_urls().extract(link)]
+        elif network == "mastodon":
+            spans = [
+                (u.start, u.end) for u in mastodon_urls().extract(link, without_protocol=False)
+            ]
+        else:
+            spans = [(start, end) for start, end, _ in link_spans(link)]
+        if not spans or spans[0][0] != 0:
+            return None
+        ends.append(spans[0][1])
+    end = min(ends)
+    return end if end < len(link) else None

@@ -1,0 +1,360 @@
+"""One release, one network, one post: the only place text is shaped and trimmed.
+
+The post is made of blocks, top to bottom as the network's rules order them
+(by default the title, the lead, the hashtags, the link). What must survive is
+the link and the title; the title is cut only when it cannot fit whole next to
+the link. Hashtags are dropped, last first, before they would push out the
+first sentence of the lead; the lead then fills the room that is left, cut at
+a sentence end if one is close, else between words with ``…``.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import regex
+
+from socialbot.compose import hashtags as tags
+from socialbot.compose.counting import NETWORK_NAMES, Budget, graphemes
+from socialbot.compose.hashtags import Hashtag
+from socialbot.compose.links import clickable, recognised_by, with_utm
+from socialbot.compose.options import ComposeOptions, ShapingRules
+from socialbot.compose.richtext import bluesky_facets
+from socialbot.compose.trimming import SENTENCE_CLOSE, CutPoint, cut_points, finish
+from socialbot.errors import ComposeError
+from socialbot.models import Post, Release
+
+SEPARATOR = "\n\n"
+DESCRIPTION_GRAPHEMES = 300
+MIN_LEAD_WORDS = 4
+MIN_LEAD_GRAPHEMES = 10
+LEAD_KEPT_FOR_HASHTAGS = 2
+"""Hashtags may take the room of at most half the lead when its first sentence cannot fit."""
+_UNWANTED = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
+_RUNS = regex.compile(r"[ \t\r\n\f\v]+")
+_PARAGRAPH = regex.compile(r"\n[ \t\r\f\v]*\n")
+_WORD = regex.compile(r"[\p{L}\p{N}]")
+
+
+def clean(text: str) -> str:
+    """NFC, without what no network takes: control characters, lone surrogates, BOMs."""
+    text = _UNWANTED.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return unicodedata.normalize("NFC", text)
+
+
+def paragraphs(text: str) -> list[str]:
+    """``text`` split at blank lines, each paragraph on one line."""
+    found = (_RUNS.sub(" ", part).strip() for part in _PARAGRAPH.split(clean(text)))
+    return [part for part in found if part]
+
+
+def network_name(network: str) -> str:
+    return NETWORK_NAMES.get(network, network)
+
+
+def release_link(release: Release, network: str, options: ComposeOptions) -> str:
+    """The release URL as ``network`` gets it: with UTM parameters when asked, linkable whole."""
+    url = with_utm(release.url, network, release.id) if options.utm else release.url
+    link = clickable(url)
+    if network in ("x", "mastodon") and not recognised_by(network, link):
+        raise ComposeError(
+            network,
+            f"the release link {link} would not be clickable on {network_name(network)}, which "
+            "links only addresses on a public domain (a known top-level domain, no IP address)",
+        )
+    return link
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A text cut to fit: what is shown, and how much of the source it covers."""
+
+    piece: str
+    covered: int
+
+
+def fit_text(text: str, language: str, fits: Callable[[str], bool]) -> Fit | None:
+    """The longest cut of ``text`` for which ``fits`` holds, preferring a close sentence end."""
+    if fits(text):
+        return Fit(text, len(text))
+    bound = 256
+    while bound < len(text) and fits(text[:bound] + "…"):
+        bound *= 2
+    points = cut_points(text[: bound + 8192], language, upto=min(bound, len(text)))
+
+    def trial(point: CutPoint) -> str:
+        return finish(text, point) or text[: point.index].rstrip() + "…"
+
+    low, high = 0, len(points)
+    while low < high:
+        middle = (low + high) // 2
+        if fits(trial(points[middle])):
+            low = middle + 1
+        else:
+            high = middle
+    word: tuple[CutPoint, str] | None = None
+    for point in reversed(points[:low]):
+        piece = finish(text, point)
+        if piece is not None and fits(piece):
+            word = point, piece
+            break
+    if word is None:
+        return None
+    for point in reversed(points[:low]):
+        if point.index < SENTENCE_CLOSE * word[0].index:
+            break
+        if point.sentence:
+            piece = finish(text, point)
+            if piece is not None and fits(piece):
+                return Fit(piece, point.index)
+    return Fit(word[1], word[0].index)
+
+
+def substantial(fit: Fit, source: str) -> bool:
+    """Whether a cut lead says enough to be worth its room."""
+    if fit.covered >= len(source) or not fit.piece.endswith("…"):
+        return True
+    words = [w for w in fit.piece.split() if _WORD.search(w)]
+    if len(words) >= MIN_LEAD_WORDS:
+        return True
+    return len(words) <= 1 and len(graphemes(fit.piece)) >= MIN_LEAD_GRAPHEMES
+
+
+@dataclass
+class Shaper:
+    """The search for one network's post of one release."""
+
+    budget: Budget
+    rules: ShapingRules
+    language: str
+    title: str
+    lead: str
+    link: str
+    candidates: list[Hashtag]
+    _leads: dict[tuple[str, tuple[str, ...]], Fit] = field(default_factory=dict)
+
+    def render(self, title: str, lead: str, appended: list[Hashtag]) -> str:
+        blocks = {
+            "title": title,
+            "summary": lead,
+            "hashtags": " ".join(str(tag) for tag in appended),
+            "link": self.link,
+        }
+        return SEPARATOR.join(blocks[name] for name in self.rules.order if blocks[name])
+
+    def fits(self, title: str, lead: str, appended: list[Hashtag]) -> bool:
+        return self.budget.fits(self.render(title, lead, appended))
+
+    def fit_lead(self, title: str, appended: list[Hashtag]) -> Fit:
+        """The most of the lead that fits next to ``title``, ``appended`` and the link."""
+        key = (title, tuple(tag.body for tag in appended))
+        if key not in self._leads:
+            fit = None
+            if self.lead and "summary" in self.rules.order and self.fits(title, "", appended):
+                fit = fit_text(
+                    self.lead, self.language, lambda piece: self.fits(title, piece, appended)
+                )
+            if fit is None or not substantial(fit, self.lead):
+                fit = Fit("", 0)
+            self._leads[key] = fit
+        return self._leads[key]
+
+    def attempt(self, title: str, wanted: int) -> tuple[Fit, list[Hashtag]]:
+        """The lead and appended hashtags when up to ``wanted`` hashtags are appended."""
+        in_title = tags.unique(tags.inline(title))
+        title_keys = {tag.key for tag in in_title}
+        room = self.rules.max_hashtags - len(in_title) if "hashtags" in self.rules.order else 0
+        pool = [tag for tag in self.candidates if tag.key not in title_keys]
+        appended = pool[: max(0, min(wanted, room))]
+        while appended and not self.fits(title, "", appended):
+            appended.pop()
+        while True:
+            lead = self.fit_lead(title, appended)
+            shown = tags.unique(in_title + tags.inline(lead.piece))
+            keys = {tag.key for tag in shown}
+            kept = [tag for tag in appended if tag.key not in keys]
+            kept = kept[: max(0, self.rules.max_hashtags - len(shown))]
+            if kept == appended:
+                return lead, appended
+            appended = kept
+
+    def shape(self) -> tuple[str, Fit, list[Hashtag]]:
+        """The title as shown, the lead, and the appended hashtags."""
+        if not self.fits(self.title, "", []):
+            return self.cut_title(), Fit("", 0), []
+        first = next((p.index for p in cut_points(self.lead, self.language) if p.sentence), None)
+        first_sentence = len(self.lead) if first is None else first
+        plain = self.attempt(self.title, 0)
+        first_fits = plain[0].covered >= first_sentence
+        for wanted in range(min(len(self.candidates), self.rules.max_hashtags), 0, -1):
+            lead, appended = self.attempt(self.title, wanted)
+            if first_fits and lead.covered >= first_sentence:
+                return self.title, lead, appended
+            if not first_fits and lead.covered * LEAD_KEPT_FOR_HASHTAGS >= plain[0].covered:
+                return self.title, lead, appended
+        return self.title, plain[0], plain[1]
+
+    def cut_title(self) -> str:
+        network = self.budget.network
+        if not self.fits("", "", []):
+            raise ComposeError(
+                network,
+                f"the link alone is {self.budget.length(self.link)} long as "
+                f"{network_name(network)} counts it; the limit is {self.budget.limit}",
+            )
+        fit = fit_text(self.title, self.language, lambda piece: self.fits(piece, "", []))
+        if fit is None:
+            raise ComposeError(
+                network,
+                f"the title does not fit on {network_name(network)} and has no place to cut it "
+                "between words; give this network a text override",
+            )
+        return fit.piece
+
+
+def hashtag_candidates(
+    release: Release, texts: list[str], options: ComposeOptions, notes: list[str]
+) -> list[Hashtag]:
+    """The release's hashtags, its mapped topics' hashtags, then those in its text."""
+    found: list[Hashtag] = []
+    for raw in release.hashtags:
+        tag, note = tags.normalize(clean(raw))
+        if note:
+            notes.append(note)
+        if tag is not None:
+            found.append(tag)
+    found += tags.from_topics(release.topics, options.hashtag_map)
+    for text in texts:
+        found += tags.inline(text)
+    return tags.unique(found)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A release's text, cleaned, as one network's rules read it."""
+
+    title: str
+    lead: str
+    lead_name: str
+    summary: str
+    body: list[str]
+    notes: list[str]
+
+
+def read_source(release: Release, rules: ShapingRules, urls: tuple[str, ...]) -> Source:
+    """Title and lead, with ``# Tag`` repaired and the release link taken out of them."""
+    notes: list[str] = []
+    summary = " ".join(paragraphs(release.summary))
+    body = paragraphs(release.body)
+    parts = [summary] if summary else []
+    if body and (rules.lead == "full" or not summary):
+        parts += body
+    lead_name = " and ".join(
+        name
+        for name, used in (("summary", bool(summary)), ("body", body and parts[-1:] == body[-1:]))
+        if used
+    )
+    title, found = tags.repair_spaced(" ".join(paragraphs(release.title)), "title")
+    notes += found
+    lead, found = tags.repair_spaced(SEPARATOR.join(parts), lead_name or "summary")
+    notes += found
+    if any(url in title or url in lead for url in urls):
+        notes.append("the release link is taken out of the text; it ends the post")
+        title, lead = _without(title, urls), _without(lead, urls)
+    return Source(title, lead, lead_name, summary, body, notes)
+
+
+def _without(text: str, urls: tuple[str, ...]) -> str:
+    for url in sorted(urls, key=len, reverse=True):
+        text = text.replace(url, "")
+    return SEPARATOR.join(_RUNS.sub(" ", part).strip() for part in text.split(SEPARATOR)).strip()
+
+
+def compose(release: Release, network: str, options: ComposeOptions | None = None) -> Post:
+    """The post ``network`` gets for ``release``, never over the network's limit.
+
+    Raises ComposeError when no such post exists: a text override over the
+    limit, a link the network would not make clickable, a title that cannot
+    be cut between words.
+    """
+    options = options or ComposeOptions()
+    budget = Budget.for_network(network, options.limits.get(network))
+    link = release_link(release, network, options)
+    if network in release.overrides:
+        return _from_override(release, network, link, budget)
+    rules = options.rules_for(network)
+    source = read_source(release, rules, (release.url, link))
+    notes = list(source.notes)
+    title, lead, what = source.title, source.lead, source.lead_name
+    candidates = hashtag_candidates(release, [title, source.summary, *source.body], options, notes)
+    shaper = Shaper(budget, rules, release.language, title, lead, link, candidates)
+    shown_title, lead_fit, appended = shaper.shape()
+    text = shaper.render(shown_title, lead_fit.piece, appended)
+    problem = budget.problem(text)
+    if problem is not None:
+        raise ComposeError(network, f"the post would be {problem}")
+    name = network_name(network)
+    if shown_title != title:
+        notes.append(f"the title is too long for {name} and is cut")
+    if lead and "summary" in rules.order:
+        if not lead_fit.piece:
+            notes.append(f"no room for the {what} on {name}")
+        elif lead_fit.covered < len(lead):
+            notes.append(f"the {what} {'are' if ' and ' in what else 'is'} cut to fit {name}")
+    posted = tags.unique(tags.inline(text))
+    keys = {tag.key for tag in posted}
+    left_out = [str(tag) for tag in candidates if tag.key not in keys]
+    if left_out:
+        notes.append(
+            f"hashtags left out on {name} (at most {rules.max_hashtags}, or no room): "
+            + ", ".join(left_out)
+        )
+    return Post(
+        network=network,
+        text=text,
+        link=link,
+        length=budget.length(text),
+        limit=budget.limit,
+        language=release.language,
+        title=title,
+        description=describe(source.summary or SEPARATOR.join(source.body), release.language),
+        hashtags=tuple(str(tag) for tag in posted),
+        facets=tuple(bluesky_facets(text, links=(link,))) if network == "bluesky" else (),
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def describe(text: str, language: str) -> str:
+    """A link card's description: the lead, cut to ``DESCRIPTION_GRAPHEMES`` between words."""
+    fit = fit_text(text, language, lambda piece: len(graphemes(piece)) <= DESCRIPTION_GRAPHEMES)
+    return fit.piece if fit is not None else ""
+
+
+def _from_override(release: Release, network: str, link: str, budget: Budget) -> Post:
+    """A release's own text for ``network``: checked, never trimmed."""
+    notes: list[str] = []
+    text, notes = tags.repair_spaced(clean(release.overrides[network]).strip(), "text override")
+    if link not in text:
+        text = (
+            text.replace(release.url, link) if release.url in text else f"{text}{SEPARATOR}{link}"
+        )
+    problem = budget.problem(text)
+    if problem is not None:
+        raise ComposeError(network, f"the text override is {problem}")
+    return Post(
+        network=network,
+        text=text,
+        link=link,
+        length=budget.length(text),
+        limit=budget.limit,
+        language=release.language,
+        title=clean(release.title),
+        description=describe(
+            " ".join(paragraphs(release.summary or release.body)), release.language
+        ),
+        hashtags=tuple(str(tag) for tag in tags.unique(tags.inline(text))),
+        facets=tuple(bluesky_facets(text, links=(link,))) if network == "bluesky" else (),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,219 @@
+"""Where a text may be cut, and how a cut text ends.
+
+A cut falls between words (before a space, or between two CJK characters,
+which are written without spaces), never inside a grapheme, a URL or a
+hashtag. A cut after a sentence ends cleanly; any other cut drops trailing
+commas, dashes and opening brackets and ends with ``…``, and never right after
+a URL (``…`` would become part of the link on Mastodon and Bluesky). Explicit
+bidirectional embeddings left open by the cut are closed, so ``…`` and the link
+after it keep their direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import regex
+
+from socialbot.compose.richtext import link_spans, tag_spans
+from socialbot.compose.twitter_text import extract_hashtags, mastodon_urls, x_urls
+
+ELLIPSIS = "…"
+SENTENCE_CLOSE = 2 / 3
+"""A sentence end is "close" when it keeps at least this share of what a word cut keeps."""
+
+_SENTENCE_END = frozenset(".!?…。！？‼⁇⁈⁉")
+_CJK_SENTENCE_END = frozenset("。！？")
+_CLOSERS = frozenset("\"'»”’)]}›」』")
+_DANGLING = ",;:-–—‐(/[{«„“‚‘‹\"'·&"
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\u3000-\u303f\uff00-\uffef]")
+_GRAPHEME = regex.compile(r"\X")
+_SPACE = regex.compile(r"\s")
+_OPENERS = {"\u202a": "\u202c", "\u202b": "\u202c", "\u202d": "\u202c", "\u202e": "\u202c"}
+_ISOLATES = {"\u2066": "\u2069", "\u2067": "\u2069", "\u2068": "\u2069"}
+
+# Words a full stop follows without ending the sentence, by language (casefolded, without
+# the last full stop). A single letter ("г.", "M.") never ends one either.
+ABBREVIATIONS: dict[str, frozenset[str]] = {
+    "en": frozenset(
+        [
+            "e.g",
+            "i.e",
+            "etc",
+            "mr",
+            "mrs",
+            "ms",
+            "dr",
+            "prof",
+            "no",
+            "nos",
+            "vs",
+            "st",
+            "art",
+            "para",
+            "cf",
+            "approx",
+            "dept",
+            "est",
+            "fig",
+            "jan",
+            "feb",
+            "mar",
+            "apr",
+            "jun",
+            "jul",
+            "aug",
+            "sep",
+            "sept",
+            "oct",
+            "nov",
+            "dec",
+        ]
+    ),
+    "de": frozenset(
+        [
+            "z.b",
+            "bzw",
+            "usw",
+            "nr",
+            "abs",
+            "vgl",
+            "ca",
+            "d.h",
+            "u.a",
+            "dr",
+            "prof",
+            "str",
+            "art",
+            "ggf",
+            "inkl",
+            "evtl",
+            "sog",
+        ]
+    ),
+    "fr": frozenset(
+        ["mme", "mlle", "env", "cf", "p.ex", "etc", "art", "av", "bd", "dr", "pr", "réf"]
+    ),
+    "bg": frozenset(
+        [
+            "гр",
+            "т.е",
+            "др",
+            "вкл",
+            "напр",
+            "ул",
+            "бл",
+            "чл",
+            "ал",
+            "проф",
+            "д-р",
+            "млн",
+            "млрд",
+            "хил",
+        ]
+    ),
+    "el": frozenset(["κα", "π.χ", "κ.λπ", "δηλ", "αρ", "σελ", "τηλ", "κ.ά", "εκατ"]),
+}
+
+
+@dataclass(frozen=True)
+class CutPoint:
+    """``text[:index]`` may be kept; ``sentence`` when it ends a sentence or paragraph."""
+
+    index: int
+    sentence: bool
+
+
+def protected_spans(text: str) -> list[tuple[int, int]]:
+    """URLs and hashtags, as any network finds them: no cut may fall inside one."""
+    spans = [(u.start, u.end) for u in x_urls().extract(text)]
+    spans += [(u.start, u.end) for u in mastodon_urls().extract(text, without_protocol=False)]
+    spans += [(start, end) for start, end, _ in link_spans(text)]
+    spans += [(h.start, h.end) for h in extract_hashtags(text)]
+    spans += [(start, end) for start, end, _ in tag_spans(text)]
+    return spans
+
+
+def url_ends(text: str) -> set[int]:
+    spans = [u.end for u in x_urls().extract(text)]
+    spans += [u.end for u in mastodon_urls().extract(text, without_protocol=False)]
+    spans += [end for _, end, _ in link_spans(text)]
+    return set(spans)
+
+
+@cache
+def _abbreviations(language: str) -> frozenset[str]:
+    return ABBREVIATIONS.get(language, frozenset()) | ABBREVIATIONS["en"]
+
+
+def _ends_sentence(text: str, index: int, language: str) -> bool:
+    """Whether ``text[:index]`` (followed by a space or the end) ends a sentence."""
+    end = index
+    while end > 0 and text[end - 1] in _CLOSERS:
+        end -= 1
+    if end == 0:
+        return False
+    mark = text[end - 1]
+    if language == "el" and mark == ";":  # the Greek question mark (U+037E) is ";" after NFC
+        return True
+    if mark not in _SENTENCE_END:
+        return False
+    rest = text[index:].lstrip()
+    if rest[:1].islower():
+        return False
+    if mark != ".":
+        return True
+    word = text[: end - 1].rsplit(None, 1)[-1] if text[: end - 1].strip() else ""
+    word = word.lstrip("\"'«„“‚‘(‹[")
+    if not word or word.isdigit() or (len(word) == 1 and word.isalpha()):
+        return False
+    return word.casefold() not in _abbreviations(language)
+
+
+def cut_points(text: str, language: str, *, upto: int | None = None) -> list[CutPoint]:
+    """Every place ``text`` may be cut (before ``upto``), in order; the end not included."""
+    limit = len(text) if upto is None else min(upto, len(text))
+    spans = protected_spans(text)
+    inside = bytearray(len(text) + 1)
+    for start, end in spans:
+        for i in range(start + 1, min(end, len(text) + 1)):
+            inside[i] = 1
+    points: list[CutPoint] = []
+    previous = ""
+    for grapheme in _GRAPHEME.finditer(text, 0, limit):
+        index = grapheme.start()
+        current = grapheme.group()
+        if index and not inside[index]:
+            if _SPACE.match(current) and not _SPACE.match(previous):
+                paragraph = text.startswith("\n\n", index) or text[index:].lstrip() == ""
+                sentence = paragraph or _ends_sentence(text, index, language)
+                points.append(CutPoint(index, sentence))
+            elif previous[:1] in _CJK_SENTENCE_END:
+                points.append(CutPoint(index, True))
+            elif _CJK.match(previous) and _CJK.match(current):
+                points.append(CutPoint(index, False))
+        previous = current
+    return points
+
+
+def close_embeddings(text: str) -> str:
+    """``text`` with its unclosed bidirectional embeddings and isolates closed."""
+    stack: list[str] = []
+    for ch in text:
+        if ch in _OPENERS or ch in _ISOLATES:
+            stack.append(_OPENERS.get(ch) or _ISOLATES[ch])
+        elif ch in ("\u202c", "\u2069") and stack and stack[-1] == ch:
+            stack.pop()
+    return text + "".join(reversed(stack))
+
+
+def finish(text: str, point: CutPoint) -> str | None:
+    """``text`` cut at ``point``, ended properly; None when that cut would break a link."""
+    piece = text[: point.index].rstrip()
+    if point.sentence:
+        return close_embeddings(piece)
+    trimmed = piece.rstrip(_DANGLING + " \t\n\u00a0")
+    if not trimmed or len(trimmed) in url_ends(piece):
+        return None
+    return close_embeddings(trimmed) + ELLIPSIS
