@@ -100,6 +100,7 @@ def machine() -> dict[str, str]:
         "sqlite": sqlite3.sqlite_version,
         "os": platform.platform(terse=True),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 

@@ -7,8 +7,10 @@ reads a whole table is what makes a command's cost grow with the history.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,15 +144,49 @@ def check_store_calls(database: Path, network: str) -> list[QueryCheck]:
     return checks
 
 
-def check_idle_drain(database: Path, queue: Path, networks: list[str]) -> QueryCheck:
-    """Run an idle drain in this process with a tracing store; explain all it ran."""
+@dataclass
+class IdleCheck:
+    """An idle drain run in this process: its SQL, and the queue files it opened."""
+
+    sql: QueryCheck
+    opened: list[str]
+
+
+_opened: list[str] | None = None
+"""Paths opened while an idle drain is watched (None: not watching)."""
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    # Every open() and os.open() raises the "open" audit event (PEP 578).
+    path = args[0] if event == "open" and args else None
+    if _opened is not None and isinstance(path, str | bytes | os.PathLike):
+        _opened.append(os.fsdecode(path))
+
+
+_hooked = False
+
+
+def check_idle_drain(database: Path, queue: Path, networks: list[str]) -> IdleCheck:
+    """Run an idle drain in this process; explain its SQL and list the queue files it opened.
+
+    The files are seen through Python's audit hooks, which cannot be removed:
+    the hook stays installed but records only while a drain is watched.
+    """
+    global _opened, _hooked
     from socialbot.publish import Publisher
 
+    if not _hooked:
+        sys.addaudithook(_audit)
+        _hooked = True
     store = TracingStore(str(database))
     try:
         store.statements.clear()
+        _opened = []
         started = time.perf_counter()
-        report = Publisher(store=store, queue_dir=queue, adapters={}, active=networks).drain()
+        try:
+            report = Publisher(store=store, queue_dir=queue, adapters={}, active=networks).drain()
+        finally:
+            opened, _opened = _opened, None
         elapsed = (time.perf_counter() - started) * 1000
         if report.outcomes:
             raise RuntimeError("the idle drain was not idle: something was due")
@@ -162,4 +198,6 @@ def check_idle_drain(database: Path, queue: Path, networks: list[str]) -> QueryC
             conn.close()
     finally:
         store.close()
-    return QueryCheck("idle drain, in-process (every statement it ran)", elapsed, plans)
+    root = os.path.realpath(queue)
+    in_queue = [path for path in opened if os.path.realpath(path).startswith(root + os.sep)]
+    return IdleCheck(QueryCheck("idle drain, in-process", elapsed, plans), in_queue)

@@ -82,13 +82,20 @@ def test_an_idle_drain_reads_no_settled_file():
         assert settled[0].name in run.stderr and "JSON" in run.stderr
 
 
-def test_idle_drain_statements_stay_on_indexes():
+def test_idle_drain_opens_no_queue_file_and_stays_on_indexes():
     with scene(3) as here:
         here.drain()
         check = check_idle_drain(here.database, here.queue, here.networks)
-        assert check.plans, "the tracing store saw no statement"
-        steps = [step for plan in check.plans.values() for step in plan]
+        assert check.opened == []
+        assert check.sql.plans, "the tracing store saw no statement"
+        steps = [step for plan in check.sql.plans.values() for step in plan]
         assert not [s for s in steps if s.startswith("SCAN deliveries") and "INDEX" not in s]
+
+        # The control: the watch does see a file the drain has to read again.
+        touched = sorted(here.queue.glob("settled-*.json"))[0]
+        os.utime(touched, ns=(0, 0))
+        check = check_idle_drain(here.database, here.queue, here.networks)
+        assert [Path(path).name for path in check.opened] == [touched.name]
 
 
 def test_seeded_history_reads_like_real_history(tmp_path: Path):
