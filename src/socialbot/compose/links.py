@@ -4,7 +4,7 @@ A link is only worth posting if the network makes all of it clickable. X and
 Mastodon decide that with their own URL rules (``twitter_text``), Bluesky with
 the app's detection (``richtext``). Characters those rules stop at (non-ASCII
 letters in a path, an unbalanced parenthesis, a full stop at the very end) are
-percent-encoded, which names the same page.
+percent-encoded there, which names the same page.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from socialbot.compose.twitter_text import mastodon_urls, x_urls
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
 _HEX = frozenset(string.hexdigits)
-_KEEP = frozenset(string.ascii_letters + string.digits + "-._~:/?#[]@!$&'()*+,;=")
+_NEVER_RAW = frozenset(' "<>\\^`{|}')
 # Characters that may be percent-encoded without changing which page a link names.
 _ENCODABLE = frozenset("()!*',;:.~$|[]@-_")
 
@@ -44,24 +44,37 @@ def with_utm(url: str, network: str, campaign: str) -> str:
 
 
 def as_uri(url: str) -> str:
-    """Percent-encode what a URI may not hold raw (non-ASCII, spaces, a stray ``%``).
+    """Percent-encode what no URL may hold raw: spaces, controls, ``"<>\\^`{|}``, a stray ``%``.
 
-    The host is left alone; an existing ``%XX`` is never encoded twice.
+    The host and non-ASCII letters are left as written (``clickable`` encodes
+    those only where a network would stop the link); an existing ``%XX`` is
+    never encoded twice.
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    host_end = min((i for i in (rest.find(c) for c in "/?#") if i != -1), default=len(rest))
-    host, tail = rest[:host_end], rest[host_end:]
+    start = _tail_start(url)
+    head, tail = url[:start], url[start:]
     out = []
     for index, ch in enumerate(tail):
-        if (
-            ch == "%" and set(tail[index + 1 : index + 3]) <= _HEX and len(tail) >= index + 3
-        ) or ch in _KEEP:
-            out.append(ch)
+        escape = tail[index + 1 : index + 3]
+        stray_percent = ch == "%" and not (len(escape) == 2 and set(escape) <= _HEX)
+        if stray_percent or ch in _NEVER_RAW or not ch.isprintable():
+            out.append(_percent(ch))
         else:
-            out.append(quote(ch, safe=""))
-    return f"{scheme}://{host}{''.join(out)}"
+            out.append(ch)
+    return head + "".join(out)
+
+
+def _tail_start(url: str) -> int:
+    """Where the path (or query, or fragment) begins: after ``scheme://host:port``."""
+    scheme_end = url.find("://")
+    if scheme_end == -1:
+        return 0
+    ends = [url.find(c, scheme_end + 3) for c in "/?#"]
+    return min((end for end in ends if end != -1), default=len(url))
+
+
+def _percent(ch: str) -> str:
+    """``ch`` percent-encoded as UTF-8, even an unreserved one such as ``.``."""
+    return "".join(f"%{byte:02X}" for byte in ch.encode("utf-8", "surrogatepass"))
 
 
 def recognised_by(network: str, link: str) -> bool:
@@ -84,9 +97,16 @@ def clickable(url: str, networks: tuple[str, ...] = ("x", "mastodon", "bluesky")
         if all(recognised_by(network, link) for network in networks):
             return link
         stop = _first_unlinked(link, networks)
-        if stop is None or link[stop] not in _ENCODABLE:
+        tail = _tail_start(link)
+        if stop is None or stop < tail:
             return link
-        link = link[:stop] + quote(link[stop], safe="") + link[stop + 1 :]
+        if not link[stop].isascii():
+            # One letter a network stops at: encode them all, not a readable-looking mix.
+            link = link[:tail] + "".join(ch if ch.isascii() else _percent(ch) for ch in link[tail:])
+        elif link[stop] in _ENCODABLE:
+            link = link[:stop] + _percent(link[stop]) + link[stop + 1 :]
+        else:
+            return link
     return link
 
 

@@ -19,7 +19,7 @@ import regex
 from socialbot.compose import hashtags as tags
 from socialbot.compose.counting import NETWORK_NAMES, Budget, graphemes
 from socialbot.compose.hashtags import Hashtag
-from socialbot.compose.links import clickable, recognised_by, with_utm
+from socialbot.compose.links import as_uri, clickable, recognised_by, with_utm
 from socialbot.compose.options import ComposeOptions, ShapingRules
 from socialbot.compose.richtext import bluesky_facets
 from socialbot.compose.trimming import SENTENCE_CLOSE, CutPoint, cut_points, finish
@@ -55,9 +55,13 @@ def network_name(network: str) -> str:
 
 
 def release_link(release: Release, network: str, options: ComposeOptions) -> str:
-    """The release URL as ``network`` gets it: with UTM parameters when asked, linkable whole."""
+    """The release URL as ``network`` gets it: with UTM parameters when asked, linkable whole.
+
+    Encoded only as far as this network needs: Bluesky counts every character
+    of a link, and links a Greek path as written; X counts any link as 23.
+    """
     url = with_utm(release.url, network, release.id) if options.utm else release.url
-    link = clickable(url)
+    link = clickable(url, (network,)) if network in ("x", "mastodon", "bluesky") else as_uri(url)
     if network in ("x", "mastodon") and not recognised_by(network, link):
         raise ComposeError(
             network,
