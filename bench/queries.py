@@ -16,9 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from socialbot.store import SQLiteStore
+
+if TYPE_CHECKING:
+    from socialbot.config import Settings
 
 EXPECTED_SCANS = ("queue_files",)
 """Tables read whole by design: the scan cache has one row per file in the queue."""
@@ -123,7 +126,11 @@ def check_store_calls(database: Path, network: str) -> list[QueryCheck]:
         ("status: failed and unknown", lambda: store.deliveries(status=DeliveryStatus.FAILED)),
         ("status: rate-limit holds", lambda: [store.hold(n) for n in NETWORKS]),
         ("drain: schedules of the queue", lambda: store.scheduled(queue_ids)),
-        ("drain: pending on one network", lambda: store.due(network, now)),
+        ("drain: due on one network", lambda: store.due(network, now)),
+        (
+            "drain: waiting on one network",
+            lambda: store.deliveries(network=network, status=DeliveryStatus.PENDING),
+        ),
         ("every approval ever (no ids)", store.latest_approvals),
         ("every schedule ever (no ids)", store.scheduled),
     ]
@@ -145,15 +152,16 @@ def check_store_calls(database: Path, network: str) -> list[QueryCheck]:
 
 
 @dataclass
-class IdleCheck:
-    """An idle drain run in this process: its SQL, and the queue files it opened."""
+class DrainCheck:
+    """A drain run in this process: its SQL, and the queue files it opened."""
 
     sql: QueryCheck
     opened: list[str]
+    posted: int
 
 
 _opened: list[str] | None = None
-"""Paths opened while an idle drain is watched (None: not watching)."""
+"""Paths opened while a drain is watched (None: not watching)."""
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -166,30 +174,37 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 _hooked = False
 
 
-def check_idle_drain(database: Path, queue: Path, networks: list[str]) -> IdleCheck:
-    """Run an idle drain in this process; explain its SQL and list the queue files it opened.
+def check_drain(
+    database: Path, queue: Path, networks: list[str], settings: Settings | None = None
+) -> DrainCheck:
+    """Run a drain in this process; explain its SQL and list the queue files it opened.
 
-    The files are seen through Python's audit hooks, which cannot be removed:
-    the hook stays installed but records only while a drain is watched.
+    Without ``settings`` the drain has no adapters, so it must find nothing
+    due. The files are seen through Python's audit hooks, which cannot be
+    removed: the hook stays installed but records only while a drain runs here.
     """
     global _opened, _hooked
+    from socialbot.adapters import create_adapter
     from socialbot.publish import Publisher
 
     if not _hooked:
         sys.addaudithook(_audit)
         _hooked = True
     store = TracingStore(str(database))
+    adapters = {n: create_adapter(n, settings) for n in networks} if settings else {}
     try:
         store.statements.clear()
         _opened = []
         started = time.perf_counter()
         try:
-            report = Publisher(store=store, queue_dir=queue, adapters={}, active=networks).drain()
+            report = Publisher(
+                store=store, queue_dir=queue, adapters=adapters, active=networks
+            ).drain()
         finally:
             opened, _opened = _opened, None
         elapsed = (time.perf_counter() - started) * 1000
-        if report.outcomes:
-            raise RuntimeError("the idle drain was not idle: something was due")
+        if report.problems or (report.outcomes and not adapters):
+            raise RuntimeError(f"the drain did not go as planned: {report.problems}")
         statements = list(store.statements)
         conn = sqlite3.connect(database)
         try:
@@ -197,7 +212,9 @@ def check_idle_drain(database: Path, queue: Path, networks: list[str]) -> IdleCh
         finally:
             conn.close()
     finally:
+        for adapter in adapters.values():
+            adapter.close()
         store.close()
     root = os.path.realpath(queue)
     in_queue = [path for path in opened if os.path.realpath(path).startswith(root + os.sep)]
-    return IdleCheck(QueryCheck("idle drain, in-process", elapsed, plans), in_queue)
+    return DrainCheck(QueryCheck("drain, in-process", elapsed, plans), in_queue, len(report.posted))

@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.common import bench_networks
 from bench.drain import main
 from bench.history import scene, seed_log
-from bench.queries import check_idle_drain, check_store_calls
+from bench.queries import check_drain, check_store_calls
 
 from socialbot.models import NETWORKS, Approval, DeliveryStatus
 from socialbot.store import ID_BATCH, SQLiteStore
@@ -85,7 +85,7 @@ def test_an_idle_drain_reads_no_settled_file():
 def test_idle_drain_opens_no_queue_file_and_stays_on_indexes():
     with scene(3) as here:
         here.drain()
-        check = check_idle_drain(here.database, here.queue, here.networks)
+        check = check_drain(here.database, here.queue, here.networks)
         assert check.opened == []
         assert check.sql.plans, "the tracing store saw no statement"
         steps = [step for plan in check.sql.plans.values() for step in plan]
@@ -94,7 +94,7 @@ def test_idle_drain_opens_no_queue_file_and_stays_on_indexes():
         # The control: the watch does see a file the drain has to read again.
         touched = sorted(here.queue.glob("settled-*.json"))[0]
         os.utime(touched, ns=(0, 0))
-        check = check_idle_drain(here.database, here.queue, here.networks)
+        check = check_drain(here.database, here.queue, here.networks)
         assert [Path(path).name for path in check.opened] == [touched.name]
 
 
