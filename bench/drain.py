@@ -81,12 +81,13 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[Figure]:
     if args.quick:
         args.releases, args.runs, args.files = 4, 1, "30,60"
-        args.log_rows, args.due, args.more_due = 2_000, 3, 6
+        args.log_rows, args.due, args.more_due = 2_000, 3, 3
         args.latency = args.latency or ["0.02"]
     parts = args.only or PARTS
     figures: list[Figure] = []
     if "throughput" in parts:
-        figures += run_throughput(args.releases, latencies(["0.1", *args.latency]))
+        delays = latencies(["0.1", *args.latency])
+        figures += run_throughput(args.releases, delays, min(args.runs, 3))
     if "coldstart" in parts:
         figures += run_coldstart(args.runs)
     if "history" in parts:

@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 IDLE_TARGET = 0.5
 """Seconds: an idle cron run should be well under a second."""
-DUE_TARGET = 1.0
-"""Seconds: a drain of a few due releases, against a sandbox without latency."""
 COMMAND_TARGET = 1.0
 """Seconds: ``log`` and ``status``, typed by a person."""
 QUERY_TARGET_MS = 100.0
@@ -232,10 +230,12 @@ class Scene:
         return took
 
     def archive_posted(self) -> None:
-        """Take the posted due files out of the queue, as an operator would."""
+        """Take the posted due files out of the queue, as an operator would.
+
+        The next drain's scan forgets them.
+        """
         for path in self.queue.glob("due-*"):
             path.unlink()
-        self.drain()  # the scan forgets them
 
 
 @contextmanager
@@ -327,8 +327,7 @@ def queue_figures(
             f"drain with {due} due ({settled:,} settled), median",
             busy,
             "s",
-            target=f"< {DUE_TARGET} s",
-            passed=busy < DUE_TARGET,
+            note=f"{due * len(here.networks)} posts, sandbox without latency",
         ),
     ]
 
@@ -375,8 +374,7 @@ def log_figures(
             f"drain with {count} due",
             took,
             "s",
-            target=f"< {DUE_TARGET} s" if count == due else "",
-            passed=took < DUE_TARGET if count == due else None,
+            note=f"{count * len(here.networks)} posts, sandbox without latency",
         )
         for count, took in timings.big_log.items()
     ]

@@ -141,24 +141,35 @@ def _in_approval_order(server: SandboxServer, root: Path, networks: list[str]) -
     return True
 
 
-def run_throughput(releases: int, latency: Mapping[str, float]) -> list[Figure]:
-    """Both drains (as cron runs it, and in-process), against the lower bound."""
-    figures = []
+def run_throughput(releases: int, latency: Mapping[str, float], runs: int = 3) -> list[Figure]:
+    """Both drains (as cron runs it, and in-process) against the lower bound, median of runs."""
+    figures: list[Figure] = []
     for in_process in (False, True):
-        m = measure_drain(releases, latency, in_process=in_process)
+        measures = [
+            measure_drain(releases, latency, in_process=in_process) for _ in range(max(runs, 1))
+        ]
+        m = sorted(measures, key=lambda one: one.ratio)[len(measures) // 2]
         networks = list(m.requests)
         expected = releases * len(networks)
         section = f"drain {releases} x {len(networks)}"
-        extra = {n: m.requests[n] - m.creates[n] for n in networks if m.requests[n] > m.creates[n]}
-        note = ", ".join(
-            f"{n} {m.requests[n]} req x {m.latency[n] * 1000:.0f} ms" for n in networks
+        runs_note = f"median of {len(measures)}: " + ", ".join(
+            f"{one.ratio:.2f}" for one in measures
         )
-        if extra:
-            note += "; besides creates: " + ", ".join(f"{n} +{k}" for n, k in extra.items())
+        if not in_process:
+            extra = {n: k - m.creates[n] for n, k in m.requests.items() if k > m.creates[n]}
+            note = ", ".join(
+                f"{n} {m.requests[n]} req x {m.latency[n] * 1000:.0f} ms" for n in networks
+            )
+            if extra:
+                note += "; besides creates: " + ", ".join(f"{n} +{k}" for n, k in extra.items())
+            figures += [
+                Figure(
+                    section, "lower bound (slowest network, sequential)", m.bound, "s", note=note
+                ),
+                Figure(section, "networks one after another would take", m.serial, "s"),
+            ]
         figures += [
             Figure(section, f"{m.how}: wall time", m.wall, "s"),
-            Figure(section, "lower bound (slowest network, sequential)", m.bound, "s", note=note),
-            Figure(section, "networks one after another would take", m.serial, "s"),
             Figure(
                 section,
                 f"{m.how}: wall / lower bound",
@@ -166,14 +177,17 @@ def run_throughput(releases: int, latency: Mapping[str, float]) -> list[Figure]:
                 "x",
                 target=f"<= {TARGET_RATIO}",
                 passed=m.ratio <= TARGET_RATIO,
+                note=runs_note,
             ),
             Figure(
                 section,
                 f"{m.how}: posts accepted, in approval order per network",
-                sum(m.posted.values()),
+                min(sum(one.posted.values()) for one in measures),
                 "posts",
-                target=f"= {expected}, ordered",
-                passed=sum(m.posted.values()) == expected and m.in_order,
+                target=f"= {expected} every run, ordered",
+                passed=all(
+                    sum(one.posted.values()) == expected and one.in_order for one in measures
+                ),
             ),
         ]
     return figures

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -121,27 +122,27 @@ def test_seeded_history_reads_like_real_history(tmp_path: Path):
         store.close()
 
 
-def test_approvals_and_schedules_of_some_releases(tmp_path: Path):
+def test_approvals_and_schedules_of_some_releases():
     """The drain asks only about the releases in the queue, in batches of ids."""
-    store = SQLiteStore(str(tmp_path / "socialbot.db"))
+    store = SQLiteStore(":memory:")
     try:
         now = datetime.now(UTC)
-        for n in range(ID_BATCH + 20):
-            for version in ("a", "b"):
-                approval = Approval(f"r{n}", version * 64, "Ana", now, f"queue/r{n}.json", ("x",))
-                approval_id = store.record_approval(approval)
-            if n % 2:
-                store.schedule(
-                    Approval(f"r{n}", "b" * 64, "Ana", now, "", ("x",), id=approval_id), now
-                )
-        wanted = [f"r{n}" for n in range(0, ID_BATCH + 20, 3)] + ["r1", "absent"]
+        count = ID_BATCH + 20
+        for n in range(count):
+            store.record_approval(Approval(f"r{n}", "a" * 64, "Ana", now, "", ("x",)))
+        for n in range(0, count, 7):  # approved again: the newer approval counts
+            approval = Approval(f"r{n}", "b" * 64, "Ana", now, "", ("x",))
+            approval_id = store.record_approval(approval)
+            store.schedule(replace(approval, id=approval_id), now)
+        wanted = [f"r{n}" for n in range(0, count, 3)] + ["r7", "absent"]
         every = store.latest_approvals()
         some = store.latest_approvals(wanted)
         assert some == {k: v for k, v in every.items() if k in wanted}
-        assert {a.content_hash for a in some.values()} == {"b" * 64}
+        assert some["r21"].content_hash == "b" * 64 and some["r3"].content_hash == "a" * 64
         assert store.scheduled(wanted) == {
             k: v for k, v in store.scheduled().items() if k in wanted
         }
+        assert "r7" in store.scheduled(wanted)
         assert store.latest_approvals([]) == {} and store.scheduled(iter(())) == {}
     finally:
         store.close()
