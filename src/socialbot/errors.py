@@ -30,15 +30,31 @@ class ConfigurationError(SocialbotError):
     """A setting is missing or invalid; the message names the variable."""
 
 
+def printable(text: object) -> str:
+    """``text`` fit for one line of a message: control characters and bytes that
+    are not UTF-8 (in a file name) shown as escapes, so a hostile name cannot
+    break the line or the terminal."""
+    out = []
+    for char in str(text):
+        code = ord(char)
+        if char.isprintable():
+            out.append(char)
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode could not decode
+            out.append(f"\\x{code - 0xDC00:02x}")
+        else:
+            out.append(char.encode("unicode_escape", "backslashreplace").decode("ascii"))
+    return "".join(out)
+
+
 class InvalidRelease(SocialbotError):
-    """A release file that cannot be read or does not validate."""
+    """A release file that cannot be read or does not validate (one line, naming the file)."""
 
     def __init__(self, path: str, problem: str, field: str | None = None) -> None:
         self.path = path
         self.field = field
         self.problem = problem
-        where = f" field {field!r}:" if field else ""
-        super().__init__(f"{path}:{where} {problem}")
+        where = f" field {printable(field)!r}:" if field else ""
+        super().__init__(f"{printable(path)}:{where} {printable(problem)}")
 
 
 class ApprovalError(SocialbotError):

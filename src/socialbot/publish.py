@@ -10,7 +10,13 @@ For each delivery the state is written before the network call and after it:
 A run that dies mid-call leaves ``sending`` behind; the next run turns it into
 ``pending`` where the network makes a resend safe (an idempotency key or a
 client-chosen record key) and into ``unknown`` elsewhere, then looks for the
-post among the account's own before any new attempt.
+post among the account's own before any new attempt. An idempotent network's
+key is trusted only within the window the network remembers it; past that, an
+uncertain delivery is treated like any other ``unknown`` one.
+
+``SOCIALBOT_CRASH_AT=<point>[:<n>]`` makes the process kill itself with SIGKILL
+the n-th time (default: first) it reaches a named point; the crash tests use
+it to die at the instants that matter (see ``CRASH_POINTS``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from tenacity import (
     RetryCallState,
@@ -32,7 +41,8 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from socialbot.adapters import Adapter
@@ -51,9 +61,42 @@ from socialbot.errors import (
 )
 from socialbot.models import Delivery, DeliveryStatus, Post, Receipt, Release
 from socialbot.releases import QueueEntry, read_release, scan_queue
-from socialbot.store import Store, utcnow
+from socialbot.store import Store, from_text, to_text, utcnow
 
 log = logging.getLogger("socialbot.publish")
+
+CRASH_ENV = "SOCIALBOT_CRASH_AT"
+CrashPoint = Literal[
+    "after-recover",
+    "mid-reconcile",
+    "mid-schedule",
+    "after-claim",
+    "after-send-before-record",
+    "after-record",
+]
+CRASH_POINTS: tuple[CrashPoint, ...] = (
+    "after-recover",
+    "mid-reconcile",
+    "mid-schedule",
+    "after-claim",
+    "after-send-before-record",
+    "after-record",
+)
+_crash_counts: dict[str, int] = {}
+_crash_lock = threading.Lock()
+
+
+def _crash_point(name: CrashPoint) -> None:
+    """Test hook: SIGKILL this process here when ``SOCIALBOT_CRASH_AT`` names ``name``."""
+    wanted = os.environ.get(CRASH_ENV)
+    if not wanted or wanted.partition(":")[0] != name:
+        return
+    nth = wanted.partition(":")[2]
+    with _crash_lock:
+        _crash_counts[name] = _crash_counts.get(name, 0) + 1
+        reached = _crash_counts[name]
+    if reached >= (int(nth) if nth.isdigit() else 1):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -103,12 +146,23 @@ class DrainReport:
 
 
 class AlreadyRunning(SocialbotError):
-    """Another drain holds the lock."""
+    """Another drain holds the lock; ``stale`` when it has held it far too long."""
+
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        self.stale = stale
+        super().__init__(message)
 
 
 @contextmanager
-def drain_lock(database_path: str) -> Iterator[None]:
-    """One drain at a time per database; the kernel drops the lock if we die."""
+def drain_lock(database_path: str, *, stale_after: float | None = None) -> Iterator[None]:
+    """One drain at a time per database; the kernel drops the lock if we die.
+
+    The holder writes its pid and start time into the lock file (which is
+    never deleted: deleting it would let two runs hold two different locks).
+    A run that finds the lock held exits at once; when the holder started more
+    than ``stale_after`` seconds ago, ``AlreadyRunning.stale`` is set so cron
+    hears about a drain that hangs.
+    """
     if database_path == ":memory:":
         yield
         return
@@ -118,12 +172,34 @@ def drain_lock(database_path: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise AlreadyRunning(
-                f"another drain is running (lock {lock_path} is held); this run did nothing"
-            ) from None
+            raise _already_running(fd, lock_path, stale_after) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {to_text(utcnow())}\n".encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def _already_running(fd: int, lock_path: str, stale_after: float | None) -> AlreadyRunning:
+    """Describe the drain holding the lock, from what it wrote into the lock file."""
+    pid, _, started_text = os.pread(fd, 200, 0).decode("ascii", "replace").strip().partition(" ")
+    try:
+        started = from_text(started_text)
+    except ValueError:
+        started = None
+    if started is None or not pid.isdigit():
+        return AlreadyRunning(
+            f"another drain is running (lock {lock_path} is held); this run did nothing"
+        )
+    age = (utcnow() - started).total_seconds()
+    holder = f"another drain (pid {pid}) has been running since {started:%Y-%m-%d %H:%M:%S} UTC"
+    if stale_after is not None and age > stale_after:
+        return AlreadyRunning(
+            f"{holder}, far longer than its time budget: it may hang; check process {pid} "
+            "(killing it is safe: the next run recovers its work)",
+            stale=True,
+        )
+    return AlreadyRunning(f"{holder}; this run did nothing")
 
 
 class Publisher:
@@ -151,6 +227,13 @@ class Publisher:
         self.now = now
         self.sleep = sleep
         self.deadline = time.monotonic() + budget_seconds
+        # Exponential backoff plus up to one initial wait of random jitter, so runs
+        # that failed together do not retry in lockstep.
+        self._backoff = wait_exponential(
+            multiplier=self.policy.initial_wait, max=self.policy.max_wait
+        ) + wait_random(0, self.policy.initial_wait)
+        self._broken: dict[str, str] = {}
+        """Networks whose adapter could not be built in this run, and why."""
 
     # -- the run -------------------------------------------------------------------------
 
@@ -172,8 +255,8 @@ class Publisher:
         """Settle what a dead run left in ``sending``, then reconcile ``unknown``."""
         now = self.now()
         for delivery in self.store.deliveries(status=DeliveryStatus.SENDING):
-            adapter = self.adapters.get(delivery.network)
-            if adapter is not None and self._resend_is_safe(adapter, delivery, now):
+            adapter = self._adapter(delivery.network)
+            if adapter is not None and self._key_still_valid(adapter, delivery, now):
                 self.store.finish(
                     delivery.id,
                     DeliveryStatus.PENDING,
@@ -189,38 +272,59 @@ class Publisher:
                     error="interrupted while sending; it may have been posted",
                     uncertain=True,
                 )
+            log.warning(
+                "%s on %s: a previous run died while sending it",
+                delivery.release_id,
+                delivery.network,
+            )
+        _crash_point("after-recover")
         for delivery in self.store.deliveries(status=DeliveryStatus.UNKNOWN):
             self.reconcile(delivery, report)
 
     def reconcile(self, delivery: Delivery, report: DrainReport) -> None:
-        """Look for an ambiguous delivery's post on the network before resending."""
-        adapter = self.adapters.get(delivery.network)
+        """Look for an ambiguous delivery's post on the network before resending.
+
+        Found: it is posted. Certainly absent: it goes back to pending (or is
+        dead-lettered when out of attempts). Anything else leaves it unknown.
+        """
+        network = delivery.network
+        adapter = self._adapter(network)
         now = self.now()
-        sent_at = delivery.sent_at or delivery.updated_at
+        sent_at = self._uncertain_since(delivery)
         if adapter is None or not adapter.can_find or delivery.text is None:
             return
-        if now - sent_at < self.policy.reconcile_after:
+        if now - sent_at < self.policy.reconcile_after or self._held(network, now):
+            return
+        if time.monotonic() >= self.deadline:
             return
         try:
             receipt = adapter.find(delivery.text, sent_at)
-        except DeliveryError as exc:
+        except RateLimited as exc:
+            self.store.set_hold(network, exc.retry_at, str(exc))
             log.warning(
-                "%s on %s: could not look for the post (%s)", delivery.release_id, adapter.name, exc
+                "%s on %s: could not look for the post: %s", delivery.release_id, network, exc
             )
             return
+        except DeliveryError as exc:
+            log.warning(
+                "%s on %s: could not look for the post (%s)", delivery.release_id, network, exc
+            )
+            return
+        _crash_point("mid-reconcile")
         if receipt is not None:
             self.store.finish(delivery.id, DeliveryStatus.POSTED, now, receipt=receipt)
-            log.info(
-                "%s on %s: found as posted at %s", delivery.release_id, adapter.name, receipt.url
-            )
+            log.info("%s on %s: found as posted at %s", delivery.release_id, network, receipt.url)
             report.outcomes.append(
-                Outcome(
-                    delivery.release_id,
-                    delivery.network,
-                    DeliveryStatus.POSTED,
-                    delivery.text,
-                    receipt,
-                )
+                Outcome(delivery.release_id, network, DeliveryStatus.POSTED, delivery.text, receipt)
+            )
+        elif delivery.attempts >= self.policy.max_attempts:
+            error = (
+                f"gave up after {delivery.attempts} attempts: the last one failed without an "
+                "answer and the post is not on the account"
+            )
+            self.store.finish(delivery.id, DeliveryStatus.FAILED, now, error=error, settled=True)
+            report.outcomes.append(
+                Outcome(delivery.release_id, network, DeliveryStatus.FAILED, error=error)
             )
         else:
             self.store.finish(
@@ -228,11 +332,9 @@ class Publisher:
                 DeliveryStatus.PENDING,
                 now,
                 error="not found among the account's posts after an uncertain attempt; resending",
-                count_attempt=False,
+                settled=True,
             )
-            log.info(
-                "%s on %s: not found on the network; resending", delivery.release_id, adapter.name
-            )
+            log.info("%s on %s: not found on the network; resending", delivery.release_id, network)
 
     def schedule(self, report: DrainReport) -> list[QueueEntry]:
         """Scan the queue, report bad files, create deliveries for due approved releases."""
@@ -259,6 +361,7 @@ class Publisher:
                 continue
             if scheduled.get(entry.release_id) != approval.id:
                 self.store.schedule(approval, now)
+                _crash_point("mid-schedule")
         return entries
 
     def _has_unsent(self, release_id: str) -> bool:
@@ -266,28 +369,35 @@ class Publisher:
         return not deliveries or any(d.status is DeliveryStatus.PENDING for d in deliveries)
 
     def report_stuck(self, report: DrainReport) -> None:
-        """Deliveries that need a human: each is one line, every run, until handled."""
-        for status, advice in (
-            (
-                DeliveryStatus.UNKNOWN,
-                "may or may not have been posted: check the account, then run "
-                "`socialbot resolve {release} --network {network} --posted URL` or --not-posted",
-            ),
-            (
-                DeliveryStatus.FAILED,
-                "failed ({error}); fix the cause, then run "
-                "`socialbot retry {release} --network {network}`",
-            ),
-        ):
-            for delivery in self.store.deliveries(status=status):
-                report.problems.append(
-                    f"{delivery.release_id} on {delivery.network} "
-                    + advice.format(
-                        release=delivery.release_id,
-                        network=delivery.network,
-                        error=delivery.error or "no reason recorded",
-                    )
+        """Deliveries that need a human or a later run: one line each, every run."""
+        for network, reason in sorted(self._broken.items()):
+            waiting = len(self.store.deliveries(network=network, status=DeliveryStatus.PENDING))
+            report.problems.append(
+                f"{network} could not be set up ({reason}); {waiting} deliveries to it wait"
+            )
+        for delivery in self.store.deliveries(status=DeliveryStatus.UNKNOWN):
+            adapter = self._adapter(delivery.network)
+            resolve = (
+                f"`socialbot resolve {delivery.release_id} --network {delivery.network} "
+                "--posted URL` or --not-posted"
+            )
+            if adapter is not None and adapter.can_find:
+                advice = (
+                    "was sent without a clear answer; the next run looks for it on the account "
+                    f"before sending again (to settle it now, check the account and run {resolve})"
                 )
+            else:
+                advice = (
+                    f"may or may not have been posted ({delivery.error or 'no answer'}): check "
+                    f"the account, then run {resolve}"
+                )
+            report.problems.append(f"{delivery.release_id} on {delivery.network} {advice}")
+        for delivery in self.store.deliveries(status=DeliveryStatus.FAILED):
+            report.problems.append(
+                f"{delivery.release_id} on {delivery.network} failed "
+                f"({delivery.error or 'no reason recorded'}); fix the cause, then run "
+                f"`socialbot retry {delivery.release_id} --network {delivery.network}`"
+            )
 
     # -- one network ---------------------------------------------------------------------
 
@@ -297,13 +407,12 @@ class Publisher:
         now = self.now()
         due = self.store.due(network, now)
         waiting = len(self.store.deliveries(network=network, status=DeliveryStatus.PENDING))
-        adapter = self.adapters.get(network)
+        adapter = self._adapter(network)
         if adapter is None:
-            report.problems.append(
-                f"{waiting} deliveries to {network} wait, but {network} is not configured"
-                if network not in self.active
-                else f"{network} could not be set up; {waiting} deliveries wait"
-            )
+            if network not in self.active:
+                report.problems.append(
+                    f"{waiting} deliveries to {network} wait, but {network} is not configured"
+                )
             return report
         hold = self.store.hold(network)
         if hold is not None and hold[0] > now:
@@ -334,8 +443,35 @@ class Publisher:
         release = self._approved_release(delivery, entry, report)
         if release is None:
             return False
+        if (
+            adapter.idempotent
+            and self.store.uncertain(delivery.id, unsettled_only=True)
+            and not self._key_still_valid(adapter, delivery, self.now())
+        ):
+            # The network has forgotten the key of an attempt that may have posted:
+            # resending could post twice, so it is looked for like any other.
+            error = (
+                f"an earlier attempt may have posted, and {adapter.name} no longer remembers "
+                "its idempotency key"
+            )
+            self.store.finish(delivery.id, DeliveryStatus.UNKNOWN, self.now(), error=error)
+            report.outcomes.append(
+                Outcome(release.id, adapter.name, DeliveryStatus.UNKNOWN, error=error)
+            )
+            return False
         try:
-            post = compose(release, adapter.name, self._options(adapter))
+            options = self._options(adapter)
+        except DeliveryError as exc:
+            # Nothing was sent: the delivery stays pending, the network waits for a later run.
+            if isinstance(exc, RateLimited):
+                self.store.set_hold(adapter.name, exc.retry_at, str(exc))
+            report.problems.append(
+                f"{adapter.name}: could not read the account's text limits ({exc}); "
+                "its deliveries wait for the next run"
+            )
+            return True
+        try:
+            post = compose(release, adapter.name, options)
         except ComposeError as exc:
             self.store.finish(delivery.id, DeliveryStatus.FAILED, self.now(), error=str(exc))
             report.outcomes.append(
@@ -345,6 +481,7 @@ class Publisher:
         claimed = self.store.claim(delivery.id, post.text, self.now())
         if claimed is None:
             return False
+        _crash_point("after-claim")
         log.info("%s on %s: sending (attempt %d)", release.id, adapter.name, claimed.attempts)
         return self._send_and_record(adapter, claimed, post, report)
 
@@ -360,10 +497,11 @@ class Publisher:
 
         network, release_id = adapter.name, delivery.release_id
         try:
-            receipt = self._send(adapter, post, delivery.idempotency_key, note_ambiguity)
+            receipt = self._send(adapter, delivery, post, note_ambiguity)
         except DuplicateError as exc:
             if ambiguous_before or self.store.uncertain(delivery.id):
                 # The earlier, uncertain attempt went through.
+                _crash_point("after-send-before-record")
                 found = self._find_quietly(adapter, post.text, delivery)
                 self._record(
                     delivery,
@@ -405,41 +543,53 @@ class Publisher:
             report.problems.append(f"{network}: {exc}")
             return True
         except AmbiguousError as exc:
+            _crash_point("after-send-before-record")
             if adapter.idempotent:
-                self._retry_later(delivery, post, report, exc, uncertain=True)
+                self._retry_later(delivery, post, report, str(exc), uncertain=True)
             else:
                 self._record(
                     delivery, post, report, DeliveryStatus.UNKNOWN, error=str(exc), uncertain=True
                 )
             return False
         except TransientError as exc:
-            self._retry_later(delivery, post, report, exc)
+            self._retry_later(delivery, post, report, str(exc))
             return False
         except PermanentError as exc:
             self._record(delivery, post, report, DeliveryStatus.FAILED, error=str(exc))
             return False
         except Exception as exc:
+            # A bug in an adapter or its library: the request may have gone out.
             log.exception("%s on %s: unexpected error while sending", release_id, network)
             message = f"unexpected {type(exc).__name__} while sending; it may have been posted"
-            status = DeliveryStatus.PENDING if adapter.idempotent else DeliveryStatus.UNKNOWN
-            self._record(delivery, post, report, status, error=message, uncertain=True)
+            if adapter.idempotent:
+                self._retry_later(delivery, post, report, message, uncertain=True)
+            else:
+                self._record(
+                    delivery, post, report, DeliveryStatus.UNKNOWN, error=message, uncertain=True
+                )
             return False
+        _crash_point("after-send-before-record")
         self._record(delivery, post, report, DeliveryStatus.POSTED, receipt=receipt)
+        _crash_point("after-record")
         log.info("%s on %s: posted at %s", release_id, network, receipt.url)
         return False
 
     def _send(
         self,
         adapter: Adapter,
+        delivery: Delivery,
         post: Post,
-        key: str,
         on_error: Callable[[BaseException], None],
     ) -> Receipt:
-        """One publish call, retried within the run where a retry cannot duplicate."""
+        """One publish call, retried within the run where a retry cannot duplicate.
+
+        Transient errors (nothing was created) are retried with exponential
+        backoff and jitter; a rate limit is waited out when the network's wait
+        is short enough; an ambiguous failure only with an idempotency key.
+        Every retry fits in the run's time budget.
+        """
         policy = self.policy
-        backoff = wait_exponential_jitter(
-            initial=policy.initial_wait, max=policy.max_wait, jitter=policy.initial_wait
-        )
+        backoff = self._backoff
 
         def retryable(exc: BaseException) -> bool:
             on_error(exc)
@@ -461,9 +611,12 @@ class Publisher:
             exc = state.outcome.exception() if state.outcome else None
             delay = state.next_action.sleep if state.next_action else 0.0
             log.warning(
-                "%s: retrying in %.1fs after %s: %s",
+                "%s on %s: retrying in %.1fs (try %d of %d) after %s: %s",
+                delivery.release_id,
                 adapter.name,
                 delay,
+                state.attempt_number + 1,
+                policy.tries_per_run,
                 type(exc).__name__,
                 exc,
             )
@@ -477,7 +630,7 @@ class Publisher:
             sleep=self.sleep,
             reraise=True,
         )
-        receipt: Receipt = retrying(adapter.publish, post, key=key)
+        receipt: Receipt = retrying(adapter.publish, post, key=delivery.idempotency_key)
         return receipt
 
     def _retry_later(
@@ -485,17 +638,18 @@ class Publisher:
         delivery: Delivery,
         post: Post,
         report: DrainReport,
-        exc: DeliveryError,
+        error: str,
         *,
         uncertain: bool = False,
     ) -> None:
+        """Back to pending for a later run, or dead-lettered when out of attempts."""
         if delivery.attempts >= self.policy.max_attempts:
             self._record(
                 delivery,
                 post,
                 report,
                 DeliveryStatus.FAILED,
-                error=f"gave up after {delivery.attempts} attempts: {exc}",
+                error=f"gave up after {delivery.attempts} attempts: {error}",
                 uncertain=uncertain,
             )
             return
@@ -505,7 +659,8 @@ class Publisher:
             post,
             report,
             DeliveryStatus.PENDING,
-            error=str(exc),
+            error=f"{error} (attempt {delivery.attempts} of {self.policy.max_attempts}; "
+            f"next try after {later:%Y-%m-%d %H:%M:%S} UTC)",
             next_attempt_at=later,
             uncertain=uncertain,
         )
@@ -542,8 +697,9 @@ class Publisher:
     def _find_quietly(self, adapter: Adapter, text: str, delivery: Delivery) -> Receipt | None:
         if not adapter.can_find:
             return None
+        since = self.store.first_uncertain_at(delivery.id) or delivery.sent_at
         try:
-            return adapter.find(text, delivery.sent_at or delivery.created_at)
+            return adapter.find(text, since or delivery.created_at)
         except DeliveryError:
             return None
 
@@ -576,9 +732,36 @@ class Publisher:
             return self.options
         return replace(self.options, limits={**self.options.limits, adapter.name: limits})
 
-    def _resend_is_safe(self, adapter: Adapter, delivery: Delivery, now: datetime) -> bool:
+    def _adapter(self, network: str) -> Adapter | None:
+        """The network's adapter; None when it is not active or cannot be built."""
+        if network in self._broken:
+            return None
+        try:
+            return self.adapters.get(network)
+        except Exception as exc:  # one broken network must not stop the others
+            log.debug("%s: the adapter could not be built", network, exc_info=True)
+            self._broken[network] = str(exc) or type(exc).__name__
+            return None
+
+    def _held(self, network: str, now: datetime) -> bool:
+        hold = self.store.hold(network)
+        return hold is not None and hold[0] > now
+
+    def _uncertain_since(self, delivery: Delivery) -> datetime:
+        """When the earliest attempt that may have posted, and is not yet settled, began."""
+        times = [
+            t
+            for t in (
+                self.store.first_uncertain_at(delivery.id, unsettled_only=True),
+                delivery.sent_at,
+            )
+            if t is not None
+        ]
+        return min(times) if times else delivery.updated_at
+
+    def _key_still_valid(self, adapter: Adapter, delivery: Delivery, now: datetime) -> bool:
+        """True when resending with the delivery's key cannot create a second post."""
         if not adapter.idempotent:
             return False
         window = adapter.idempotency_window
-        sent_at = delivery.sent_at or delivery.updated_at
-        return window is None or now - sent_at < window
+        return window is None or now - self._uncertain_since(delivery) < window

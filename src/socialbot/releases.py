@@ -22,8 +22,8 @@ import yaml
 from pydantic import ValidationError
 
 from socialbot.compose import ComposeOptions, compose
-from socialbot.errors import ApprovalError, InvalidRelease
-from socialbot.models import Approval, Release
+from socialbot.errors import ApprovalError, InvalidRelease, printable
+from socialbot.models import RELEASE_ID, Approval, Release
 from socialbot.store import QueueFile, Store
 
 MAX_FILE_BYTES = 512 * 1024
@@ -72,11 +72,20 @@ def file_signature(st: os.stat_result) -> str:
 def read_release(path: Path, queue_dir: Path | None = None) -> Release:
     """Read and validate one release file. Raises InvalidRelease."""
     data = _parse(path, _read_bytes(path, queue_dir))
+    if "id" not in data and not RELEASE_ID.fullmatch(path.stem):
+        # The id comes from the file name here: say so, not "field 'id'", which the file lacks.
+        raise InvalidRelease(
+            str(path),
+            "its name is not a usable release id (letters, digits, '.', '_' or '-'): "
+            "rename the file or give it an 'id' field",
+        )
     data.setdefault("id", path.stem)
     try:
         return Release.model_validate(data)
     except ValidationError as exc:
         raise _invalid(path, exc) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidRelease(str(path), f"does not validate ({type(exc).__name__})") from None
 
 
 def release_files(queue_dir: Path) -> Iterable[os.DirEntry[str]]:
@@ -119,12 +128,20 @@ def scan_queue(queue_dir: Path, store: Store) -> list[QueueEntry]:
     fresh: list[QueueFile] = []
     for dirent in release_files(queue_dir):
         path = Path(dirent.path)
+        if not _utf8(dirent.name):
+            # Not cached: the store keeps paths as UTF-8 text.
+            entries.append(
+                QueueEntry(path, "", error=f"{printable(path)}: the file name is not UTF-8")
+            )
+            continue
         try:
             signature = file_signature(dirent.stat(follow_symlinks=False))
             if dirent.is_symlink():
                 signature += "->" + file_signature(dirent.stat(follow_symlinks=True))
         except OSError as exc:
-            entries.append(QueueEntry(path, "", error=f"{path}: cannot be read ({exc.strerror})"))
+            entries.append(
+                QueueEntry(path, "", error=f"{printable(path)}: cannot be read ({exc.strerror})")
+            )
             continue
         cached = cache.get(str(path))
         if cached is not None and cached.signature == signature:
@@ -151,7 +168,7 @@ def scan_queue(queue_dir: Path, store: Store) -> list[QueueEntry]:
                 entry.error,
             )
         )
-    present = {str(entry.path) for entry in entries}
+    present = {str(entry.path) for entry in entries if entry.signature}
     store.remember_files(fresh, [path for path in cache if path not in present])
     return mark_duplicate_ids(entries)
 
@@ -160,7 +177,9 @@ def find_release_file(reference: str, queue_dir: Path, store: Store) -> Path:
     """A release named by its path or by its id, which must be in the queue."""
     path = Path(reference)
     if path.exists() or path.is_symlink():
-        if not path.resolve().parent == queue_dir.resolve():
+        # The file's own directory, not its target's: a symlink in the queue is
+        # refused by read_release if it points outside.
+        if not path.absolute().parent.resolve() == queue_dir.resolve():
             raise ApprovalError(
                 f"{reference} is not in the queue directory {queue_dir}: move it there first"
             )
@@ -221,11 +240,11 @@ def mark_duplicate_ids(entries: list[QueueEntry]) -> list[QueueEntry]:
     for entry in entries:
         clashes = seen.get(entry.release_id or "", [])
         if len(clashes) > 1:
-            others = ", ".join(str(e.path) for e in clashes if e is not entry)
+            others = ", ".join(printable(e.path) for e in clashes if e is not entry)
             entry = QueueEntry(
                 entry.path,
                 entry.signature,
-                error=f"{entry.path}: field 'id': release id {entry.release_id!r} "
+                error=f"{printable(entry.path)}: field 'id': release id {entry.release_id!r} "
                 f"is also used by {others}",
             )
         result.append(entry)
@@ -279,12 +298,18 @@ def _parse(path: Path, content: bytes) -> dict[str, Any]:
             ) from None
         except RecursionError:
             raise InvalidRelease(str(path), "is not valid JSON (nested too deeply)") from None
+        except ValueError as exc:  # e.g. an integer with more digits than Python converts
+            raise InvalidRelease(str(path), f"is not usable JSON ({_first_line(exc)})") from None
     else:
         try:
             data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
         except yaml.constructor.ConstructorError as exc:
-            match = re.search(r"'([^']+)'", exc.problem or "")
-            tag = match.group(1).replace("tag:yaml.org,2002:", "!!") if match else "unknown"
+            match = re.search(r"constructor for the tag '([^']+)'", exc.problem or "")
+            if match is None:
+                raise InvalidRelease(
+                    str(path), f"is not valid YAML ({_yaml_problem(exc)})"
+                ) from None
+            tag = match.group(1).replace("tag:yaml.org,2002:", "!!")
             raise InvalidRelease(
                 str(path), f"uses the YAML tag {tag}, which is not allowed"
             ) from None
@@ -292,9 +317,35 @@ def _parse(path: Path, content: bytes) -> dict[str, Any]:
             raise InvalidRelease(str(path), f"is not valid YAML ({_yaml_problem(exc)})") from None
         except RecursionError:
             raise InvalidRelease(str(path), "is not valid YAML (nested too deeply)") from None
+        except (ValueError, TypeError, OverflowError) as exc:  # a value no constructor accepts
+            raise InvalidRelease(str(path), f"is not usable YAML ({_first_line(exc)})") from None
     if not isinstance(data, dict):
         raise InvalidRelease(str(path), "must hold a mapping of fields (title, url, language, …)")
+    try:
+        json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        # "\ud800" escapes decode to lone surrogates, which no network accepts.
+        raise InvalidRelease(
+            str(path), "contains an unpaired UTF-16 surrogate escape (such as \\ud800)"
+        ) from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidRelease(str(path), f"holds an unusable value ({_first_line(exc)})") from None
     return data
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _first_line(exc: BaseException) -> str:
+    if "integer string conversion" in str(exc):
+        return "a number has more digits than can be read"
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -12,12 +12,13 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from socialbot.logs import redact
 from socialbot.models import Approval, Delivery, DeliveryStatus, Receipt
 
 SCHEMA_VERSION = 1
@@ -90,6 +91,20 @@ CREATE TABLE IF NOT EXISTS queue_files (
 """
 
 
+# Indexes added after version 1, built on open (a no-op once they exist) so an
+# existing posting log gets them too. Each serves a filter of `deliveries()` in
+# its newest-first order, so `log --status/--network [--since]` and a drain's
+# count of what waits read only the rows they need, whatever the log's size.
+LATER_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS deliveries_by_status_update ON deliveries (status, updated_at)",
+    "CREATE INDEX IF NOT EXISTS deliveries_by_network_update ON deliveries (network, updated_at)",
+    "CREATE INDEX IF NOT EXISTS deliveries_by_network_status_update"
+    " ON deliveries (network, status, updated_at)",
+)
+# Release ids per query; SQLite before 3.32 allows at most 999 parameters.
+ID_BATCH = 500
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -121,11 +136,14 @@ class Store(Protocol):  # pragma: no cover - an interface
     """What socialbot needs from its posting log."""
 
     def record_approval(self, approval: Approval) -> int: ...
-    def latest_approvals(self) -> dict[str, Approval]: ...
+    def latest_approvals(self, release_ids: Iterable[str] | None = None) -> dict[str, Approval]: ...
     def approvals(self, release_id: str | None = None) -> list[Approval]: ...
-    def scheduled(self) -> dict[str, int]: ...
+    def scheduled(self, release_ids: Iterable[str] | None = None) -> dict[str, int]: ...
     def schedule(self, approval: Approval, now: datetime) -> None: ...
-    def uncertain(self, delivery_id: int) -> bool: ...
+    def uncertain(self, delivery_id: int, *, unsettled_only: bool = False) -> bool: ...
+    def first_uncertain_at(
+        self, delivery_id: int, *, unsettled_only: bool = False
+    ) -> datetime | None: ...
     def get(self, release_id: str, network: str) -> Delivery | None: ...
     def deliveries(
         self,
@@ -149,6 +167,7 @@ class Store(Protocol):  # pragma: no cover - an interface
         next_attempt_at: datetime | None = None,
         uncertain: bool = False,
         count_attempt: bool = True,
+        settled: bool = False,
     ) -> None: ...
     def requeue(self, release_id: str, network: str | None, now: datetime) -> int: ...
     def resolve(
@@ -178,8 +197,7 @@ class SQLiteStore:
         if path != ":memory:":
             directory = os.path.dirname(os.path.abspath(path))
             os.makedirs(directory, exist_ok=True)
-            # Created owner-only before SQLite opens it; -wal and -shm inherit the mode.
-            os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+            _create_owner_only(path)
         with self._transaction() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
@@ -187,6 +205,8 @@ class SQLiteStore:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for statement in LATER_INDEXES:
+                conn.execute(statement)
 
     # -- connections and transactions ---------------------------------------------------
 
@@ -254,18 +274,45 @@ class SQLiteStore:
             )
             return int(cursor.lastrowid or 0)
 
-    def scheduled(self) -> dict[str, int]:
-        """The approval each release's deliveries were last created from."""
-        rows = self._connection().execute("SELECT release_id, approval_id FROM schedules")
-        return {row["release_id"]: row["approval_id"] for row in rows}
+    def scheduled(self, release_ids: Iterable[str] | None = None) -> dict[str, int]:
+        """The approval each release's deliveries were last created from.
 
-    def latest_approvals(self) -> dict[str, Approval]:
-        rows = self._connection().execute(
-            "SELECT a.* FROM approvals a"
-            " JOIN (SELECT release_id, MAX(id) AS id FROM approvals GROUP BY release_id) m"
-            " ON a.id = m.id"
-        )
-        return {row["release_id"]: _approval(row) for row in rows}
+        Only for ``release_ids`` when given (the releases in the queue), so the
+        cost follows the queue rather than every release ever approved.
+        """
+        conn = self._connection()
+        if release_ids is None:
+            rows = conn.execute("SELECT release_id, approval_id FROM schedules")
+            return {row["release_id"]: row["approval_id"] for row in rows}
+        found: dict[str, int] = {}
+        for batch in _batches(release_ids):
+            rows = conn.execute(
+                "SELECT release_id, approval_id FROM schedules"  # noqa: S608 - "?" marks only
+                f" WHERE release_id IN ({_marks(batch)})",
+                batch,
+            )
+            found.update((row["release_id"], row["approval_id"]) for row in rows)
+        return found
+
+    def latest_approvals(self, release_ids: Iterable[str] | None = None) -> dict[str, Approval]:
+        """Each release's newest approval; only for ``release_ids`` when given."""
+        conn = self._connection()
+        if release_ids is None:
+            rows = conn.execute(
+                "SELECT a.* FROM approvals a"
+                " JOIN (SELECT release_id, MAX(id) AS id FROM approvals GROUP BY release_id) m"
+                " ON a.id = m.id"
+            )
+            return {row["release_id"]: _approval(row) for row in rows}
+        approvals: dict[str, Approval] = {}
+        for batch in _batches(release_ids):
+            rows = conn.execute(
+                "SELECT * FROM approvals WHERE id IN (SELECT MAX(id) FROM approvals"  # noqa: S608
+                f" WHERE release_id IN ({_marks(batch)}) GROUP BY release_id)",
+                batch,
+            )
+            approvals.update((row["release_id"], _approval(row)) for row in rows)
+        return approvals
 
     def approvals(self, release_id: str | None = None) -> list[Approval]:
         if release_id is None:
@@ -393,15 +440,26 @@ class SQLiteStore:
         next_attempt_at: datetime | None = None,
         uncertain: bool = False,
         count_attempt: bool = True,
+        settled: bool = False,
     ) -> None:
         """Record the outcome of a delivery and of its open attempt.
 
         ``uncertain`` marks the attempt as one that may have posted;
         ``count_attempt=False`` takes back the attempt the claim counted (for
-        failures that are not the delivery's fault, such as refused credentials).
+        failures that are not the delivery's fault, such as refused credentials);
+        ``settled`` records that the uncertain attempts so far were looked for
+        and did not post (they stay uncertain for ``uncertain()``, but no longer
+        for ``uncertain(unsettled_only=True)``). Errors are stored redacted.
         """
         stamp = to_text(now)
+        error = redact(error) if error else error
         with self._transaction() as conn:
+            if settled:
+                conn.execute(
+                    "UPDATE attempts SET outcome = 'absent'"
+                    " WHERE delivery_id = ? AND outcome = 'unknown'",
+                    (delivery_id,),
+                )
             conn.execute(
                 "UPDATE deliveries SET status = ?, updated_at = ?, error = ?,"
                 " next_attempt_at = ?, attempts = MAX(attempts - ?, 0),"
@@ -428,17 +486,29 @@ class SQLiteStore:
                 (stamp, "unknown" if uncertain else status.value, error, delivery_id),
             )
 
-    def uncertain(self, delivery_id: int) -> bool:
-        """True when an earlier attempt may have posted (interrupted or ambiguous)."""
+    def uncertain(self, delivery_id: int, *, unsettled_only: bool = False) -> bool:
+        """True when an earlier attempt may have posted (interrupted or ambiguous).
+
+        With ``unsettled_only``, attempts already looked for (and not found on
+        the network, or declared not posted by an operator) do not count.
+        """
+        return self.first_uncertain_at(delivery_id, unsettled_only=unsettled_only) is not None
+
+    def first_uncertain_at(
+        self, delivery_id: int, *, unsettled_only: bool = False
+    ) -> datetime | None:
+        """When the earliest attempt that may have posted began (see ``uncertain``)."""
+        settled = "unknown" if unsettled_only else "absent"
         row = (
             self._connection()
             .execute(
-                "SELECT 1 FROM attempts WHERE delivery_id = ? AND outcome = 'unknown' LIMIT 1",
-                (delivery_id,),
+                "SELECT MIN(started_at) FROM attempts WHERE delivery_id = ?"
+                " AND outcome IN ('unknown', ?)",
+                (delivery_id, settled),
             )
             .fetchone()
         )
-        return row is not None
+        return from_text(row[0])
 
     def requeue(self, release_id: str, network: str | None, now: datetime) -> int:
         """Put failed deliveries back to pending with a fresh attempt count."""
@@ -477,6 +547,13 @@ class SQLiteStore:
                     " WHERE release_id = ? AND network = ? AND status = 'unknown'",
                     (stamp, release_id, network),
                 )
+                if cursor.rowcount == 1:
+                    conn.execute(
+                        "UPDATE attempts SET outcome = 'absent' WHERE outcome = 'unknown'"
+                        " AND delivery_id = (SELECT id FROM deliveries"
+                        " WHERE release_id = ? AND network = ?)",
+                        (release_id, network),
+                    )
             if cursor.rowcount != 1:
                 return None
             row = conn.execute(
@@ -556,6 +633,17 @@ class SQLiteStore:
             )
 
 
+def _batches(release_ids: Iterable[str]) -> Iterator[list[str]]:
+    unique = sorted(set(release_ids))
+    for start in range(0, len(unique), ID_BATCH):
+        yield unique[start : start + ID_BATCH]
+
+
+def _marks(values: Sequence[object]) -> str:
+    """One ``?`` placeholder per value."""
+    return ",".join("?" * len(values))
+
+
 def _approval(row: sqlite3.Row) -> Approval:
     approved_at = from_text(row["approved_at"])
     assert approved_at is not None
@@ -596,6 +684,21 @@ def _delivery(row: sqlite3.Row) -> Delivery:
         posted_at=from_text(row["posted_at"]),
         idempotency_key=row["idempotency_key"],
     )
+
+
+def _create_owner_only(path: str) -> None:
+    """Create the database file with mode 0600 (-wal and -shm inherit it) if it is new.
+
+    Only with O_EXCL: closing any descriptor of an existing database file drops
+    every POSIX lock this process holds on it, so another process may then
+    delete the WAL under a live connection and corrupt the database
+    (https://www.sqlite.org/howtocorrupt.html, section 2.2).
+    """
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def open_store(database_path: str) -> SQLiteStore:
