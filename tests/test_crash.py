@@ -1,0 +1,222 @@
+"""Kill a draining process with SIGKILL, restart until quiescent, then count posts.
+
+Each drain is a real ``python -m socialbot drain`` process talking HTTP to the
+sandbox in this process. It dies at named points (``SOCIALBOT_CRASH_AT``) and
+at seeded random instants, while the sandbox answers slowly enough that many
+kills land mid-request. Afterwards, for every approved (release, network):
+exactly one post on the sandbox, or the delivery is flagged ``unknown`` or
+``failed`` with at most one post; nothing unaccounted for; an intact database.
+Then an operator settles what is flagged, as the README tells them to, and
+every delivery ends with exactly one post.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from socialbot.adapters import adapter_class
+from socialbot.publish import CRASH_ENV, CRASH_POINTS
+from socialbot.sandbox import SandboxServer
+from tests import drainer
+
+SETTLE_RUNS = 12
+
+
+def crash_env(sandbox: SandboxServer, **extra: str) -> dict[str, str]:
+    return drainer.environment(
+        SOCIALBOT_RECONCILE_AFTER_SECONDS="0",
+        SOCIALBOT_REQUEST_TIMEOUT_SECONDS="5",
+        SOCIALBOT_RUN_BUDGET_SECONDS="60",
+        **extra,
+    )
+
+
+def assert_clean_exit(result_stderr: str) -> None:
+    assert "Traceback" not in result_stderr, result_stderr
+    assert "database is locked" not in result_stderr, result_stderr
+
+
+def kill_at(env: dict[str, str], point: str, **extra: str) -> int:
+    """One drain that dies at ``point``; its exit status (-9 when it got there)."""
+    result = drainer.call("drain", env={**env, CRASH_ENV: point, **extra})
+    assert_clean_exit(result.stderr)
+    return result.returncode
+
+
+def kill_after(env: dict[str, str], delay: float, sandbox: SandboxServer | None = None) -> int:
+    """One drain killed with SIGKILL ``delay`` seconds after it started or, given the
+    sandbox, ``delay`` seconds after its first request reached the sandbox."""
+    seen = len(sandbox.requests) if sandbox is not None else 0
+    process = drainer.start("drain", env=env)
+    if sandbox is not None:
+        deadline = time.monotonic() + 30
+        while len(sandbox.requests) == seen and process.poll() is None:
+            assert time.monotonic() < deadline, "the drain never called a network"
+            time.sleep(0.002)
+    try:
+        process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGKILL)
+    _, stderr = process.communicate(timeout=60)
+    assert_clean_exit(stderr)
+    return process.returncode
+
+
+def settle(env: dict[str, str], database: Path) -> None:
+    """Clean drains until one exits 0 or two in a row change nothing."""
+    before = drainer.states(database)
+    for _ in range(SETTLE_RUNS):
+        result = drainer.call("drain", env=env)
+        assert_clean_exit(result.stderr)
+        assert result.returncode in (0, 1), result.stderr
+        after = drainer.states(database)
+        if result.returncode == 0 or (
+            after == before and not {"pending", "sending"} & set(after.values())
+        ):
+            return
+        before = after
+    pytest.fail(f"no quiescence after {SETTLE_RUNS} drains: {drainer.states(database)}")
+
+
+def check_invariants(sandbox: SandboxServer, database: Path, slugs: dict[str, str]) -> None:
+    """Exactly once, or flagged for a human with at most one post; nothing lost."""
+    assert drainer.integrity(database) == "ok"
+    counts = drainer.posts_per_delivery(sandbox, slugs)
+    states = drainer.states(database)
+    approved = drainer.approved_networks(database)
+    assert set(approved) == set(slugs), "a release was approved but not recorded"
+    for release, networks in approved.items():
+        for network in networks:
+            status = states.get((release, network))
+            posts = counts[release, network]
+            assert status is not None, f"{release} on {network} has no delivery"
+            assert posts <= 1, f"{release} on {network} was posted {posts} times"
+            assert status in ("posted", "unknown", "failed"), (release, network, status)
+            if status == "posted":
+                assert posts == 1, f"{release} on {network} is logged posted but not on the network"
+    assert set(counts) <= {(r, n) for r, ns in approved.items() for n in ns}
+    # Where a resend could duplicate, nothing was sent again once the network had it.
+    requests = drainer.create_requests_per_delivery(sandbox, slugs)
+    for network in non_idempotent(sandbox):
+        for release in approved:
+            assert requests[release, network] <= 1, (
+                f"{release} on {network} was sent {requests[release, network]} times"
+            )
+
+
+def operator_settles(
+    env: dict[str, str], sandbox: SandboxServer, database: Path, slugs: dict[str, str]
+) -> None:
+    """Do what the README asks of an operator: look at the account, then resolve or retry."""
+    counts = drainer.posts_per_delivery(sandbox, slugs)
+    for (release, network), status in drainer.states(database).items():
+        if status == "unknown":
+            if counts[release, network]:
+                url = next(
+                    p["url"]
+                    for p in sandbox.posts(network)
+                    if drainer.PAGE.format(slug=slugs[release]) in str(p)
+                    or f"opinion {slugs[release]} " in str(p)
+                )
+                args = ["resolve", release, "--network", network, "--posted", url]
+            else:
+                args = ["resolve", release, "--network", network, "--not-posted"]
+        elif status == "failed":
+            args = ["retry", release, "--network", network]
+        else:
+            continue
+        result = drainer.call(*args, env=env)
+        assert result.returncode == 0, result.stderr
+
+
+def non_idempotent(sandbox: SandboxServer) -> list[str]:
+    return [name for name in sandbox.networks if not adapter_class(name).idempotent]
+
+
+def startup_seconds(env: dict[str, str]) -> float:
+    """How long a drain with nothing to do takes: random kills aim past it."""
+    started = time.monotonic()
+    result = drainer.call("drain", env=env)
+    assert result.returncode == 0, result.stderr
+    return time.monotonic() - started
+
+
+def crash_rounds(
+    env_dir: Path,
+    sandbox: SandboxServer,
+    *,
+    seed: int,
+    rounds: int,
+    releases_per_round: int,
+    random_kills: int,
+) -> None:
+    rng = random.Random(seed)
+    database = env_dir / "socialbot.db"
+    queue = env_dir / "queue"
+    env = crash_env(sandbox)
+    startup = startup_seconds(env)
+    for network in sandbox.networks:
+        sandbox.latency[network] = 0.05
+    slugs: dict[str, str] = {}
+    killed_mid_run = 0
+    prefix = f"crash{seed}"
+    for round_number in range(rounds):
+        first = round_number * (releases_per_round + random_kills)
+        slugs.update(drainer.add_releases(queue, prefix, range(first, first + releases_per_round)))
+        # Named points, in an order that reaches each one.
+        assert kill_at(env, "after-recover") == -signal.SIGKILL
+        assert kill_at(env, "mid-schedule") == -signal.SIGKILL
+        assert kill_at(env, f"after-claim:{rng.randint(1, 3)}") == -signal.SIGKILL
+        # A network without an idempotency key, so the next run has something to reconcile.
+        plain = ",".join(non_idempotent(sandbox))
+        assert kill_at(env, "after-send-before-record", SOCIALBOT_NETWORKS=plain) == (
+            -signal.SIGKILL
+        )
+        assert kill_at(env, "mid-reconcile") == -signal.SIGKILL
+        kill_at(env, f"after-record:{rng.randint(1, 4)}")
+        for point in rng.sample(CRASH_POINTS, k=2):
+            kill_at(env, f"{point}:{rng.randint(1, 3)}")
+        # Random instants, each with fresh work so the kill lands inside a run: half
+        # timed from the start (often in recovery or scheduling), half from the first
+        # request (while posts are in flight).
+        for index in range(random_kills):
+            number = first + releases_per_round + index
+            slugs.update(drainer.add_releases(queue, prefix, range(number, number + 1)))
+            if index % 2:
+                killed = kill_after(env, rng.uniform(0, 0.4), sandbox)
+                killed_mid_run += killed == -signal.SIGKILL
+            else:
+                kill_after(env, rng.uniform(startup / 2, startup + 0.5))
+        settle(env, database)
+        check_invariants(sandbox, database, slugs)
+    assert killed_mid_run >= (random_kills // 2) * rounds // 2, "the random kills missed the runs"
+    operator_settles(env, sandbox, database, slugs)
+    settle(env, database)
+    check_invariants(sandbox, database, slugs)
+    counts = drainer.posts_per_delivery(sandbox, slugs)
+    states = drainer.states(database)
+    assert set(states.values()) == {"posted"}, states
+    assert all(counts[key] == 1 for key in states), counts
+    assert sandbox.errors == []
+
+
+def test_sigkill_at_named_points_and_random_instants_never_duplicates(
+    env: Path, sandbox: SandboxServer
+) -> None:
+    assert set(sandbox.networks) >= {"x", "facebook"}
+    started = time.monotonic()
+    crash_rounds(env, sandbox, seed=20260, rounds=1, releases_per_round=3, random_kills=6)
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_long_crash_loop(env: Path, sandbox: SandboxServer, seed: int) -> None:
+    sandbox.networks["x"].window_limit = 10_000  # type: ignore[attr-defined]
+    crash_rounds(env, sandbox, seed=seed, rounds=6, releases_per_round=4, random_kills=12)

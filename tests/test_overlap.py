@@ -1,0 +1,122 @@
+"""Overlapping runs: drains started together post each delivery once and never crash.
+
+A second drain exits at once, with status 0 and one line saying another drain
+is at work (cron need not hear of it); only a drain holding the lock far
+longer than its budget makes the next one exit 1.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from socialbot.sandbox import SandboxServer
+from socialbot.store import to_text
+from tests import drainer
+from tests.helpers import write_release
+
+
+def test_three_drains_started_together_post_each_delivery_once(
+    env: Path, sandbox: SandboxServer
+) -> None:
+    for network in sandbox.networks:
+        sandbox.latency[network] = 0.3  # long enough that the three runs overlap
+    slugs = drainer.add_releases(env / "queue", "overlap", range(4))
+    environment = drainer.environment()
+
+    processes = [drainer.start("drain", env=environment) for _ in range(3)]
+    results = [(p.wait(timeout=90), *p.communicate()) for p in processes]
+
+    stderr = "".join(err for _, _, err in results)
+    assert "database is locked" not in stderr
+    assert "Traceback" not in stderr
+    assert [code for code, _, _ in results] == [0, 0, 0], stderr
+    waited = [err for _, _, err in results if "another drain" in err]
+    assert 1 <= len(waited) <= 2, stderr
+    assert all(err.count("\n") == 1 and "this run did nothing" in err for err in waited)
+    counts = drainer.posts_per_delivery(sandbox, slugs)
+    assert all(counts[r, n] == 1 for r in slugs for n in sandbox.networks), counts
+    assert set(drainer.states(env / "socialbot.db").values()) == {"posted"}
+
+
+def test_drains_status_and_approvals_side_by_side_never_see_a_locked_database(
+    workdir: Path, sandbox: SandboxServer
+) -> None:
+    # No database yet: every process below may be the one that creates it.
+    environment = drainer.environment(
+        **sandbox.settings(), SOCIALBOT_DATABASE_URL=f"sqlite:///{workdir / 'socialbot.db'}"
+    )
+    for network in sandbox.networks:
+        sandbox.latency[network] = 0.02
+    slugs = {}
+    for number in range(4):
+        slug = drainer.release_slug("side", number)
+        write_release(
+            workdir / "queue",
+            f"{slug}.json",
+            title=f"Regions adopt opinion {slug} on cohesion after 2027",
+            url=drainer.PAGE.format(slug=slug),
+        )
+        slugs[slug] = slug
+    processes = [
+        drainer.start(*args, env=environment)
+        for args in (
+            ("drain",),
+            ("approve", "side-0000", "--by", "Ana"),
+            ("status",),
+            ("drain",),
+            ("approve", "side-0001", "--by", "Ana"),
+            ("drain",),
+        )
+    ]
+    for process in processes:
+        process.wait(timeout=90)
+        _, stderr = process.communicate()
+        assert "locked" not in stderr and "Traceback" not in stderr, stderr
+    for number in range(2, 4):
+        result = drainer.call("approve", f"side-{number:04d}", "--by", "Ana", env=environment)
+        assert result.returncode == 0, result.stderr
+    result = drainer.call("drain", env=environment)
+    assert result.returncode == 0, result.stderr
+    counts = drainer.posts_per_delivery(sandbox, slugs)
+    assert all(counts[r, n] == 1 for r in slugs for n in sandbox.networks), counts
+    assert drainer.integrity(workdir / "socialbot.db") == "ok"
+
+
+def hold_lock(database: Path, started: datetime) -> int:
+    """Take the drain lock the way a running drain does, as if it began at ``started``."""
+    fd = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"4242 {to_text(started)}\n".encode())
+    return fd
+
+
+def test_a_drain_that_holds_the_lock_too_long_is_reported(env: Path) -> None:
+    database = env / "socialbot.db"
+    environment = drainer.environment(SOCIALBOT_RUN_BUDGET_SECONDS="60")
+
+    fd = hold_lock(database, datetime.now(UTC))
+    try:
+        started = time.monotonic()
+        fresh = drainer.call("drain", env=environment)
+        assert time.monotonic() - started < 10
+    finally:
+        os.close(fd)
+    assert fresh.returncode == 0
+    assert "another drain (pid 4242) has been running since" in fresh.stderr
+
+    fd = hold_lock(database, datetime.now(UTC) - timedelta(hours=2))
+    try:
+        stale = drainer.call("drain", env=environment)
+    finally:
+        os.close(fd)
+    assert stale.returncode == 1
+    assert "(pid 4242)" in stale.stderr and "it may hang" in stale.stderr
+
+    # The lock file stays (deleting it would let two runs lock two files); a run proceeds.
+    assert Path(f"{database}.lock").exists()
+    assert drainer.call("drain", env=environment).returncode == 0
