@@ -97,6 +97,8 @@ def configure(level: str | int = "WARNING", stream: object = None) -> logging.Ha
     handler._socialbot = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # Warnings would go straight to stderr, past the filter; send them through it.
+    logging.captureWarnings(True)
     for name in ("oauthlib", "requests_oauthlib"):
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     return handler

@@ -310,6 +310,14 @@ class Publisher:
                 "%s on %s: could not look for the post (%s)", delivery.release_id, network, exc
             )
             return
+        except Exception:  # a bug in the adapter: the delivery stays unknown, others go on
+            log.warning(
+                "%s on %s: looking for the post failed unexpectedly",
+                delivery.release_id,
+                network,
+                exc_info=True,
+            )
+            return
         _crash_point("mid-reconcile")
         if receipt is not None:
             self.store.finish(delivery.id, DeliveryStatus.POSTED, now, receipt=receipt)
@@ -700,7 +708,8 @@ class Publisher:
         since = self.store.first_uncertain_at(delivery.id) or delivery.sent_at
         try:
             return adapter.find(text, since or delivery.created_at)
-        except DeliveryError:
+        except Exception:  # only the URL is missing: the network said it holds the post
+            log.debug("%s: could not look up the duplicate post", adapter.name, exc_info=True)
             return None
 
     def _approved_release(
