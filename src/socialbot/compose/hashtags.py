@@ -65,11 +65,14 @@ def normalize(raw: str) -> tuple[Hashtag | None, str | None]:
     shown = raw.strip() if raw.strip().startswith(tuple(_HASH_SIGNS)) else f"#{raw.strip()}"
     if not words or not any(_VALID_BODY.fullmatch(word) for word in words):
         return None, f"hashtag {shown!r} has no letters; it is left out"
-    body = camel_case(words)
+    # Bluesky drops punctuation at the end of a tag, "_" included: #EU_ would link #EU.
+    body = camel_case(words).strip("_")
+    if not _VALID_BODY.fullmatch(body):
+        return None, f"hashtag {shown!r} has no letters; it is left out"
     if len(body) > MAX_TAG_LENGTH:
         return None, f"hashtag {shown!r} is longer than {MAX_TAG_LENGTH} characters; left out"
     tag = Hashtag(body)
-    if len(words) > 1 or spaced_hash:
+    if len(words) > 1 or spaced_hash or body != words[0]:
         return tag, f"hashtag {shown!r} is malformed; it is posted as {tag}"
     return tag, None
 

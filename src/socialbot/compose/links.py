@@ -19,7 +19,7 @@ UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
 _HEX = frozenset(string.hexdigits)
 _NEVER_RAW = frozenset(' "<>\\^`{|}')
 # Characters that may be percent-encoded without changing which page a link names.
-_ENCODABLE = frozenset("()!*',;:.~$|[]@-_")
+_ENCODABLE = frozenset("()!*',;:.~$|[]@-_&=+")
 
 
 def with_utm(url: str, network: str, campaign: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import regex
 
-from socialbot.compose.twitter_text import tlds
+from socialbot.compose.twitter_text import tlds, x_urls
 
 LITTLE_TEXT_RESERVED = "\\|{}@[]()<>#*_~"
 
@@ -48,11 +48,15 @@ def escape_little_text(text: str) -> str:
     """Text as LinkedIn's ``commentary`` must carry it: reserved characters escaped.
 
     Unescaped, LinkedIn cuts the post at the first reserved character and still
-    answers 201. Hashtags are kept as hashtags.
+    answers 201. Hashtags are kept as hashtags (a ``#`` inside a link is escaped).
     """
     out: list[str] = []
     last = 0
+    links = [(u.start, u.end) for u in x_urls().extract(text)]
+    links += [(start, end) for start, end, _ in link_spans(text)]
     for match in _LITTLE_HASHTAG.finditer(text):
+        if any(start <= match.start() < end for start, end in links):
+            continue  # a "#" inside a link is part of it, and escaped with it
         out.append(_escape(text[last : match.start()]))
         out.append(match.group())
         last = match.end()

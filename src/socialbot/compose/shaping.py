@@ -19,14 +19,17 @@ import regex
 from socialbot.compose import hashtags as tags
 from socialbot.compose.counting import NETWORK_NAMES, Budget, graphemes
 from socialbot.compose.hashtags import Hashtag
-from socialbot.compose.links import as_uri, clickable, recognised_by, with_utm
+from socialbot.compose.links import clickable, recognised_by, with_utm
 from socialbot.compose.options import ComposeOptions, ShapingRules
-from socialbot.compose.richtext import bluesky_facets
+from socialbot.compose.richtext import bluesky_facets, link_spans
 from socialbot.compose.trimming import SENTENCE_CLOSE, CutPoint, cut_points, finish
+from socialbot.compose.twitter_text import x_urls
 from socialbot.errors import ComposeError
 from socialbot.models import Post, Release
 
 SEPARATOR = "\n\n"
+LINK_RULES = {"x": ("x",), "mastodon": ("mastodon",), "bluesky": ("bluesky",)}
+"""Whose URL rules a network's link must pass (see ``release_link``)."""
 DESCRIPTION_GRAPHEMES = 300
 MIN_LEAD_WORDS = 4
 MIN_LEAD_GRAPHEMES = 10
@@ -59,9 +62,11 @@ def release_link(release: Release, network: str, options: ComposeOptions) -> str
 
     Encoded only as far as this network needs: Bluesky counts every character
     of a link, and links a Greek path as written; X counts any link as 23.
+    Facebook and LinkedIn publish no rules; their link is one Mastodon and the
+    Bluesky app would both link whole (and it also travels as the link card).
     """
     url = with_utm(release.url, network, release.id) if options.utm else release.url
-    link = clickable(url, (network,)) if network in ("x", "mastodon", "bluesky") else as_uri(url)
+    link = clickable(url, LINK_RULES.get(network, ("mastodon", "bluesky")))
     if network in ("x", "mastodon") and not recognised_by(network, link):
         raise ComposeError(
             network,
@@ -86,7 +91,7 @@ def fit_text(text: str, language: str, fits: Callable[[str], bool]) -> Fit | Non
     bound = 256
     while bound < len(text) and fits(text[:bound] + "…"):
         bound *= 2
-    points = cut_points(text[: bound + 8192], language, upto=min(bound, len(text)))
+    points = [point for point in cut_points(text, language) if point.index <= bound]
 
     def trial(point: CutPoint) -> str:
         return finish(text, point) or text[: point.index].rstrip() + "…"
@@ -264,15 +269,22 @@ def read_source(release: Release, rules: ShapingRules, urls: tuple[str, ...]) ->
     notes += found
     lead, found = tags.repair_spaced(SEPARATOR.join(parts), lead_name or "summary")
     notes += found
-    if any(url in title or url in lead for url in urls):
+    if _links_in(title, urls) or _links_in(lead, urls):
         notes.append("the release link is taken out of the text; it ends the post")
         title, lead = _without(title, urls), _without(lead, urls)
     return Source(title, lead, lead_name, summary, body, notes)
 
 
+def _links_in(text: str, urls: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Where ``text`` holds one of ``urls`` as a whole link (not inside a longer one)."""
+    spans = {(u.start, u.end) for u in x_urls().extract(text)}
+    spans |= {(start, end) for start, end, _ in link_spans(text)}
+    return sorted((start, end) for start, end in spans if text[start:end] in urls)
+
+
 def _without(text: str, urls: tuple[str, ...]) -> str:
-    for url in sorted(urls, key=len, reverse=True):
-        text = text.replace(url, "")
+    for start, end in reversed(_links_in(text, urls)):
+        text = text[:start] + text[end:]
     return SEPARATOR.join(_RUNS.sub(" ", part).strip() for part in text.split(SEPARATOR)).strip()
 
 

@@ -12,7 +12,7 @@ after it keep their direction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import regex
 
@@ -27,9 +27,10 @@ _SENTENCE_END = frozenset(".!?…。！？‼⁇⁈⁉")
 _CJK_SENTENCE_END = frozenset("。！？")
 _CLOSERS = frozenset("\"'»”’)]}›」』")
 _DANGLING = ",;:-–—‐(/[{«„“‚‘‹\"'·&"
+_STRIPPED_SPACE = " \t\n\u00a0\u202f"
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\u3000-\u303f\uff00-\uffef]")
 _GRAPHEME = regex.compile(r"\X")
-_SPACE = regex.compile(r"\s")
+_SPACE = regex.compile(r"[^\S\u00a0\u2007\u202f]")  # no cut at a no-break space
 _OPENERS = {"\u202a": "\u202c", "\u202b": "\u202c", "\u202d": "\u202c", "\u202e": "\u202c"}
 _ISOLATES = {"\u2066": "\u2069", "\u2067": "\u2069", "\u2068": "\u2069"}
 
@@ -119,10 +120,14 @@ ABBREVIATIONS: dict[str, frozenset[str]] = {
 
 @dataclass(frozen=True)
 class CutPoint:
-    """``text[:index]`` may be kept; ``sentence`` when it ends a sentence or paragraph."""
+    """``text[:index]`` may be kept; ``sentence`` when it ends a sentence or paragraph.
+
+    ``after_url``: a cut between words here would put ``…`` right after a URL.
+    """
 
     index: int
     sentence: bool
+    after_url: bool = False
 
 
 def protected_spans(text: str) -> list[tuple[int, int]]:
@@ -135,11 +140,12 @@ def protected_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def url_ends(text: str) -> set[int]:
-    spans = [u.end for u in x_urls().extract(text)]
-    spans += [u.end for u in mastodon_urls().extract(text, without_protocol=False)]
-    spans += [end for _, end, _ in link_spans(text)]
-    return set(spans)
+def url_spans(text: str) -> list[tuple[int, int]]:
+    """URLs as any network finds them."""
+    spans = [(u.start, u.end) for u in x_urls().extract(text)]
+    spans += [(u.start, u.end) for u in mastodon_urls().extract(text, without_protocol=False)]
+    spans += [(start, end) for start, end, _ in link_spans(text)]
+    return spans
 
 
 @cache
@@ -171,30 +177,37 @@ def _ends_sentence(text: str, index: int, language: str) -> bool:
     return word.casefold() not in _abbreviations(language)
 
 
-def cut_points(text: str, language: str, *, upto: int | None = None) -> list[CutPoint]:
-    """Every place ``text`` may be cut (before ``upto``), in order; the end not included."""
-    limit = len(text) if upto is None else min(upto, len(text))
-    spans = protected_spans(text)
+@lru_cache(maxsize=32)
+def cut_points(text: str, language: str) -> tuple[CutPoint, ...]:
+    """Every place ``text`` may be cut, in order; the end of ``text`` not included."""
     inside = bytearray(len(text) + 1)
-    for start, end in spans:
+    for start, end in protected_spans(text):
         for i in range(start + 1, min(end, len(text) + 1)):
             inside[i] = 1
+    # Positions a word cut may not keep up to: inside a URL or right after it.
+    in_url = bytearray(len(text) + 1)
+    for start, end in url_spans(text):
+        for i in range(start + 1, end + 1):
+            in_url[i] = 1
     points: list[CutPoint] = []
     previous = ""
-    for grapheme in _GRAPHEME.finditer(text, 0, limit):
+    for grapheme in _GRAPHEME.finditer(text):
         index = grapheme.start()
         current = grapheme.group()
         if index and not inside[index]:
+            sentence = None
             if _SPACE.match(current) and not _SPACE.match(previous):
                 paragraph = text.startswith("\n\n", index) or text[index:].lstrip() == ""
                 sentence = paragraph or _ends_sentence(text, index, language)
-                points.append(CutPoint(index, sentence))
             elif previous[:1] in _CJK_SENTENCE_END:
-                points.append(CutPoint(index, True))
+                sentence = True
             elif _CJK.match(previous) and _CJK.match(current):
-                points.append(CutPoint(index, False))
+                sentence = False
+            if sentence is not None:
+                kept = len(text[:index].rstrip().rstrip(_DANGLING + _STRIPPED_SPACE))
+                points.append(CutPoint(index, sentence, bool(in_url[kept])))
         previous = current
-    return points
+    return tuple(points)
 
 
 def close_embeddings(text: str) -> str:
@@ -213,7 +226,7 @@ def finish(text: str, point: CutPoint) -> str | None:
     piece = text[: point.index].rstrip()
     if point.sentence:
         return close_embeddings(piece)
-    trimmed = piece.rstrip(_DANGLING + " \t\n\u00a0")
-    if not trimmed or len(trimmed) in url_ends(piece):
+    trimmed = piece.rstrip(_DANGLING + _STRIPPED_SPACE)
+    if not trimmed or point.after_url:
         return None
     return close_embeddings(trimmed) + ELLIPSIS

@@ -1,0 +1,258 @@
+"""Property tests: for any text, title, link and hashtags, every network's post is right.
+
+For arbitrary Unicode (any script, emoji sequences, combining marks, right-to-left
+marks and isolates, zero-width joiners, CJK without spaces), with URLs, bare
+domains and hashtags mixed in, each network's post:
+
+- is within the network's limit as that network counts it, and never empty;
+- contains the release link exactly once, clickable whole on that network;
+- has no broken grapheme, word, URL or hashtag: every word shown is a word of
+  the release (or its start at a CJK boundary, or the word without a trailing
+  comma or dash before ``…``), and every URL and hashtag is one of the release's.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from socialbot.compose import ComposeOptions, compose, graphemes, measure
+from socialbot.compose.hashtags import normalize
+from socialbot.compose.richtext import link_spans, tag_spans
+from socialbot.compose.trimming import ELLIPSIS
+from socialbot.compose.twitter_text import UrlEntity, extract_hashtags, mastodon_urls, x_urls
+from socialbot.models import NETWORKS, Post, Release, TextLimits
+
+TOPICS = {"Cohesion policy reform": "CohesionPolicy", "Urban policy": "Urban agenda"}
+OPTIONS = ComposeOptions(hashtag_map=TOPICS)
+CLOSERS = "\u202c\u2069"
+DANGLING = ",;:-–—‐(/[{«„“‚‘‹\"'·&"
+SETTINGS = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+letters = st.characters(
+    blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"),
+    blacklist_characters="#＃\ufeff\ufffe\uffff",
+)
+plain_word = st.text(letters, min_size=1, max_size=15)
+emoji_word = st.sampled_from(
+    [
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+        "🇪🇺",
+        "👏🏽",
+        "1\ufe0f\u20e3",
+        "\u2067مرحبا\u2069",
+        "\u200fשלום",
+        "東京都庁",
+        "Zu\u0308rich",
+    ]
+)
+hashtag_word = st.from_regex(r"#[A-Za-zÀ-ÿА-яΑ-ω][A-Za-z0-9À-ÿА-яΑ-ω_]{0,11}", fullmatch=True)
+tld = st.sampled_from(["eu", "com", "org", "de", "fr", "bg", "gr", "ελ", "бг"])
+label = st.from_regex(r"[a-z0-9]{1,10}", fullmatch=True)
+host = st.builds(lambda a, b, t: f"{a}.{b}.{t}", label, label, tld)
+path_text = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc", "Z"), blacklist_characters="#?"),
+    max_size=25,
+)
+url = st.builds(
+    lambda scheme, h, path, query: f"{scheme}://{h}/{path}{query}",
+    st.sampled_from(["http", "https"]),
+    host,
+    path_text,
+    st.sampled_from(["", "?lang=en", "?a=1&b=%20x", "#part"]),
+)
+bare_domain = st.builds(
+    lambda h, p: f"{h}/{p}" if p else h, host, st.from_regex(r"[a-z]{0,6}", fullmatch=True)
+)
+word = st.one_of(
+    plain_word, plain_word, plain_word, plain_word, emoji_word, hashtag_word, url, bare_domain
+)
+separator = st.sampled_from([" ", " ", " ", " ", "\n", "\n\n", "\u00a0"])
+
+
+def prose(max_words: int, min_words: int = 0) -> st.SearchStrategy[str]:
+    return st.lists(st.tuples(word, separator), min_size=min_words, max_size=max_words).map(
+        lambda pairs: "".join(w + s for w, s in pairs).strip()
+    )
+
+
+# The release's own page: a host the generated text never uses, so the text holds no
+# copy of the link (taking a copy out is tested in test_compose.py).
+release_url = st.builds(
+    lambda path, query: f"https://cor.europa.eu/{path}{query}",
+    path_text,
+    st.sampled_from(["", "?lang=en", "?a=1&b=%20x", "#part"]),
+)
+releases = st.builds(
+    lambda title, summary, body, link, tags, topics: Release.model_validate(
+        {
+            "id": "r1",
+            "title": title,
+            "url": link,
+            "language": "en",
+            "summary": summary,
+            "body": body,
+            "hashtags": tags,
+            "topics": topics,
+        }
+    ),
+    prose(30, min_words=1).filter(str.strip),
+    prose(60),
+    prose(120),
+    release_url,
+    st.lists(st.text(max_size=20), max_size=6),
+    st.lists(st.sampled_from([*TOPICS, "Unmapped topic"]), max_size=3),
+)
+
+
+def clean(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def source_texts(release: Release) -> list[str]:
+    return [clean(release.title), clean(release.summary), clean(release.body)]
+
+
+def word_is_whole(token: str, words: set[str]) -> bool:
+    """``token`` is a source word, or one cut as the composer may cut it."""
+    if token in words:
+        return True
+    core = token.removesuffix(ELLIPSIS).rstrip(CLOSERS)
+    if not core:
+        return False
+    for source in words:
+        if not source.startswith(core):
+            continue
+        rest = source[len(core) :]
+        if token.endswith(ELLIPSIS) and all(ch in DANGLING for ch in rest):
+            return True
+        if "".join(graphemes(source)[: len(graphemes(core))]) == core and len(graphemes(core)) < (
+            len(graphemes(source))
+        ):
+            return True  # a cut between CJK characters, at a grapheme boundary
+    return False
+
+
+def mastodon_found(text: str) -> list[UrlEntity]:
+    return mastodon_urls().extract(text, without_protocol=False)
+
+
+def links_to(network: str, text: str, link: str) -> int:
+    """How many times ``text`` holds ``link`` as a whole link, as ``network`` finds links."""
+    if network == "x":
+        return [u.url for u in x_urls().extract(text)].count(link)
+    mastodon = [u.url for u in mastodon_found(text)]
+    bluesky = [uri for _, _, uri in link_spans(text)]
+    if network == "mastodon":
+        return mastodon.count(link)
+    if network == "bluesky":
+        return bluesky.count(link)
+    return min(mastodon.count(link), bluesky.count(link))  # Facebook, LinkedIn
+
+
+def check(release: Release, network: str, post: Post) -> None:
+    """Every property a post must have, as ``network`` reads it."""
+    text = post.text
+    assert text.strip()
+    assert post.length == measure(network, text) <= post.limit
+    if network == "bluesky":
+        assert len(text.encode("utf-8")) <= 3000
+    check_link(network, post)
+    body = text[: len(text) - len(post.link)]  # everything before the link
+    sources = source_texts(release)
+    check_words(body, sources, set(post.hashtags))
+    check_urls(body, sources)
+    check_hashtags(network, release, post, sources)
+    if not any("title is too long" in note or "link is taken out" in note for note in post.notes):
+        assert text.startswith(re.sub(r"[ \t\r\n\f\v]+", " ", clean(release.title)).strip())
+
+
+def check_link(network: str, post: Post) -> None:
+    """The release link once, last, and a whole link where the network looks."""
+    text, link = post.text, post.link
+    assert links_to(network, text, link) == 1
+    assert text.endswith(link)
+    whole = (len(text) - len(link), len(text))
+    if network == "x":
+        assert whole in [(u.start, u.end) for u in x_urls().extract(text)]
+    if network == "mastodon":
+        assert whole in [(u.start, u.end) for u in mastodon_found(text)]
+    if network == "bluesky":
+        data = text.encode("utf-8")
+        faceted = [
+            data[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode()
+            for f in post.facets
+            if "uri" in f["features"][0]
+        ]
+        assert faceted[-1] == link
+
+
+def check_words(body: str, sources: list[str], appended: set[str]) -> None:
+    """No broken grapheme or word: each word shown is a whole word of the release."""
+    words = {w for source in sources for w in source.split()}
+    for token in body.split():
+        assert token in appended or word_is_whole(token, words), token
+
+
+def check_urls(body: str, sources: list[str]) -> None:
+    """No broken URL: each URL any network finds is one of the release's text."""
+    assert {u.url for u in x_urls().extract(body)} <= {
+        u.url for s in sources for u in x_urls().extract(s)
+    }
+    assert {u.url for u in mastodon_found(body)} <= {
+        u.url for s in sources for u in mastodon_found(s)
+    }
+    assert {uri for _, _, uri in link_spans(body)} <= {
+        uri for s in sources for _, _, uri in link_spans(s)
+    }
+
+
+def check_hashtags(network: str, release: Release, post: Post, sources: list[str]) -> None:
+    """No broken hashtag: each one the network finds is the release's, or one appended."""
+    if network == "bluesky":
+        known = {tag for s in sources for _, _, tag in tag_spans(s)}
+        known |= {tag.removeprefix("#") for tag in post.hashtags}
+        assert {tag for _, _, tag in tag_spans(post.text)} <= known
+        return
+    known = {h.tag.casefold() for s in sources for h in extract_hashtags(s)}
+    known |= {tag.key for raw in release.hashtags if (tag := normalize(clean(raw))[0])}
+    known |= {tag.key for raw in TOPICS.values() if (tag := normalize(raw)[0])}
+    if network == "mastodon":
+        links = [(u.start, u.end) for u in mastodon_found(post.text)]
+    else:
+        links = [(first, last) for first, last, _ in link_spans(post.text)]
+    shown = {
+        h.tag.casefold()
+        for h in extract_hashtags(post.text)
+        if network == "x" or not any(first <= h.start < last for first, last in links)
+    }
+    assert shown <= known
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+@SETTINGS
+@given(release=releases)
+def test_every_post_is_within_limits_with_the_link_once_and_nothing_broken(
+    network: str, release: Release
+):
+    check(release, network, compose(release, network, OPTIONS))
+
+
+@pytest.mark.parametrize("network", ["x", "mastodon", "bluesky"])
+@settings(SETTINGS, max_examples=100)
+@given(release=releases, limit=st.integers(min_value=120, max_value=600))
+def test_a_network_s_own_smaller_or_larger_limit_is_kept_too(
+    network: str, release: Release, limit: int
+):
+    options = ComposeOptions(hashtag_map=TOPICS, limits={network: TextLimits(limit, 23)})
+    post = compose(release, network, options)
+    assert post.limit == limit
+    check(release, network, post)
