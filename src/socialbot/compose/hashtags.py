@@ -23,9 +23,9 @@ MAX_TAG_LENGTH = 64
 _SEPARATOR = regex.compile(r"[^\p{L}\p{M}\p{Nd}_]+")
 _VALID_BODY = regex.compile(r"[\p{L}\p{M}\p{Nd}_]*\p{L}[\p{L}\p{M}\p{Nd}_]*")
 _HASH_SIGNS = "#＃"
-# "# CoRplenary": a hash sign, spaces, then a word with a capital letter in it.
+# "# CoRplenary": a hash sign starting a word, spaces, then a word with a capital in it.
 _SPACED_TAG = regex.compile(
-    r"(?<![\p{L}\p{M}\p{Nd}_&])[#＃][ \t\u00a0]+(?=[\p{L}\p{Nd}_]*\p{Lu})"
+    r"(?<![^\s(\[{«„“‚‘\"'])[#＃][ \t\u00a0]+(?=[\p{L}\p{Nd}_]*\p{Lu})"
     r"([\p{L}\p{M}\p{Nd}_]*\p{L}[\p{L}\p{M}\p{Nd}_]*)"
 )
 

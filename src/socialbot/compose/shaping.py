@@ -4,8 +4,9 @@ The post is made of blocks, top to bottom as the network's rules order them
 (by default the title, the lead, the hashtags, the link). What must survive is
 the link and the title; the title is cut only when it cannot fit whole next to
 the link. Hashtags are dropped, last first, before they would push out the
-first sentence of the lead; the lead then fills the room that is left, cut at
-a sentence end if one is close, else between words with ``…``.
+first sentence of the lead (or, when that sentence cannot fit anyway, more
+than half of what the lead would show); the lead then fills the room that is
+left, cut at a sentence end if one is close, else between words with ``…``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 A cut falls between words (before a space, or between two CJK characters,
 which are written without spaces), never inside a grapheme, a URL or a
 hashtag. A cut after a sentence ends cleanly; any other cut drops trailing
-commas, dashes and opening brackets and ends with ``…``, and never right after
-a URL (``…`` would become part of the link on Mastodon and Bluesky). Explicit
+commas, dashes and opening brackets and ends with ``…``, set off by a space
+after a URL (glued, it would become part of the link on Mastodon). Explicit
 bidirectional embeddings left open by the cut are closed, so ``…`` and the link
 after it keep their direction.
 """
@@ -122,7 +122,8 @@ ABBREVIATIONS: dict[str, frozenset[str]] = {
 class CutPoint:
     """``text[:index]`` may be kept; ``sentence`` when it ends a sentence or paragraph.
 
-    ``after_url``: a cut between words here would put ``…`` right after a URL.
+    ``after_url``: a cut between words here would end inside or right after a URL
+    (once trailing punctuation is dropped), where a glued ``…`` would join the link.
     """
 
     index: int
@@ -210,23 +211,29 @@ def cut_points(text: str, language: str) -> tuple[CutPoint, ...]:
     return tuple(points)
 
 
-def close_embeddings(text: str) -> str:
-    """``text`` with its unclosed bidirectional embeddings and isolates closed."""
+def closers(text: str) -> str:
+    """What closes the bidirectional embeddings and isolates ``text`` leaves open."""
     stack: list[str] = []
     for ch in text:
         if ch in _OPENERS or ch in _ISOLATES:
             stack.append(_OPENERS.get(ch) or _ISOLATES[ch])
         elif ch in ("\u202c", "\u2069") and stack and stack[-1] == ch:
             stack.pop()
-    return text + "".join(reversed(stack))
+    return "".join(reversed(stack))
 
 
 def finish(text: str, point: CutPoint) -> str | None:
-    """``text`` cut at ``point``, ended properly; None when that cut would break a link."""
+    """``text`` cut at ``point`` and ended properly; None when nothing would be left.
+
+    After a URL the last word is kept whole (its punctuation may belong to the
+    link) and `` …`` is set off by a space, which no network takes into a link.
+    """
     piece = text[: point.index].rstrip()
     if point.sentence:
-        return close_embeddings(piece)
+        return piece + closers(piece)
+    if point.after_url:
+        return f"{piece} {closers(piece)}{ELLIPSIS}"
     trimmed = piece.rstrip(_DANGLING + _STRIPPED_SPACE)
-    if not trimmed or point.after_url:
+    if not trimmed:
         return None
-    return close_embeddings(trimmed) + ELLIPSIS
+    return trimmed + closers(trimmed) + ELLIPSIS
