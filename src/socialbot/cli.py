@@ -85,6 +85,16 @@ class App:
                 ) from None
         return self._store
 
+    @property
+    def queue_dir(self) -> Path:
+        """The queue directory; a missing one is a setting to fix, not an empty queue."""
+        queue = self.settings.queue_dir
+        if not queue.is_dir():
+            raise Failure(
+                f"SOCIALBOT_QUEUE_DIR: the queue directory {queue} does not exist", EXIT_USAGE
+            )
+        return queue
+
     def active(self) -> list[str]:
         try:
             return self.settings.active_networks()
@@ -201,8 +211,9 @@ def approve(app: App, release: str, approver: str) -> None:
 
 
 @cli.command()
+@click.option("-v", "--verbose", count=True, help="Show progress (-v) or debug detail (-vv).")
 @pass_app
-def drain(app: App) -> None:
+def drain(app: App, verbose: int) -> None:
     """Publish every approved, due release once to each of its networks.
 
     What cron runs. Quiet when all went well; problems go to stderr. Exit 0
@@ -211,21 +222,25 @@ def drain(app: App) -> None:
     """
     from socialbot.publish import AlreadyRunning, Publisher, RetryPolicy, drain_lock
 
+    app.verbose += verbose
     settings = app.settings
     active = app.active()
+    # A drain that holds the lock much longer than its budget allows is reported as hung.
+    stale_after = settings.run_budget_seconds + 4 * settings.request_timeout_seconds + 300
     try:
-        with drain_lock(settings.database_path):
+        with drain_lock(settings.database_path, stale_after=stale_after):
             adapters = LazyAdapters(settings, active)
             try:
                 publisher = Publisher(
                     store=app.store,
-                    queue_dir=settings.queue_dir,
+                    queue_dir=app.queue_dir,
                     adapters=adapters,
                     active=active,
                     options=compose_options(settings),
                     policy=RetryPolicy(
                         max_attempts=settings.max_attempts,
                         max_rate_limit_wait=settings.max_rate_limit_wait_seconds,
+                        reconcile_after=timedelta(seconds=settings.reconcile_after_seconds),
                     ),
                     budget_seconds=settings.run_budget_seconds,
                 )
@@ -233,8 +248,9 @@ def drain(app: App) -> None:
             finally:
                 adapters.close()
     except AlreadyRunning as exc:
+        # Not an error for cron: the running drain does this run's work.
         say(f"socialbot: {exc}", err=True)
-        return
+        sys.exit(EXIT_ATTENTION if exc.stale else 0)
     except SocialbotError as exc:
         fail(exc)
     if app.verbose:
@@ -329,7 +345,7 @@ def log_command(
                     f"(sha256 {record.content_hash[:12]}, {record.source})"
                 )
         return
-    cutoff = utcnow() - parse_duration(since) if since else None
+    cutoff = utcnow() - parse_duration(since) if since is not None else None
     rows = app.store.deliveries(
         release_id=release,
         network=network,
@@ -403,8 +419,8 @@ def status(app: App, as_json: bool) -> None:
     settings = app.settings
     store = app.store
     counts = store.counts()
-    entries = scan_queue(settings.queue_dir, store)
-    approvals = store.latest_approvals()
+    entries = scan_queue(app.queue_dir, store)
+    approvals = store.latest_approvals(e.release_id for e in entries if e.release_id)
     awaiting, reapprove, invalid, approved = [], [], [], []
     for entry in entries:
         if entry.error:
@@ -501,7 +517,12 @@ def retry(app: App, release: str, network: str | None) -> None:
 
 @cli.command()
 @click.argument("release")
-@click.option("--network", type=click.Choice(NETWORKS), required=True)
+@click.option(
+    "--network",
+    type=click.Choice(NETWORKS),
+    required=True,
+    help="The network of the delivery to settle.",
+)
 @click.option("--posted", "url", metavar="URL", help="It was posted, at this address.")
 @click.option("--not-posted", is_flag=True, help="It was not posted: send it again.")
 @pass_app
@@ -570,8 +591,8 @@ def networks(app: App) -> None:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
 def sandbox(host: str, port: int) -> None:
     """Run the local fake networks, to drain into them by hand.
 
@@ -631,9 +652,17 @@ def demo(app: App, queue_dir: Path | None, port: int, serve: bool) -> None:
 
 
 def compose_options(settings: Settings) -> Any:
-    from socialbot.compose import ComposeOptions
+    """The hashtag mapping file (missing is fine unless named explicitly) and the UTM flag."""
+    from socialbot.compose import load_options
 
-    return ComposeOptions(utm=settings.utm)
+    try:
+        return load_options(
+            settings.hashtags_file,
+            utm=settings.utm,
+            required="hashtags_file" in settings.model_fields_set,
+        )
+    except ConfigurationError as exc:
+        fail(exc)
 
 
 def main() -> None:
@@ -643,3 +672,11 @@ def main() -> None:
         cli(standalone_mode=True)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - printed below, redacted
+        # A bug's traceback may quote a secret: print it redacted, never raw.
+        import traceback
+
+        from socialbot.logs import redact
+
+        sys.stderr.write(redact("".join(traceback.format_exception(exc))))
+        sys.exit(EXIT_ATTENTION)

@@ -6,6 +6,7 @@ Every credential is a ``SecretStr``, so it never shows in a repr or a log line.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -118,15 +119,23 @@ class LinkedInSettings(NetworkSettings):
     author: str | None = None
     base_url: str = "https://api.linkedin.com"
     web_url: str = "https://www.linkedin.com"
-    api_version: str = "202510"
+    # LinkedIn sunsets each version about a year after its release.
+    api_version: str = "202609"
     token_expires: date | None = None
 
     @field_validator("api_version")
     @classmethod
     def _version_format(cls, value: str) -> str:
         if len(value) != 6 or not value.isdigit():
-            raise ValueError("must be YYYYMM, e.g. 202510")
+            raise ValueError("must be YYYYMM, e.g. 202609")
         return value
+
+    @field_validator("author")
+    @classmethod
+    def _organization_urn(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"urn:li:organization:\d+", value.strip()):
+            raise ValueError("must be the page's organization URN, e.g. urn:li:organization:123")
+        return value.strip() if value is not None else None
 
 
 class Settings(BaseSettings):
@@ -137,6 +146,9 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         env_file=".env",
         env_file_encoding="utf-8",
+        # A blank line such as `SOCIALBOT_X__API_KEY=` (an .env copied from the
+        # example) means "not set", not an empty credential or an empty list.
+        env_ignore_empty=True,
         extra="ignore",
     )
 
@@ -146,6 +158,7 @@ class Settings(BaseSettings):
     run_budget_seconds: float = Field(default=240.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     max_rate_limit_wait_seconds: float = Field(default=60.0, ge=0)
+    reconcile_after_seconds: float = Field(default=30.0, ge=0)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     hashtags_file: Path = Path("hashtags.yaml")
     utm: bool = False

@@ -109,7 +109,9 @@ def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bo
         for problem in report.problems:
             echo(f"socialbot: {problem}", err=True)
         echo("posting log:")
-        rows = store.deliveries()
+        # In post order, not by update time: the networks finish in any order,
+        # and a second run must show the same log.
+        rows = sorted(store.deliveries(), key=lambda d: (d.release_id, order[d.network]))
         echo(format_table(rows) if rows else "(empty: no valid release in the queue)")
         posted = sum(1 for row in rows if row.status is DeliveryStatus.POSTED)
         echo(f"\n{posted} posts published to the sandbox at {server.url}/")

@@ -347,8 +347,9 @@ class Publisher:
     def schedule(self, report: DrainReport) -> list[QueueEntry]:
         """Scan the queue, report bad files, create deliveries for due approved releases."""
         entries = scan_queue(self.queue_dir, self.store)
-        approvals = self.store.latest_approvals()
-        scheduled = self.store.scheduled()
+        in_queue = [entry.release_id for entry in entries if entry.release_id]
+        approvals = self.store.latest_approvals(in_queue)
+        scheduled = self.store.scheduled(in_queue)
         now = self.now()
         for entry in entries:
             if entry.error:

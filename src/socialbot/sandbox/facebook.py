@@ -19,6 +19,20 @@ from socialbot.sandbox.server import Fault, NetworkSandbox, Request, Response
 
 OLDEST_SERVED = (21, 0)
 MESSAGE_LIMIT = 63_206
+# Throttling codes and their messages, as the rate-limiting page lists them
+# (developers.facebook.com/docs/graph-api/overview/rate-limiting). Page access
+# tokens fall under the Business Use Case limits (32, 80001); #4 has been seen
+# with HTTP 403 (python-social-auth/social-core issue 859).
+THROTTLES: dict[int, tuple[int, str]] = {
+    4: (403, "(#4) Application request limit reached"),
+    17: (400, "(#17) User request limit reached"),
+    32: (400, "(#32) Page request limit reached"),
+    613: (400, "(#613) Calls to this api have exceeded the rate limit."),
+    80001: (
+        400,
+        "(#80001) There have been too many calls to this Page account. Wait a bit and try again.",
+    ),
+}
 _VERSION = r"(?P<version>v\d+\.\d+)"
 
 
@@ -36,6 +50,11 @@ def graph_error(status: int, code: int, message: str, **extra: Any) -> Response:
 class FacebookSandbox(NetworkSandbox):
     name = "facebook"
     create_path = rf"/{_VERSION}/(?P<page>[^/]+)/feed"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.throttle_code = 32
+        """Which throttling error an injected 429 becomes (a key of THROTTLES)."""
 
     def default_credentials(self) -> dict[str, str]:
         return {"page_id": "104811998472315", "page_access_token": "sandbox-facebook-page-token"}
@@ -149,9 +168,9 @@ class FacebookSandbox(NetworkSandbox):
         if fault.status == 429:
             # The Graph API signals throttling with an error code, not HTTP 429.
             minutes = max(1, math.ceil(fault.retry_after / 60)) if fault.hint != "none" else 0
+            status, message = THROTTLES[self.throttle_code]
             return self.with_usage(
-                graph_error(400, 32, "(#32) Page request limit reached", is_transient=True),
-                minutes,
+                graph_error(status, self.throttle_code, message, is_transient=True), minutes
             )
         if fault.status >= 500:
             return graph_error(

@@ -172,6 +172,9 @@ def now_iso() -> str:
 NETWORK_SANDBOXES: dict[str, str] = {
     "x": "socialbot.sandbox.x:XSandbox",
     "facebook": "socialbot.sandbox.facebook:FacebookSandbox",
+    "mastodon": "socialbot.sandbox.mastodon:MastodonSandbox",
+    "linkedin": "socialbot.sandbox.linkedin:LinkedInSandbox",
+    "bluesky": "socialbot.sandbox.bluesky:BlueskySandbox",
 }
 
 
@@ -224,7 +227,11 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="socialbot-sandbox", daemon=True
+            # A short poll interval makes stop() return at once rather than after 0.5 s.
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="socialbot-sandbox",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -323,6 +330,9 @@ def _post_html(post: dict[str, Any]) -> str:
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "socialbot-sandbox/1"
+    # Headers and body go out in two writes; with Nagle's algorithm on, the body
+    # waits for the client's delayed ACK, adding ~40 ms to every answer.
+    disable_nagle_algorithm = True
 
     @property
     def sandbox(self) -> SandboxServer:
@@ -330,6 +340,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the sandbox is used inside tests and the demo."""
+
+    def handle(self) -> None:
+        """Serve the connection; a client that died mid-request is no sandbox failure."""
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            super().handle()
 
     def do_GET(self) -> None:
         self._dispatch()

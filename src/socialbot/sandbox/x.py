@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 from oauthlib.oauth1.rfc5849 import signature, utils
@@ -124,7 +125,26 @@ class XSandbox(NetworkSandbox):
             return denied
         if match["id"] != USER["id"]:
             return self.reply(200, {"meta": {"result_count": 0}})
-        start = (request.query.get("start_time") or [""])[0]
+        # start_time is YYYY-MM-DDTHH:mm:ssZ, "in second granularity and inclusive":
+        # a post at 12:00:00.5 is since 12:00:00Z (docs.x.com/x-api/posts/timelines).
+        start_time = request.param("start_time")
+        try:
+            start = datetime.fromisoformat(start_time) if start_time else None
+        except ValueError:
+            return self.reply(
+                400,
+                {
+                    "errors": [
+                        {
+                            "parameters": {"start_time": [start_time]},
+                            "message": f"Invalid 'start_time':'{start_time}'.",
+                        }
+                    ],
+                    "title": "Invalid Request",
+                    "detail": "One or more parameters to your request was invalid.",
+                    "type": "https://api.twitter.com/2/problems/invalid-request",
+                },
+            )
         with self.lock:
             tweets = [
                 {
@@ -134,7 +154,7 @@ class XSandbox(NetworkSandbox):
                     "edit_history_tweet_ids": [p["id"]],
                 }
                 for p in reversed(self.posts)
-                if p["created_at"] >= start
+                if start is None or datetime.fromisoformat(p["created_at"]) >= start
             ][:100]
         if not tweets:
             return self.reply(200, {"meta": {"result_count": 0}})
