@@ -52,10 +52,13 @@ def escape_little_text(text: str) -> str:
     """
     out: list[str] = []
     last = 0
-    links = [(u.start, u.end) for u in x_urls().extract(text)]
-    links += [(start, end) for start, end, _ in link_spans(text)]
+    in_link = bytearray(len(text) + 1)
+    for start, end in [(u.start, u.end) for u in x_urls().extract(text)] + [
+        (start, end) for start, end, _ in link_spans(text)
+    ]:
+        in_link[start:end] = b"\x01" * (end - start)
     for match in _LITTLE_HASHTAG.finditer(text):
-        if any(start <= match.start() < end for start, end in links):
+        if in_link[match.start()]:
             continue  # a "#" inside a link is part of it, and escaped with it
         out.append(_escape(text[last : match.start()]))
         out.append(match.group())

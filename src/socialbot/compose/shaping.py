@@ -34,6 +34,8 @@ LINK_RULES = {"x": ("x",), "mastodon": ("mastodon",), "bluesky": ("bluesky",)}
 DESCRIPTION_GRAPHEMES = 300
 MIN_LEAD_WORDS = 4
 MIN_LEAD_GRAPHEMES = 10
+PREFIX_MARGIN = 8192
+"""Text looked at past the longest part that can fit (a URL is at most 4096 on X)."""
 LEAD_KEPT_FOR_HASHTAGS = 2
 """Hashtags may take the room of at most half the lead when its first sentence cannot fit."""
 _UNWANTED = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufeff\ufffe\uffff]")
@@ -87,12 +89,15 @@ class Fit:
 
 def fit_text(text: str, language: str, fits: Callable[[str], bool]) -> Fit | None:
     """The longest cut of ``text`` for which ``fits`` holds, preferring a close sentence end."""
-    if fits(text):
-        return Fit(text, len(text))
     bound = 256
     while bound < len(text) and fits(text[:bound] + "…"):
         bound *= 2
-    points = [point for point in cut_points(text, language) if point.index <= bound]
+    if bound >= len(text) and fits(text):
+        return Fit(text, len(text))
+    # Cut points of the part that can fit, plus a margin so a URL or hashtag
+    # running past the bound is still seen whole.
+    prefix = text if bound + PREFIX_MARGIN >= len(text) else text[: bound + PREFIX_MARGIN]
+    points = [point for point in cut_points(prefix, language) if point.index <= bound]
 
     def trial(point: CutPoint) -> str:
         return finish(text, point) or text[: point.index].rstrip() + "…"
@@ -194,7 +199,8 @@ class Shaper:
         """The title as shown, the lead, and the appended hashtags."""
         if not self.fits(self.title, "", []):
             return self.cut_title(), Fit("", 0), []
-        first = next((p.index for p in cut_points(self.lead, self.language) if p.sentence), None)
+        head = self.lead[:PREFIX_MARGIN]
+        first = next((p.index for p in cut_points(head, self.language) if p.sentence), None)
         first_sentence = len(self.lead) if first is None else first
         plain = self.attempt(self.title, 0)
         first_fits = plain[0].covered >= first_sentence
@@ -305,7 +311,7 @@ def compose(release: Release, network: str, options: ComposeOptions | None = Non
     source = read_source(release, rules, (release.url, link))
     notes = list(source.notes)
     title, lead, what = source.title, source.lead, source.lead_name
-    candidates = hashtag_candidates(release, [title, source.summary, *source.body], options, notes)
+    candidates = hashtag_candidates(release, [title, lead, *source.body], options, notes)
     shaper = Shaper(budget, rules, release.language, title, lead, link, candidates)
     shown_title, lead_fit, appended = shaper.shape()
     text = shaper.render(shown_title, lead_fit.piece, appended)

@@ -183,13 +183,11 @@ def cut_points(text: str, language: str) -> tuple[CutPoint, ...]:
     """Every place ``text`` may be cut, in order; the end of ``text`` not included."""
     inside = bytearray(len(text) + 1)
     for start, end in protected_spans(text):
-        for i in range(start + 1, min(end, len(text) + 1)):
-            inside[i] = 1
+        inside[start + 1 : end] = b"\x01" * max(0, end - start - 1)
     # Positions a word cut may not keep up to: inside a URL or right after it.
     in_url = bytearray(len(text) + 1)
     for start, end in url_spans(text):
-        for i in range(start + 1, end + 1):
-            in_url[i] = 1
+        in_url[start + 1 : end + 1] = b"\x01" * (end - start)
     points: list[CutPoint] = []
     previous = ""
     for grapheme in _GRAPHEME.finditer(text):

@@ -388,13 +388,15 @@ def extract_hashtags(text: str) -> list[HashtagEntity]:
     """Hashtags as X finds them (not inside URLs; ``#tag#`` and ``#tag://`` are not tags)."""
     if "#" not in text and "＃" not in text:
         return []
-    urls = x_urls().extract(text)
+    in_url = bytearray(len(text) + 1)
+    for url in x_urls().extract(text):
+        in_url[url.start : url.end] = b"\x01" * (url.end - url.start)
     found = []
     for match in HASHTAG.finditer(text):
         if _HASHTAG_END.match(text, match.end()):
             continue
         start = match.start(2)
-        if any(url.start <= start < url.end for url in urls):
+        if in_url[start]:
             continue
         found.append(HashtagEntity(match.group(3), start, match.end()))
     return found
