@@ -7,8 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from socialbot.sandbox import SandboxServer
+
+# The default suite (and CI) runs the same examples every time; a failure is a bug to fix,
+# never a flake. `HYPOTHESIS_PROFILE=explore make test` searches new ones at random.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture

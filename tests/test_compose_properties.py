@@ -21,10 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from socialbot.compose import ComposeOptions, compose, graphemes, measure
+from socialbot.compose.counting import Budget
 from socialbot.compose.hashtags import normalize
 from socialbot.compose.richtext import link_spans, tag_spans
-from socialbot.compose.trimming import ELLIPSIS
+from socialbot.compose.shaping import SEPARATOR, read_source, release_link
+from socialbot.compose.trimming import ELLIPSIS, cut_points, finish
 from socialbot.compose.twitter_text import UrlEntity, extract_hashtags, mastodon_urls, x_urls
+from socialbot.errors import ComposeError
 from socialbot.models import NETWORKS, Post, Release, TextLimits
 
 TOPICS = {"Cohesion policy reform": "CohesionPolicy", "Urban policy": "Urban agenda"}
@@ -242,13 +245,35 @@ def check_hashtags(network: str, release: Release, post: Post, sources: list[str
     assert shown <= known
 
 
+def composed(release: Release, network: str, options: ComposeOptions) -> Post | None:
+    """The post, or None when the composer rightly refuses a title it cannot cut.
+
+    A title with no place to cut it between words that still fits next to the link
+    (one long URL or token, say) is a documented ComposeError, asking for an
+    override; anything else it raises is a bug.
+    """
+    try:
+        return compose(release, network, options)
+    except ComposeError as exc:
+        assert "no place to cut it" in str(exc), exc
+        source = read_source(release, options.rules_for(network), (release.url,))
+        link = release_link(release, network, options)
+        budget = Budget.for_network(network, options.limits.get(network))
+        for point in cut_points(source.title, release.language):
+            piece = finish(source.title, point)
+            assert piece is None or not budget.fits(piece + SEPARATOR + link), piece
+        return None
+
+
 @pytest.mark.parametrize("network", NETWORKS)
 @SETTINGS
 @given(release=releases)
 def test_every_post_is_within_limits_with_the_link_once_and_nothing_broken(
     network: str, release: Release
 ):
-    check(release, network, compose(release, network, OPTIONS))
+    post = composed(release, network, OPTIONS)
+    if post is not None:
+        check(release, network, post)
 
 
 @pytest.mark.parametrize("network", ["x", "mastodon", "bluesky"])
@@ -258,6 +283,7 @@ def test_a_network_s_own_smaller_or_larger_limit_is_kept_too(
     network: str, release: Release, limit: int
 ):
     options = ComposeOptions(hashtag_map=TOPICS, limits={network: TextLimits(limit, 23)})
-    post = compose(release, network, options)
-    assert post.limit == limit
-    check(release, network, post)
+    post = composed(release, network, options)
+    if post is not None:
+        assert post.limit == limit
+        check(release, network, post)

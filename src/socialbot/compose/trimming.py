@@ -184,10 +184,14 @@ def cut_points(text: str, language: str) -> tuple[CutPoint, ...]:
     inside = bytearray(len(text) + 1)
     for start, end in protected_spans(text):
         inside[start + 1 : end] = b"\x01" * max(0, end - start - 1)
-    # Positions a word cut may not keep up to: inside a URL or right after it.
+    # Positions a word cut may not keep up to: inside a URL, or after it before the next
+    # space: "europa.eu/x!" + "…" would make "!…" part of the link on X and Mastodon.
     in_url = bytearray(len(text) + 1)
     for start, end in url_spans(text):
-        in_url[start + 1 : end + 1] = b"\x01" * (end - start)
+        stop = end
+        while stop < len(text) and not text[stop].isspace():
+            stop += 1
+        in_url[start + 1 : stop + 1] = b"\x01" * (stop - start)
     points: list[CutPoint] = []
     previous = ""
     for grapheme in _GRAPHEME.finditer(text):
