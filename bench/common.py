@@ -74,7 +74,7 @@ def format_figures(figures: Sequence[Figure]) -> str:
 
 
 def format_markdown(figures: Sequence[Figure]) -> str:
-    """The same table in Markdown, for docs/bench.md."""
+    """The same table in Markdown, for the README's figures."""
     lines = ["| section | figure | value | target | | note |", "|---|---|---:|---|---|---|"]
     for f in figures:
         lines.append(
