@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from tenacity import (
     RetryCallState,
@@ -45,8 +45,6 @@ from tenacity import (
     wait_random,
 )
 
-from socialbot.adapters import Adapter
-from socialbot.compose import ComposeOptions, compose
 from socialbot.errors import (
     AmbiguousError,
     AuthError,
@@ -62,6 +60,10 @@ from socialbot.errors import (
 from socialbot.models import Delivery, DeliveryStatus, Post, Receipt, Release
 from socialbot.releases import QueueEntry, read_release, scan_queue
 from socialbot.store import Store, from_text, to_text, utcnow
+
+if TYPE_CHECKING:  # imported when first needed: an idle cron run never composes or sends
+    from socialbot.adapters import Adapter
+    from socialbot.compose import ComposeOptions
 
 log = logging.getLogger("socialbot.publish")
 
@@ -222,7 +224,11 @@ class Publisher:
         self.queue_dir = queue_dir
         self.adapters = adapters
         self.active = active
-        self.options = options or ComposeOptions()
+        if options is None:
+            from socialbot.compose import ComposeOptions
+
+            options = ComposeOptions()
+        self.options = options
         self.policy = policy or RetryPolicy()
         self.now = now
         self.sleep = sleep
@@ -480,6 +486,8 @@ class Publisher:
             )
             return True
         try:
+            from socialbot.compose import compose
+
             post = compose(release, adapter.name, options)
         except ComposeError as exc:
             self.store.finish(delivery.id, DeliveryStatus.FAILED, self.now(), error=str(exc))

@@ -16,15 +16,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
-from socialbot.compose import ComposeOptions, compose
 from socialbot.errors import ApprovalError, InvalidRelease, printable
 from socialbot.models import RELEASE_ID, Approval, Release
 from socialbot.store import QueueFile, Store
+
+if TYPE_CHECKING:
+    from socialbot.compose import ComposeOptions
 
 MAX_FILE_BYTES = 512 * 1024
 SUFFIXES = (".json", ".yaml", ".yml")
@@ -216,6 +218,8 @@ def approve(
             f"{path}: names no networks and none is configured; "
             "add a 'networks' field or set a network's credentials"
         )
+    from socialbot.compose import compose
+
     for network in targets:
         compose(release, network, options)
     approval = Approval(
