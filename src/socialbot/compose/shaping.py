@@ -149,18 +149,41 @@ class Shaper:
     link: str
     candidates: list[Hashtag]
     _leads: dict[tuple[str, tuple[str, ...]], Fit] = field(default_factory=dict)
+    _sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def render(self, title: str, lead: str, appended: list[Hashtag]) -> str:
+    def blocks(self, title: str, lead: str, appended: list[Hashtag]) -> list[str]:
+        """The post's non-empty blocks, top to bottom."""
         blocks = {
             "title": title,
             "summary": lead,
             "hashtags": " ".join(str(tag) for tag in appended),
             "link": self.link,
         }
-        return SEPARATOR.join(blocks[name] for name in self.rules.order if blocks[name])
+        return [blocks[name] for name in self.rules.order if blocks[name]]
+
+    def render(self, title: str, lead: str, appended: list[Hashtag]) -> str:
+        return SEPARATOR.join(self.blocks(title, lead, appended))
+
+    def size(self, block: str) -> tuple[int, int]:
+        """A block's length as the network counts it, and its UTF-8 bytes (memoised)."""
+        if block not in self._sizes:
+            self._sizes[block] = (self.budget.length(block), len(block.encode("utf-8")))
+        return self._sizes[block]
 
     def fits(self, title: str, lead: str, appended: list[Hashtag]) -> bool:
-        return self.budget.fits(self.render(title, lead, appended))
+        """Whether the rendered post fits, from the sizes of its blocks.
+
+        Every network's count is additive across the blank line between blocks:
+        no URL, hashtag, emoji sequence, grapheme or NFC composition spans a line
+        break. The title, hashtags and link are measured once per post instead of
+        once per trial; the whole text is measured again before it is returned.
+        """
+        parts = [self.size(block) for block in self.blocks(title, lead, appended)]
+        separators = len(parts) - 1
+        length = sum(n for n, _ in parts) + separators * self.size(SEPARATOR)[0]
+        size = sum(b for _, b in parts) + separators * len(SEPARATOR)
+        max_bytes = self.budget.max_bytes
+        return length <= self.budget.limit and (max_bytes is None or size <= max_bytes)
 
     def fit_lead(self, title: str, appended: list[Hashtag]) -> Fit:
         """The most of the lead that fits next to ``title``, ``appended`` and the link."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -214,6 +214,11 @@ class UrlExtractor:
         """Every URL in ``text``, in order; bare domains too when ``without_protocol``."""
         if not text or ("." not in text if without_protocol else ":" not in text):
             return []
+        return list(self._extract(text, without_protocol))
+
+    @lru_cache(maxsize=1024)  # noqa: B019 - extractors are module-lifetime singletons
+    def _extract(self, text: str, without_protocol: bool) -> tuple[UrlEntity, ...]:
+        """``extract``, memoised: composing one post scans the same texts many times."""
         found: list[UrlEntity] = []
         for match in self.pattern.finditer(text):
             before, url, protocol, domain, path = match.group(2, 3, 4, 5, 7)
@@ -242,7 +247,7 @@ class UrlExtractor:
                 found.append(last)
             if last is not None and path:
                 found[-1] = UrlEntity(url.replace(domain, last.url, 1), last.start, end)
-        return found
+        return tuple(found)
 
     def _valid_idna(self, domain: str) -> bool:
         """twitter-text's ``idna.toAscii``: every label encodes to 1..63 characters."""
