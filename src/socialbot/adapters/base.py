@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -136,6 +137,30 @@ def new_client(
         headers={"User-Agent": USER_AGENT, **(headers or {})},
         follow_redirects=False,
     )
+
+
+def send(
+    http: httpx.Client,
+    method: str,
+    path: str,
+    *,
+    network: str,
+    creating: bool,
+    classify: Callable[[httpx.Response], DeliveryError],
+    **kwargs: Any,
+) -> httpx.Response:
+    """One request; a failure leaves as socialbot's error class, never as httpx's.
+
+    ``classify`` turns the network's error answer into an error class;
+    ``creating`` says whether a lost answer may mean a post was made.
+    """
+    try:
+        response = http.request(method, path, **kwargs)
+    except httpx.TransportError as exc:
+        raise transport_error(exc, network, creating=creating) from None
+    if response.is_success:
+        return response
+    raise classify(response)
 
 
 def transport_error(exc: httpx.TransportError, network: str, *, creating: bool) -> DeliveryError:

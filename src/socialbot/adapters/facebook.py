@@ -14,7 +14,7 @@ from typing import Any, Self
 
 import httpx
 
-from socialbot.adapters.base import Adapter, json_body, new_client, transport_error, utc_now
+from socialbot.adapters.base import Adapter, json_body, new_client, send, utc_now
 from socialbot.config import Settings
 from socialbot.errors import (
     AmbiguousError,
@@ -110,13 +110,15 @@ class FacebookAdapter(Adapter):
         self.http.close()
 
     def _send(self, method: str, path: str, *, creating: bool, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self.http.request(method, f"/{self.version}/{path}", **kwargs)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self.name, creating=creating) from None
-        if response.is_success:
-            return response
-        raise graph_error(response, creating=creating)
+        return send(
+            self.http,
+            method,
+            f"/{self.version}/{path}",
+            network=self.name,
+            creating=creating,
+            classify=lambda response: graph_error(response, creating=creating),
+            **kwargs,
+        )
 
 
 def graph_error(response: httpx.Response, *, creating: bool) -> DeliveryError:

@@ -28,7 +28,7 @@ from socialbot.adapters.base import (
     json_body,
     new_client,
     parse_retry_after,
-    transport_error,
+    send,
     utc_now,
 )
 from socialbot.compose import escape_little_text
@@ -219,13 +219,17 @@ class LinkedInAdapter(Adapter):
         self.http.close()
 
     def _send(self, method: str, path: str, *, creating: bool, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self.name, creating=creating) from None
-        if response.is_success:
-            return response
-        raise linkedin_error(response, creating=creating, api_version=self.api_version)
+        return send(
+            self.http,
+            method,
+            path,
+            network=self.name,
+            creating=creating,
+            classify=lambda response: linkedin_error(
+                response, creating=creating, api_version=self.api_version
+            ),
+            **kwargs,
+        )
 
 
 def linkedin_error(response: httpx.Response, *, creating: bool, api_version: str) -> DeliveryError:

@@ -26,7 +26,7 @@ from socialbot.adapters.base import (
     new_client,
     parse_iso,
     parse_retry_after,
-    transport_error,
+    send,
     utc_now,
 )
 from socialbot.config import Settings
@@ -208,13 +208,15 @@ class MastodonAdapter(Adapter):
         return FALLBACK_LIMITS
 
     def _send(self, method: str, path: str, *, creating: bool, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self.name, creating=creating) from None
-        if response.is_success:
-            return response
-        raise mastodon_error(response, creating=creating)
+        return send(
+            self.http,
+            method,
+            path,
+            network=self.name,
+            creating=creating,
+            classify=lambda response: mastodon_error(response, creating=creating),
+            **kwargs,
+        )
 
 
 def mastodon_error(response: httpx.Response, *, creating: bool) -> DeliveryError:
