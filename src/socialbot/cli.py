@@ -79,7 +79,7 @@ class App:
         if self._store is None:
             try:
                 self._store = SQLiteStore(self.settings.database_path)
-            except (OSError, Exception) as exc:  # noqa: BLE001 - sqlite3 raises many kinds
+            except Exception as exc:  # noqa: BLE001 - sqlite3 and the OS raise many kinds
                 raise Failure(
                     f"cannot open the database {self.settings.database_path}: {exc}", EXIT_USAGE
                 ) from None

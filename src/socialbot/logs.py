@@ -13,7 +13,6 @@ import logging
 import sys
 import threading
 import traceback
-from collections.abc import Iterable
 from urllib.parse import quote, quote_plus
 
 MASK = "[redacted]"
@@ -54,10 +53,6 @@ def redact(text: str) -> str:
         if pattern in text:
             text = text.replace(pattern, MASK)
     return text
-
-
-def redact_all(lines: Iterable[str]) -> list[str]:
-    return [redact(line) for line in lines]
 
 
 class RedactingFilter(logging.Filter):

@@ -699,7 +699,3 @@ def _create_owner_only(path: str) -> None:
     except FileExistsError:
         return
     os.close(fd)
-
-
-def open_store(database_path: str) -> SQLiteStore:
-    return SQLiteStore(database_path)

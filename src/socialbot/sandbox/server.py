@@ -30,7 +30,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -470,7 +470,3 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class _Dropped(Exception):
     """Raised to leave a request without an answer."""
-
-
-def fault_dict(fault: Fault) -> dict[str, Any]:
-    return asdict(fault)
