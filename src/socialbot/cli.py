@@ -11,7 +11,6 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,7 +21,8 @@ from socialbot import __version__
 from socialbot.config import Settings, load_settings
 from socialbot.errors import ConfigurationError, SocialbotError
 from socialbot.models import NETWORKS, Delivery, DeliveryStatus, Post
-from socialbot.store import SQLiteStore, utcnow
+from socialbot.problems import Kind, Problem
+from socialbot.store import Store, utcnow
 
 EXIT_ATTENTION = 1
 EXIT_USAGE = 2
@@ -58,7 +58,7 @@ class App:
     def __init__(self, verbose: int) -> None:
         self.verbose = verbose
         self._settings: Settings | None = None
-        self._store: SQLiteStore | None = None
+        self._store: Store | None = None
 
     @property
     def settings(self) -> Settings:
@@ -75,13 +75,19 @@ class App:
         return self._settings
 
     @property
-    def store(self) -> SQLiteStore:
+    def store(self) -> Store:
         if self._store is None:
+            from socialbot.store import open_store
+
             try:
-                self._store = SQLiteStore(self.settings.database_path)
-            except Exception as exc:  # noqa: BLE001 - sqlite3 and the OS raise many kinds
+                self._store = open_store(self.settings.database_url)
+            except SocialbotError as exc:
+                fail(exc)
+            except Exception as exc:  # noqa: BLE001 - the drivers and the OS raise many kinds
+                from socialbot.logs import redact
+
                 raise Failure(
-                    f"cannot open the database {self.settings.database_path}: {exc}", EXIT_USAGE
+                    f"cannot open the database: {redact(str(exc)).splitlines()[0]}", EXIT_USAGE
                 ) from None
         return self._store
 
@@ -122,89 +128,180 @@ def cli(ctx: click.Context, verbose: int) -> None:
 # -- the social-media team ------------------------------------------------------------
 
 
+def render_post(post: Post) -> None:
+    say(f"── {post.network} ── {post.length}/{post.limit}")
+    say(post.text)
+    for note in post.notes:
+        say(f"   note: {note}")
+    say()
+
+
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("release")
 @click.option(
     "-n",
     "--network",
     "networks",
     multiple=True,
     type=click.Choice(NETWORKS),
-    help="Only this network (repeatable). Default: every network.",
+    help="Only this network (repeatable). Default: the release's networks, or every one.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of text.")
 @pass_app
-def preview(app: App, file: Path, networks: tuple[str, ...], as_json: bool) -> None:
-    """Show the post each network would get for FILE, with its length.
+def preview(app: App, release: str, networks: tuple[str, ...], as_json: bool) -> None:
+    """Show the post each network would get for RELEASE (a file, or a known id).
 
-    Lengths are counted the way each network counts them. Needs no credentials
-    and no network access.
+    Lengths are counted the way each network counts them, with the limits the
+    networks last reported. Needs no credentials and no network access.
     """
-    from socialbot.compose import compose
-    from socialbot.errors import ComposeError
-    from socialbot.releases import read_release
+    from socialbot import operations
 
     try:
-        release = read_release(file)
+        result = operations.preview(app.settings, app.store, release, list(networks) or None)
     except SocialbotError as exc:
         fail(exc)
-    targets = list(networks) or release.networks or list(NETWORKS)
-    options = compose_options(app.settings)
-    posts: list[Post] = []
-    problems: list[str] = []
-    for network in targets:
-        try:
-            posts.append(compose(release, network, options))
-        except ComposeError as exc:
-            problems.append(str(exc))
     if as_json:
-        say(json.dumps([post.as_dict() for post in posts], ensure_ascii=False, indent=2))
+        say(json.dumps([post.as_dict() for post in result.posts], ensure_ascii=False, indent=2))
     else:
-        for post in posts:
-            say(f"── {post.network} ── {post.length}/{post.limit}")
-            say(post.text)
-            for note in post.notes:
-                say(f"   note: {note}")
-            say()
-    for problem in problems:
-        say(f"socialbot: {file}: {problem}", err=True)
-    if problems:
+        for post in result.posts:
+            render_post(post)
+    for problem in result.problems:
+        say(f"socialbot: {release}: {problem}", err=True)
+    if result.problems:
         sys.exit(EXIT_ATTENTION)
 
 
 @cli.command()
 @click.argument("release")
 @click.option("--by", "approver", required=True, help="Who approves (recorded in the log).")
+@click.option("--comment", default="", help="A note kept with the approval.")
+@click.option("--json", "as_json", is_flag=True, help="Print the approved posts as JSON.")
 @pass_app
-def approve(app: App, release: str, approver: str) -> None:
-    """Approve RELEASE (a file in the queue, or its id) for publishing.
+def approve(app: App, release: str, approver: str, comment: str, as_json: bool) -> None:
+    """Approve the latest revision of RELEASE (a file in the queue, or its id).
 
-    Records who approved, when, the networks, and a SHA-256 of exactly the
-    content that will be published: a file edited afterwards is not posted
-    until it is approved again.
+    Composes every network's post now, prints it, and stores exactly these
+    posts with the approval: the drain sends them and nothing else. With
+    SOCIALBOT_APPROVALS_REQUIRED=2, two different people must approve the same
+    revision; its author never counts.
     """
-    from socialbot.releases import approve as record_approval
-    from socialbot.releases import find_release_file
+    from socialbot import operations
 
-    settings = app.settings
     try:
-        path = find_release_file(release, settings.queue_dir, app.store)
-        approved, approval = record_approval(
-            path,
-            by=approver,
-            networks=app.active(),
-            queue_dir=settings.queue_dir,
-            store=app.store,
-            now=utcnow(),
-            options=compose_options(settings),
+        result = operations.approve(app.settings, app.store, release, by=approver, comment=comment)
+    except SocialbotError as exc:
+        fail(exc)
+    approval, revision = result.approval, result.revision
+    if as_json:
+        say(json.dumps([p.as_dict() for p in approval.posts], ensure_ascii=False, indent=2))
+    else:
+        for post in approval.posts:
+            render_post(post)
+    when = (
+        f", not before {revision.release.not_before.isoformat()}"
+        if revision.release.not_before
+        else ""
+    )
+    verb = "approved" if result.recorded else "already approved"
+    say(
+        f"{verb} {revision.release_id} revision {revision.number} for "
+        f"{', '.join(approval.networks)} by {approver} (sha256 {approval.content_hash[:12]})"
+        f"{when}",
+        err=as_json,
+    )
+    if not result.in_force:
+        say(
+            f"{len(result.approvers)} of {result.required} approvals "
+            f"({', '.join(result.approvers) or 'none'}); nothing is posted until "
+            f"{result.required - len(result.approvers)} more",
+            err=as_json,
+        )
+    for note in result.notes:
+        say(f"note: {note}", err=as_json)
+
+
+@cli.command()
+@click.argument("release")
+@click.option("--by", "person", required=True, help="Who refuses (recorded in the audit trail).")
+@click.option("--reason", required=True, help="Why, in a few words.")
+@pass_app
+def reject(app: App, release: str, person: str, reason: str) -> None:
+    """Refuse the latest revision of RELEASE, with a reason (nothing of it is posted)."""
+    from socialbot import operations
+
+    try:
+        rejection = operations.reject(app.settings, app.store, release, by=person, reason=reason)
+    except SocialbotError as exc:
+        fail(exc)
+    say(f"rejected {rejection.release_id} revision {rejection.revision} ({rejection.reason})")
+
+
+@cli.command()
+@click.argument("release")
+@click.option("--network", type=click.Choice(NETWORKS), help="Only this network.")
+@click.option("--by", "person", required=True, help="Who withdraws (recorded).")
+@click.option("--reason", default="", help="Why, in a few words.")
+@pass_app
+def withdraw(app: App, release: str, network: str | None, person: str, reason: str) -> None:
+    """Take back RELEASE's approval: what is not yet posted is never posted.
+
+    Whatever happens to the release file later. A delivery that may already
+    be on the network is looked for first; posted ones stay (see retract).
+    """
+    from socialbot import operations
+
+    try:
+        result = operations.withdraw(
+            app.settings, app.store, release, by=person, network=network, reason=reason
         )
     except SocialbotError as exc:
         fail(exc)
-    when = f", not before {approved.not_before.isoformat()}" if approved.not_before else ""
-    say(
-        f"approved {approved.id} for {', '.join(approval.networks)} by {approval.approved_by} "
-        f"(sha256 {approval.content_hash[:12]}){when}"
-    )
+    render_take_back(result, "withdrawn")
+
+
+@cli.command()
+@click.argument("release")
+@click.option("--network", type=click.Choice(NETWORKS), help="Only this network.")
+@click.option("--by", "person", required=True, help="Who retracts (recorded).")
+@click.option("--reason", default="", help="Why, in a few words.")
+@pass_app
+def retract(app: App, release: str, network: str | None, person: str, reason: str) -> None:
+    """Delete RELEASE's posts from the networks, and withdraw what is not posted yet.
+
+    Safe to repeat: a post already deleted counts as done.
+    """
+    from socialbot import operations
+
+    try:
+        result = operations.retract(
+            app.settings, app.store, release, by=person, network=network, reason=reason
+        )
+    except SocialbotError as exc:
+        fail(exc)
+    render_take_back(result, "retracted")
+    if result.failed:
+        sys.exit(EXIT_ATTENTION)
+
+
+def render_take_back(result: Any, verb: str) -> None:
+    if result.retracted:
+        say(f"{result.release_id}: deleted from {', '.join(result.retracted)}")
+    if result.withdrawn:
+        say(f"{result.release_id}: will never be posted on {', '.join(result.withdrawn)}")
+    for network in result.busy:
+        say(
+            f"{result.release_id} on {network}: may already have been posted; it is looked for "
+            f"first, then {verb}"
+        )
+    for network in result.posted:
+        say(
+            f"{result.release_id} on {network}: already posted; "
+            f"`socialbot retract {result.release_id} --network {network}` deletes it"
+        )
+    for failure in result.failed:
+        say(f"socialbot: {result.release_id} on {failure}", err=True)
+    if not (result.retracted or result.withdrawn or result.busy or result.posted):
+        say(f"{result.release_id}: recorded as {verb}; nothing of it is posted from now on")
 
 
 # -- cron -----------------------------------------------------------------------------
@@ -214,84 +311,64 @@ def approve(app: App, release: str, approver: str) -> None:
 @click.option("-v", "--verbose", count=True, help="Show progress (-v) or debug detail (-vv).")
 @pass_app
 def drain(app: App, verbose: int) -> None:
-    """Publish every approved, due release once to each of its networks.
+    """Send every approved, due post once to its network.
 
-    What cron runs. Quiet when all went well; problems go to stderr. Exit 0
-    when every due delivery was posted, 1 when anything failed, is left
-    pending or needs a human, 2 for a configuration error.
+    What cron runs. Quiet when all went well. Exit 0 when nothing needs
+    attention, 1 when something went wrong in this run or a problem is new
+    (a standing problem is repeated once a day; `status` always shows it),
+    2 for a configuration error, 130/143 when stopped by SIGINT/SIGTERM.
     """
-    from socialbot.publish import AlreadyRunning, Publisher, RetryPolicy, drain_lock
+    import signal
+    import threading
+
+    from socialbot import operations
+    from socialbot.errors import AlreadyRunning
 
     app.verbose += verbose
-    settings = app.settings
-    active = app.active()
-    # A drain that holds the lock much longer than its budget allows is reported as hung.
-    stale_after = settings.run_budget_seconds + 4 * settings.request_timeout_seconds + 300
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.signal = signum  # type: ignore[attr-defined]
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with drain_lock(settings.database_path, stale_after=stale_after):
-            adapters = LazyAdapters(settings, active)
-            try:
-                publisher = Publisher(
-                    store=app.store,
-                    queue_dir=app.queue_dir,
-                    adapters=adapters,
-                    active=active,
-                    options=compose_options(settings),
-                    policy=RetryPolicy(
-                        max_attempts=settings.max_attempts,
-                        max_rate_limit_wait=settings.max_rate_limit_wait_seconds,
-                        reconcile_after=timedelta(seconds=settings.reconcile_after_seconds),
-                    ),
-                    budget_seconds=settings.run_budget_seconds,
-                )
-                report = publisher.drain()
-            finally:
-                adapters.close()
+        result = operations.drain(app.settings, app.store, stop=stop)
     except AlreadyRunning as exc:
         # Not an error for cron: the running drain does this run's work.
         say(f"socialbot: {exc}", err=True)
         sys.exit(EXIT_ATTENTION if exc.stale else 0)
     except SocialbotError as exc:
         fail(exc)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if app.verbose:
-        for outcome in report.outcomes:
+        for outcome in result.report.outcomes:
             where = outcome.receipt.url if outcome.receipt else outcome.error
             say(f"{outcome.status.value:8} {outcome.release_id} on {outcome.network}: {where}")
-    for problem in report.problems:
-        say(f"socialbot: {problem}", err=True)
-    if report.left_pending and not report.problems:
-        say(f"socialbot: {report.left_pending} deliveries left pending", err=True)
-    sys.exit(report.exit_status)
+    for problem in result.told:
+        say(f"socialbot: {render_problem(problem)}", err=True)
+    sys.exit(result.exit_status)
 
 
-class LazyAdapters(Mapping[str, Any]):
-    """Adapters built on first use, so an idle run never imports tweepy."""
-
-    def __init__(self, settings: Settings, active: list[str]) -> None:
-        self.settings = settings
-        self.active = active
-        self._made: dict[str, Any] = {}
-
-    def __getitem__(self, network: str) -> Any:
-        if network not in self.active:
-            raise KeyError(network)
-        if network not in self._made:
-            from socialbot import logs
-            from socialbot.adapters import create_adapter
-
-            self._made[network] = create_adapter(network, self.settings)
-            logs.register_secret(*self._made[network].secret_values())
-        return self._made[network]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.active)
-
-    def __len__(self) -> int:
-        return len(self.active)
-
-    def close(self) -> None:
-        for adapter in self._made.values():
-            adapter.close()
+def render_problem(problem: Problem) -> str:
+    """One line: what, where, and the command that settles it."""
+    where = " on ".join(part for part in (problem.release, problem.network) if part)
+    text = f"{where}: {problem.detail}" if where and problem.release else problem.detail
+    release, network = problem.release, problem.network
+    if problem.kind is Kind.UNKNOWN:
+        text += (
+            f"; check the account, then run `socialbot resolve {release} --network {network} "
+            "--posted URL` or --not-posted"
+        )
+    elif problem.kind is Kind.FAILED:
+        text += f"; fix the cause, then run `socialbot retry {release} --network {network}`"
+    elif problem.kind is Kind.CHANGED_AFTER_APPROVAL:
+        text += f" (`socialbot approve {release}` or `socialbot withdraw {release}`)"
+    elif problem.kind is Kind.CREDENTIALS and network:
+        text = f"{network} credentials: {problem.detail} (check with `socialbot networks`)"
+    return text
 
 
 # -- operators ------------------------------------------------------------------------
@@ -308,6 +385,7 @@ class LazyAdapters(Mapping[str, Any]):
 @click.option("--since", help="Only what changed in this period: 30m, 12h, 1d, 2w.")
 @click.option("--limit", type=int, default=None, help="At most this many rows (newest first).")
 @click.option("--approvals", is_flag=True, help="List the approval records instead.")
+@click.option("--audit", is_flag=True, help="Show the audit trail: every action, who, when.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @pass_app
 def log_command(
@@ -318,35 +396,61 @@ def log_command(
     since: str | None,
     limit: int | None,
     approvals: bool,
+    audit: bool,
     as_json: bool,
 ) -> None:
-    """Read the posting log: what went where and when, or why it failed."""
+    """Read the posting log: what went where and when (with the exact text), or why it failed."""
+    from socialbot import operations
+
+    if audit:
+        for entry in operations.audit(app.store, release):
+            if as_json:
+                say(json.dumps(entry.as_dict(), ensure_ascii=False))
+            else:
+                what = " ".join(
+                    part
+                    for part in (
+                        entry.release_id or "",
+                        f"r{entry.revision}" if entry.revision else "",
+                        f"on {entry.network}" if entry.network else "",
+                    )
+                    if part
+                )
+                say(
+                    f"{entry.at:%Y-%m-%d %H:%M:%S} {entry.action:9} {what} "
+                    f"by {entry.actor or '(socialbot)'}"
+                    + (f": {entry.detail}" if entry.detail else "")
+                )
+        return
     if approvals:
-        records = app.store.approvals(release)
-        for record in records:
+        for record in app.store.approvals(release):
             if as_json:
                 say(
                     json.dumps(
                         {
                             "release": record.release_id,
+                            "revision": record.revision,
                             "approved_by": record.approved_by,
                             "approved_at": record.approved_at.isoformat(),
                             "sha256": record.content_hash,
                             "networks": list(record.networks),
                             "file": record.source,
+                            "posts": [p.as_dict() for p in record.posts],
                         },
                         ensure_ascii=False,
                     )
                 )
             else:
                 say(
-                    f"{record.approved_at:%Y-%m-%d %H:%M} {record.release_id} approved by "
-                    f"{record.approved_by} for {', '.join(record.networks)} "
-                    f"(sha256 {record.content_hash[:12]}, {record.source})"
+                    f"{record.approved_at:%Y-%m-%d %H:%M} {record.release_id} revision "
+                    f"{record.revision} approved by {record.approved_by} for "
+                    f"{', '.join(record.networks)} (sha256 {record.content_hash[:12]}, "
+                    f"{record.source})"
                 )
         return
     cutoff = utcnow() - parse_duration(since) if since is not None else None
-    rows = app.store.deliveries(
+    rows = operations.log(
+        app.store,
         release_id=release,
         network=network,
         status=DeliveryStatus(status) if status else None,
@@ -367,6 +471,7 @@ def format_table(rows: list[Delivery]) -> str:
     header = (
         "UPDATED (UTC)",
         "RELEASE",
+        "REV",
         "NETWORK",
         "STATUS",
         "TRIES",
@@ -379,6 +484,7 @@ def format_table(rows: list[Delivery]) -> str:
             (
                 f"{row.updated_at:%Y-%m-%d %H:%M:%S}",
                 row.release_id,
+                str(row.revision or "-"),
                 row.network,
                 row.status.value,
                 str(row.attempts),
@@ -409,97 +515,96 @@ def parse_duration(text: str) -> timedelta:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_app
 def status(app: App, as_json: bool) -> None:
-    """Counts per state, releases awaiting approval, invalid files, and what needs a human.
+    """Pauses first, then counts, releases awaiting approval, and what needs a person.
 
-    Exits 1 when anything needs attention (an invalid file, a release changed
-    after approval, a failed or unknown delivery).
+    Exits 1 while anything needs a person: an invalid file, a release changed
+    after approval, a failed or unknown delivery, credentials that are missing,
+    refused or about to expire.
     """
-    from socialbot.releases import scan_queue
+    from socialbot import operations
 
-    settings = app.settings
-    store = app.store
-    counts = store.counts()
-    entries = scan_queue(app.queue_dir, store)
-    approvals = store.latest_approvals(e.release_id for e in entries if e.release_id)
-    awaiting, reapprove, invalid, approved = [], [], [], []
-    for entry in entries:
-        if entry.error:
-            invalid.append(entry.error)
-            continue
-        assert entry.release_id is not None
-        approval = approvals.get(entry.release_id)
-        if approval is None:
-            awaiting.append(f"{entry.release_id} ({entry.path})")
-        elif approval.content_hash != entry.content_hash:
-            reapprove.append(
-                f"{entry.release_id} ({entry.path}): changed since {approval.approved_by} "
-                f"approved it on {approval.approved_at:%Y-%m-%d %H:%M} UTC"
-            )
-        else:
-            approved.append(
-                f"{entry.release_id}: approved by {approval.approved_by} on "
-                f"{approval.approved_at:%Y-%m-%d %H:%M} UTC"
-            )
-    holds = {}
-    for network in NETWORKS:
-        hold = store.hold(network)
-        if hold is not None and hold[0] > utcnow():
-            holds[network] = f"until {hold[0]:%Y-%m-%d %H:%M:%S} UTC ({hold[1]})"
-    warnings = network_warnings(settings)
-    needs_human = [
-        f"{d.release_id} on {d.network}: {d.status.value} ({d.error or 'no reason recorded'})"
-        for s in (DeliveryStatus.UNKNOWN, DeliveryStatus.FAILED)
-        for d in store.deliveries(status=s)
+    try:
+        report = operations.status(app.settings, app.store)
+    except SocialbotError as exc:
+        fail(exc)
+    pauses = [
+        f"{'every network' if p.network == '*' else p.network}: paused by {p.by} on "
+        f"{p.at:%Y-%m-%d %H:%M} UTC ({p.reason})"
+        for p in report.pauses
     ]
     if as_json:
         say(
             json.dumps(
                 {
-                    "deliveries": {s.value: n for s, n in counts.items()},
-                    "awaiting_approval": awaiting,
-                    "needs_reapproval": reapprove,
-                    "invalid": invalid,
-                    "approved": approved,
-                    "needs_attention": needs_human,
-                    "rate_limited": holds,
-                    "warnings": warnings,
+                    "paused": [
+                        {
+                            "network": p.network,
+                            "by": p.by,
+                            "at": p.at.isoformat(),
+                            "reason": p.reason,
+                        }
+                        for p in report.pauses
+                    ],
+                    "deliveries": {s.value: n for s, n in report.counts.items()},
+                    "awaiting_approval": report.awaiting,
+                    "scheduled": report.scheduled,
+                    "approved": report.approved,
+                    "needs_attention": [p.as_dict() for p in report.problems],
+                    "rate_limited": report.holds,
                 },
                 ensure_ascii=False,
                 indent=2,
             )
         )
     else:
-        say("deliveries: " + ", ".join(f"{n} {s.value}" for s, n in counts.items()))
+        for line in pauses:
+            say(f"PAUSED {line}")
+        say("deliveries: " + ", ".join(f"{n} {s.value}" for s, n in report.counts.items()))
         for title, items in (
-            ("awaiting approval", awaiting),
-            ("changed after approval (approve again)", reapprove),
-            ("invalid release files", invalid),
-            ("need a human", needs_human),
-            ("rate limited", [f"{k}: {v}" for k, v in holds.items()]),
-            ("warnings", warnings),
-            ("approved", approved),
+            ("need a person", [render_problem(p) for p in report.problems]),
+            ("awaiting approval", report.awaiting),
+            ("scheduled", report.scheduled),
+            ("rate limited", [f"{k}: {v}" for k, v in report.holds.items()]),
+            ("approved", report.approved),
         ):
             if items:
                 say(f"{title}:")
                 for item in items:
                     say(f"  {item}")
-    if invalid or reapprove or needs_human:
-        sys.exit(EXIT_ATTENTION)
+    sys.exit(report.exit_status)
 
 
-def network_warnings(settings: Settings) -> list[str]:
-    """Things an operator should act on before they break a drain."""
-    warnings = []
-    expires = settings.linkedin.token_expires
-    if settings.linkedin.is_configured() and expires is not None:
-        left = (expires - utcnow().date()).days
-        if left < 0:
-            warnings.append(f"the LinkedIn access token expired on {expires}: renew it")
-        elif left < 14:
-            warnings.append(
-                f"the LinkedIn access token expires on {expires} ({left} days): renew it"
-            )
-    return warnings
+@cli.command()
+@click.option("--network", type=click.Choice(NETWORKS), help="Only this network (default: all).")
+@click.option("--by", "person", required=True, help="Who pauses (shown to everyone).")
+@click.option("--reason", required=True, help="Why (shown by status and the desk).")
+@pass_app
+def pause(app: App, network: str | None, person: str, reason: str) -> None:
+    """The crisis switch: send nothing (to NETWORK, or anywhere) until resumed."""
+    from socialbot import operations
+
+    try:
+        record = operations.pause(app.store, by=person, reason=reason, network=network)
+    except SocialbotError as exc:
+        fail(exc)
+    where = "every network" if record.network == "*" else record.network
+    say(f"paused {where}: drains send nothing there until `socialbot resume`")
+
+
+@cli.command()
+@click.option("--network", type=click.Choice(NETWORKS), help="Only this network (default: all).")
+@click.option("--by", "person", required=True, help="Who resumes (recorded).")
+@pass_app
+def resume(app: App, network: str | None, person: str) -> None:
+    """Lift the crisis switch set by `socialbot pause`."""
+    from socialbot import operations
+
+    try:
+        lifted = operations.resume(app.store, by=person, network=network)
+    except SocialbotError as exc:
+        fail(exc)
+    where = network or "every network"
+    say(f"resumed {where}" if lifted else f"{where} was not paused")
 
 
 @cli.command()
@@ -508,10 +613,12 @@ def network_warnings(settings: Settings) -> list[str]:
 @pass_app
 def retry(app: App, release: str, network: str | None) -> None:
     """Put RELEASE's failed deliveries back in the queue for the next drain."""
-    count = app.store.requeue(release, network, utcnow())
-    if not count:
-        where = f" on {network}" if network else ""
-        raise Failure(f"{release} has no failed delivery{where} to retry")
+    from socialbot import operations
+
+    try:
+        count = operations.retry(app.store, release, network)
+    except SocialbotError as exc:
+        fail(exc)
     say(f"{count} deliver{'y' if count == 1 else 'ies'} of {release} will be retried")
 
 
@@ -532,23 +639,14 @@ def resolve(app: App, release: str, network: str, url: str | None, not_posted: b
     Check the account first; then say --posted URL, or --not-posted to have
     the next drain send it.
     """
+    from socialbot import operations
+
     if bool(url) == not_posted:
         raise Failure("give exactly one of --posted URL or --not-posted", EXIT_USAGE)
-    if url is not None:
-        from socialbot.models import check_url
-
-        try:
-            check_url(url)
-        except ValueError as exc:
-            raise Failure(f"--posted {url!r}: {exc}", EXIT_USAGE) from None
-    delivery = app.store.resolve(release, network, utcnow(), url=url)
-    if delivery is None:
-        current = app.store.get(release, network)
-        state = current.status.value if current else "not in the log"
-        raise Failure(
-            f"{release} on {network} is {state}; only an unknown delivery "
-            "(or a failed one, with --posted) can be resolved"
-        )
+    try:
+        delivery = operations.resolve(app.store, release, network, url=url)
+    except SocialbotError as exc:
+        fail(exc)
     say(f"{release} on {network} is now {delivery.status.value}")
 
 
@@ -557,33 +655,26 @@ def resolve(app: App, release: str, network: str, url: str | None, not_posted: b
 def networks(app: App) -> None:
     """List the supported networks and check the credentials of the active ones.
 
-    Each check asks the network who the credentials belong to; nothing is posted.
+    Each check asks the network who the credentials belong to; nothing is
+    posted. The text limits a network reports are remembered for preview and
+    approval.
     """
-    from socialbot.adapters import create_adapter
+    from socialbot import operations
 
-    settings = app.settings
-    active = app.active()
-    broken = 0
-    for network in NETWORKS:
-        if network not in active:
-            configured = settings.section(network).is_configured()
-            state = "configured but not in SOCIALBOT_NETWORKS" if configured else "not configured"
-            say(f"{network:9} {state}")
-            continue
-        try:
-            adapter = create_adapter(network, settings)
-            try:
-                who = adapter.check()
-            finally:
-                adapter.close()
-        except SocialbotError as exc:
-            broken += 1
-            say(f"{network:9} active, credentials NOT accepted: {exc}")
-            continue
-        say(f"{network:9} active, credentials accepted ({who})")
-    for warning in network_warnings(settings):
+    try:
+        checks = operations.networks(app.settings, app.store)
+    except SocialbotError as exc:
+        fail(exc)
+    for check in checks:
+        if not check.active:
+            say(f"{check.network:9} {check.detail}")
+        elif check.accepted:
+            say(f"{check.network:9} active, credentials accepted ({check.detail})")
+        else:
+            say(f"{check.network:9} active, credentials NOT accepted: {check.detail}")
+    for warning in operations.credential_warnings(app.settings):
         say(f"warning: {warning}")
-    if broken:
+    if any(check.accepted is False for check in checks):
         sys.exit(EXIT_ATTENTION)
 
 
@@ -646,23 +737,6 @@ def demo(app: App, queue_dir: Path | None, port: int, serve: bool) -> None:
     except ConfigurationError:
         queue = Path("queue")
     sys.exit(run_demo(queue, port=port, echo=say, serve=serve))
-
-
-# -- shared ---------------------------------------------------------------------------
-
-
-def compose_options(settings: Settings) -> Any:
-    """The hashtag mapping file (missing is fine unless named explicitly) and the UTM flag."""
-    from socialbot.compose import load_options
-
-    try:
-        return load_options(
-            settings.hashtags_file,
-            utm=settings.utm,
-            required="hashtags_file" in settings.model_fields_set,
-        )
-    except ConfigurationError as exc:
-        fail(exc)
 
 
 def main() -> None:

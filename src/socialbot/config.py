@@ -163,6 +163,10 @@ class Settings(BaseSettings):
     hashtags_file: Path = Path("hashtags.yaml")
     utm: bool = False
     log_level: str = "WARNING"
+    approvals_required: int = Field(default=1, ge=1, le=10)
+    """How many different people must approve the same revision (its author never counts)."""
+    problem_repeat_hours: float = Field(default=24.0, gt=0)
+    """How often a drain repeats a standing problem to cron (status always shows it)."""
 
     x: XSettings = XSettings()
     facebook: FacebookSettings = FacebookSettings()
@@ -185,9 +189,9 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _sqlite_url(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError("must be a sqlite:///path URL")
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must be a sqlite:///path or postgresql://user@host/db URL")
         return value
 
     def section(self, network: str) -> NetworkSettings:

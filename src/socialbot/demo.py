@@ -18,10 +18,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from socialbot.config import Settings
 from socialbot.errors import SocialbotError
 from socialbot.models import DeliveryStatus
-from socialbot.publish import Publisher
-from socialbot.releases import approve, scan_queue
+from socialbot.releases import scan_queue
 from socialbot.sandbox import SandboxServer
-from socialbot.store import SQLiteStore, utcnow
+from socialbot.store import SQLiteStore
 
 
 class DemoSettings(Settings):
@@ -57,8 +56,8 @@ def start_sandbox(port: int) -> SandboxServer:
 
 def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bool = False) -> int:
     """Approve and drain ``queue_dir`` into a local sandbox; print what happened."""
-    from socialbot.adapters import create_adapter
-    from socialbot.cli import compose_options, format_table
+    from socialbot import operations
+    from socialbot.cli import format_table, render_problem
 
     if not queue_dir.is_dir():
         echo(f"socialbot: the queue directory {queue_dir} does not exist", err=True)
@@ -66,48 +65,31 @@ def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bo
     server = start_sandbox(port)
     with tempfile.TemporaryDirectory(prefix="socialbot-demo-") as state:
         settings = sandbox_settings(
-            server, queue_dir=queue_dir, database_url=f"sqlite:///{state}/demo.db"
+            server,
+            queue_dir=queue_dir,
+            database_url=f"sqlite:///{state}/demo.db",
+            run_budget_seconds=60,
         )
         store = SQLiteStore(settings.database_path)
         active = settings.active_networks()
-        options = compose_options(settings)
         echo(f"sandbox: {server.url}  (networks: {', '.join(active)})")
         echo(f"queue:   {queue_dir}\n")
         for entry in scan_queue(queue_dir, store):
-            if entry.error:
+            if entry.error or entry.release_id is None:
                 continue
             try:
-                approve(
-                    entry.path,
-                    by="demo",
-                    networks=active,
-                    queue_dir=queue_dir,
-                    store=store,
-                    now=utcnow(),
-                    options=options,
-                )
+                operations.approve(settings, store, entry.release_id, by="demo")
             except SocialbotError as exc:
                 echo(f"socialbot: {exc}", err=True)
-        adapters = {name: create_adapter(name, settings) for name in active}
-        try:
-            report = Publisher(
-                store=store,
-                queue_dir=queue_dir,
-                adapters=adapters,
-                active=active,
-                options=options,
-                budget_seconds=60,
-            ).drain()
-        finally:
-            for adapter in adapters.values():
-                adapter.close()
+        result = operations.drain(settings, store)
+        report = result.report
         order = {name: index for index, name in enumerate(active)}
         for outcome in sorted(report.outcomes, key=lambda o: (o.release_id, order[o.network])):
             where = outcome.receipt.url if outcome.receipt else outcome.error
             echo(f"── {outcome.release_id} → {outcome.network}: {outcome.status.value} {where}")
             echo(f"{outcome.text}\n")
-        for problem in report.problems:
-            echo(f"socialbot: {problem}", err=True)
+        for problem in result.told:
+            echo(f"socialbot: {render_problem(problem)}", err=True)
         echo("posting log:")
         # In post order, not by update time: the networks finish in any order,
         # and a second run must show the same log.
@@ -124,4 +106,4 @@ def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bo
         except KeyboardInterrupt:
             pass
     server.stop()
-    return report.exit_status
+    return result.exit_status

@@ -4,6 +4,8 @@
     ├── ConfigurationError      a setting is missing or wrong (exit status 2)
     ├── InvalidRelease          a release file cannot be read or validated
     ├── ApprovalError           approve/resolve/retry asked for something impossible
+    ├── AlreadyRunning          another drain holds the lock
+    ├── StoreError              the database cannot be written (disk full, read-only)
     ├── ComposeError            a release cannot become a valid post for a network
     └── DeliveryError           a network call did not produce a post
         ├── RateLimited         the network said "not before retry_at"
@@ -59,6 +61,18 @@ class InvalidRelease(SocialbotError):
 
 class ApprovalError(SocialbotError):
     """An operator command that cannot be carried out as asked."""
+
+
+class AlreadyRunning(SocialbotError):
+    """Another drain holds the lock; ``stale`` when it has held it far too long."""
+
+    def __init__(self, message: str, *, stale: bool = False) -> None:
+        self.stale = stale
+        super().__init__(message)
+
+
+class StoreError(SocialbotError):
+    """The database refused a write for a reason no retry in this run can fix."""
 
 
 class DeliveryError(SocialbotError):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
@@ -216,6 +217,15 @@ class DeliveryStatus(StrEnum):
     POSTED = "posted"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    WITHDRAWN = "withdrawn"
+    """Never to be posted: withdrawn by a person, or dropped by a newer approval."""
+    RETRACTED = "retracted"
+    """Was posted, then deleted from the network on a person's request."""
+
+    @property
+    def settled(self) -> bool:
+        """True when nothing more will happen to the delivery by itself."""
+        return self in (DeliveryStatus.POSTED, DeliveryStatus.WITHDRAWN, DeliveryStatus.RETRACTED)
 
 
 def check_url(value: str) -> str:
@@ -295,12 +305,27 @@ class Release(BaseModel):
                 raise ValueError(f"the text for {name} is empty")
         return value
 
+    @field_validator("topics", "hashtags", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        """Accept the media centre's ``"Cohesion policy reform;Urban policy;"`` form."""
+        if isinstance(value, str):
+            return [part.strip() for part in re.split(r"[;\n]", value) if part.strip()]
+        return value
+
     @field_validator("not_before")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.utcoffset() is None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
             raise ValueError("needs a UTC offset, e.g. 2026-11-26T09:00:00+01:00")
-        return value
+        try:
+            return value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValueError(
+                f"{value.isoformat()} cannot be expressed in UTC (it falls outside years 1-9999)"
+            ) from None
 
     def content_hash(self) -> str:
         """SHA-256 of everything that decides what gets published."""
@@ -353,6 +378,23 @@ class Post:
             data["notes"] = list(self.notes)
         return data
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, JSON-ready: what an approval's snapshot stores."""
+        return json.loads(json.dumps(dataclasses.asdict(self), ensure_ascii=False))  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Post:
+        """The post an approval's snapshot holds (unknown keys from newer versions ignored)."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            if name not in known:
+                continue
+            if isinstance(value, list):
+                value = tuple(value)
+            values[name] = value
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class Receipt:
@@ -363,8 +405,26 @@ class Receipt:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """One version of a release's content, as the team saw it (each edit makes a new one)."""
+
+    release_id: str
+    number: int
+    content_hash: str
+    release: Release
+    source: str
+    created_at: datetime
+    author: str | None = None
+
+
+@dataclass(frozen=True)
 class Approval:
-    """Who approved which exact content of a release, for which networks, and when."""
+    """Who approved which revision of a release, for which networks, and the exact posts.
+
+    ``posts`` is the snapshot: every target network's post as composed at the
+    moment of approval. The drain sends these and nothing else. Approvals
+    recorded by version 0.1.0 have no revision and no snapshot.
+    """
 
     release_id: str
     content_hash: str
@@ -373,6 +433,12 @@ class Approval:
     source: str
     networks: tuple[str, ...]
     id: int | None = None
+    revision: int | None = None
+    posts: tuple[Post, ...] = ()
+    comment: str = ""
+
+    def post_for(self, network: str) -> Post | None:
+        return next((post for post in self.posts if post.network == network), None)
 
 
 @dataclass(frozen=True)
@@ -397,6 +463,11 @@ class Delivery:
     sent_at: datetime | None = None
     posted_at: datetime | None = None
     idempotency_key: str = ""
+    revision: int | None = None
+    approval_id: int | None = None
+    not_before: datetime | None = None
+    post: Post | None = None
+    """The approved post this delivery sends (None only for a 0.1.0 delivery not yet adopted)."""
 
     def as_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -416,5 +487,7 @@ class Delivery:
             "updated_at": iso(self.updated_at),
             "posted_at": iso(self.posted_at),
             "next_attempt_at": iso(self.next_attempt_at),
-            "text": self.text,
+            "not_before": iso(self.not_before),
+            "revision": self.revision,
+            "text": self.text if self.text is not None else (self.post.text if self.post else None),
         }

@@ -1,4 +1,11 @@
-"""The drain: publish every approved, due release once to each of its networks.
+"""The drain: send every approved, due post once to its network.
+
+A drain sends the posts approved (the snapshot stored with the approval),
+never a release file: what the team approved is what goes out. Each run
+recovers what a dead run left, reconciles uncertain deliveries, reads the
+queue (an edited file becomes a revision that holds the approved one back),
+applies approvals, withdrawals and retractions (``socialbot.approvals``), then
+sends what is due, network by network, skipping paused networks.
 
 For each delivery the state is written before the network call and after it:
 
@@ -21,16 +28,16 @@ it to die at the instants that matter (see ``CRASH_POINTS``).
 
 from __future__ import annotations
 
-import fcntl
+import json
 import logging
 import os
+import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -51,15 +58,15 @@ from socialbot.errors import (
     ComposeError,
     DeliveryError,
     DuplicateError,
-    InvalidRelease,
     PermanentError,
     RateLimited,
-    SocialbotError,
     TransientError,
 )
-from socialbot.models import Delivery, DeliveryStatus, Post, Receipt, Release
-from socialbot.releases import QueueEntry, read_release, scan_queue
-from socialbot.store import Store, from_text, to_text, utcnow
+from socialbot.models import NETWORKS, Approval, Delivery, DeliveryStatus, Post, Receipt, TextLimits
+from socialbot.problems import Kind, Problem
+from socialbot.releases import scan_queue
+from socialbot.store import Store, utcnow
+from socialbot.store.base import ALL_NETWORKS
 
 if TYPE_CHECKING:  # imported when first needed: an idle cron run never composes or sends
     from socialbot.adapters import Adapter
@@ -75,6 +82,7 @@ CrashPoint = Literal[
     "after-claim",
     "after-send-before-record",
     "after-record",
+    "before-delete",
 ]
 CRASH_POINTS: tuple[CrashPoint, ...] = (
     "after-recover",
@@ -83,6 +91,7 @@ CRASH_POINTS: tuple[CrashPoint, ...] = (
     "after-claim",
     "after-send-before-record",
     "after-record",
+    "before-delete",
 )
 _crash_counts: dict[str, int] = {}
 _crash_lock = threading.Lock()
@@ -127,111 +136,160 @@ class Outcome:
     text: str | None = None
     receipt: Receipt | None = None
     error: str | None = None
+    revision: int | None = None
 
 
 @dataclass
 class DrainReport:
-    """Everything a drain did and everything that needs a human."""
+    """Everything a drain did and everything that needs a person."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    left_pending: int = 0
-
-    @property
-    def exit_status(self) -> int:
-        """0 when every due delivery went out and nothing needs a human, else 1."""
-        return 1 if self.problems or self.left_pending else 0
+    problems: list[Problem] = field(default_factory=list)
+    interrupted: int | None = None
+    """The signal that stopped the run between deliveries, if one did."""
 
     @property
     def posted(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status is DeliveryStatus.POSTED]
 
+    @property
+    def exit_status(self) -> int:
+        """0 when all went well; 1 when anything needs attention; 128+N after signal N."""
+        if self.interrupted is not None:
+            return 128 + self.interrupted
+        return 1 if self.problems else 0
 
-class AlreadyRunning(SocialbotError):
-    """Another drain holds the lock; ``stale`` when it has held it far too long."""
 
-    def __init__(self, message: str, *, stale: bool = False) -> None:
-        self.stale = stale
-        super().__init__(message)
+@dataclass(frozen=True)
+class Decision:
+    """What one publish attempt means for its delivery (see ``decide``)."""
+
+    status: DeliveryStatus
+    error: str | None = None
+    uncertain: bool = False
+    count_attempt: bool = True
+    next_attempt_at: datetime | None = None
+    hold_until: datetime | None = None
+    stop_network: bool = False
+    look_up: bool = False
+    """Posted, but the post's address must be looked up (the network said it holds it)."""
 
 
-@contextmanager
-def drain_lock(database_path: str, *, stale_after: float | None = None) -> Iterator[None]:
-    """One drain at a time per database; the kernel drops the lock if we die.
+def decide(
+    outcome: BaseException,
+    *,
+    idempotent: bool,
+    may_have_posted: bool,
+    attempts: int,
+    policy: RetryPolicy,
+    now: datetime,
+) -> Decision:
+    """The delivery's next state after a failed publish call (pure).
 
-    The holder writes its pid and start time into the lock file (which is
-    never deleted: deleting it would let two runs hold two different locks).
-    A run that finds the lock held exits at once; when the holder started more
-    than ``stale_after`` seconds ago, ``AlreadyRunning.stale`` is set so cron
-    hears about a drain that hangs.
+    ``may_have_posted`` is True when an earlier attempt of this revision, in
+    this run or before, may have reached the network: the delivery then stays
+    uncertain until a reconciliation proves the answer, whatever comes next.
     """
-    if database_path == ":memory:":
-        yield
-        return
-    lock_path = database_path + ".lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise _already_running(fd, lock_path, stale_after) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {to_text(utcnow())}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+
+    def later(error: str, *, uncertain: bool) -> Decision:
+        if attempts >= policy.max_attempts:
+            return Decision(
+                DeliveryStatus.FAILED,
+                f"gave up after {attempts} attempts: {error}",
+                uncertain=uncertain,
+            )
+        when = now + policy.backoff_between_runs * (2 ** max(attempts - 1, 0))
+        return Decision(
+            DeliveryStatus.PENDING,
+            f"{error} (attempt {attempts} of {policy.max_attempts}; "
+            f"next try after {when:%Y-%m-%d %H:%M:%S} UTC)",
+            uncertain=uncertain,
+            next_attempt_at=when,
+        )
+
+    if isinstance(outcome, DuplicateError):
+        if idempotent or may_have_posted:
+            # The key is this delivery's own, or an earlier attempt went through.
+            return Decision(
+                DeliveryStatus.POSTED,
+                f"the network already holds this post ({outcome})",
+                look_up=True,
+            )
+        return Decision(
+            DeliveryStatus.FAILED, f"refused as a duplicate of an earlier post ({outcome})"
+        )
+    if isinstance(outcome, RateLimited):
+        return Decision(
+            DeliveryStatus.PENDING,
+            str(outcome),
+            uncertain=may_have_posted,
+            count_attempt=False,
+            next_attempt_at=outcome.retry_at,
+            hold_until=outcome.retry_at,
+            stop_network=True,
+        )
+    if isinstance(outcome, AuthError):
+        return Decision(
+            DeliveryStatus.PENDING,
+            str(outcome),
+            uncertain=may_have_posted,
+            count_attempt=False,
+            stop_network=True,
+        )
+    if isinstance(outcome, TransientError):
+        return later(str(outcome), uncertain=may_have_posted)
+    if isinstance(outcome, PermanentError):
+        error = str(outcome)
+        if TOO_LONG.search(error):
+            error += (
+                "; the network's limit may have changed since approval: edit the release "
+                "and approve it again"
+            )
+        if may_have_posted and not idempotent:
+            return Decision(DeliveryStatus.UNKNOWN, error, uncertain=True)
+        return Decision(DeliveryStatus.FAILED, error, uncertain=may_have_posted)
+    # Ambiguous, or a bug in an adapter or its library: the request may have gone out.
+    error = (
+        str(outcome)
+        if isinstance(outcome, AmbiguousError)
+        else f"unexpected {type(outcome).__name__} while sending; it may have been posted"
+    )
+    if idempotent:
+        return later(error, uncertain=True)
+    return Decision(DeliveryStatus.UNKNOWN, error, uncertain=True)
 
 
-def _already_running(fd: int, lock_path: str, stale_after: float | None) -> AlreadyRunning:
-    """Describe the drain holding the lock, from what it wrote into the lock file."""
-    pid, _, started_text = os.pread(fd, 200, 0).decode("ascii", "replace").strip().partition(" ")
-    try:
-        started = from_text(started_text)
-    except ValueError:
-        started = None
-    if started is None or not pid.isdigit():
-        return AlreadyRunning(
-            f"another drain is running (lock {lock_path} is held); this run did nothing"
-        )
-    age = (utcnow() - started).total_seconds()
-    holder = f"another drain (pid {pid}) has been running since {started:%Y-%m-%d %H:%M:%S} UTC"
-    if stale_after is not None and age > stale_after:
-        return AlreadyRunning(
-            f"{holder}, far longer than its time budget: it may hang; check process {pid} "
-            "(killing it is safe: the next run recovers its work)",
-            stale=True,
-        )
-    return AlreadyRunning(f"{holder}; this run did nothing")
+TOO_LONG = re.compile(r"too long|length|characters|graphemes|exceed", re.IGNORECASE)
 
 
 class Publisher:
-    """Drains the queue into the networks through their adapters."""
+    """Drains the approved posts into the networks through their adapters."""
 
     def __init__(
         self,
         *,
         store: Store,
-        queue_dir: Path,
+        queue_dir: Path | None,
         adapters: Mapping[str, Adapter],
         active: list[str],
         options: ComposeOptions | None = None,
         policy: RetryPolicy | None = None,
+        approvals_required: int = 1,
         budget_seconds: float = 240.0,
         now: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
+        stop: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.queue_dir = queue_dir
         self.adapters = adapters
         self.active = active
-        if options is None:
-            from socialbot.compose import ComposeOptions
-
-            options = ComposeOptions()
         self.options = options
         self.policy = policy or RetryPolicy()
+        self.approvals_required = approvals_required
         self.now = now
         self.sleep = sleep
+        self.stop = stop or threading.Event()
         self.deadline = time.monotonic() + budget_seconds
         # Exponential backoff plus up to one initial wait of random jitter, so runs
         # that failed together do not retry in lockstep.
@@ -240,22 +298,31 @@ class Publisher:
         ) + wait_random(0, self.policy.initial_wait)
         self._broken: dict[str, str] = {}
         """Networks whose adapter could not be built in this run, and why."""
+        self._latest: dict[str, int] = {}
+        """Each release's latest revision number, as read at the start of the run."""
 
     # -- the run -------------------------------------------------------------------------
 
     def drain(self) -> DrainReport:
         report = DrainReport()
         self.recover(report)
-        entries = self.schedule(report)
+        self.scan(report)
+        self.sync(report)
         networks = sorted({d.network for d in self.store.deliveries(status=DeliveryStatus.PENDING)})
-        by_id = {e.release_id: e for e in entries if e.release_id and not e.error}
         with ThreadPoolExecutor(max_workers=max(len(networks), 1)) as pool:
-            for partial in pool.map(lambda n: self.drain_network(n, by_id), networks):
+            for partial in pool.map(self.drain_network, networks):
                 report.outcomes.extend(partial.outcomes)
                 report.problems.extend(partial.problems)
-        report.left_pending = len(self.store.deliveries(status=DeliveryStatus.PENDING))
-        self.report_stuck(report)
+        if self.stop.is_set():
+            report.interrupted = getattr(self.stop, "signal", None) or signal.SIGINT
+            report.problems.append(
+                Problem(Kind.INTERRUPTED, "stopped by a signal between deliveries")
+            )
+        self.report_standing(report)
         return report
+
+    def stopping(self) -> bool:
+        return self.stop.is_set() or time.monotonic() >= self.deadline
 
     def recover(self, report: DrainReport) -> None:
         """Settle what a dead run left in ``sending``, then reconcile ``unknown``."""
@@ -263,35 +330,35 @@ class Publisher:
         for delivery in self.store.deliveries(status=DeliveryStatus.SENDING):
             adapter = self._adapter(delivery.network)
             if adapter is not None and self._key_still_valid(adapter, delivery, now):
-                self.store.finish(
-                    delivery.id,
+                status, error = (
                     DeliveryStatus.PENDING,
-                    now,
-                    error="interrupted while sending; resending with the same key",
-                    uncertain=True,
+                    "interrupted while sending; resending with the same key",
                 )
             else:
-                self.store.finish(
-                    delivery.id,
+                status, error = (
                     DeliveryStatus.UNKNOWN,
-                    now,
-                    error="interrupted while sending; it may have been posted",
-                    uncertain=True,
+                    "interrupted while sending; it may have been posted",
                 )
-            log.warning(
+            self.store.finish(
+                delivery.id, status, now, expect=DeliveryStatus.SENDING, error=error, uncertain=True
+            )
+            log.info(
                 "%s on %s: a previous run died while sending it",
                 delivery.release_id,
                 delivery.network,
             )
         _crash_point("after-recover")
+        paused = self.paused_networks()
         for delivery in self.store.deliveries(status=DeliveryStatus.UNKNOWN):
-            self.reconcile(delivery, report)
+            if delivery.network not in paused and not self.stopping():
+                self.reconcile(delivery, report)
 
     def reconcile(self, delivery: Delivery, report: DrainReport) -> None:
         """Look for an ambiguous delivery's post on the network before resending.
 
-        Found: it is posted. Certainly absent: it goes back to pending (or is
-        dead-lettered when out of attempts). Anything else leaves it unknown.
+        Found: it is posted. Certainly absent (a well-formed answer without it):
+        it goes back to pending, or is dead-lettered when out of attempts.
+        Anything else leaves it unknown.
         """
         network = delivery.network
         adapter = self._adapter(network)
@@ -301,18 +368,15 @@ class Publisher:
             return
         if now - sent_at < self.policy.reconcile_after or self._held(network, now):
             return
-        if time.monotonic() >= self.deadline:
-            return
+        self._arm(adapter)
         try:
             receipt = adapter.find(delivery.text, sent_at)
         except RateLimited as exc:
             self.store.set_hold(network, exc.retry_at, str(exc))
-            log.warning(
-                "%s on %s: could not look for the post: %s", delivery.release_id, network, exc
-            )
+            log.info("%s on %s: could not look for the post: %s", delivery.release_id, network, exc)
             return
         except DeliveryError as exc:
-            log.warning(
+            log.info(
                 "%s on %s: could not look for the post (%s)", delivery.release_id, network, exc
             )
             return
@@ -325,138 +389,296 @@ class Publisher:
             )
             return
         _crash_point("mid-reconcile")
+        expect = DeliveryStatus.UNKNOWN
         if receipt is not None:
-            self.store.finish(delivery.id, DeliveryStatus.POSTED, now, receipt=receipt)
-            log.info("%s on %s: found as posted at %s", delivery.release_id, network, receipt.url)
-            report.outcomes.append(
-                Outcome(delivery.release_id, network, DeliveryStatus.POSTED, delivery.text, receipt)
-            )
+            if self.store.finish(
+                delivery.id, DeliveryStatus.POSTED, now, expect=expect, receipt=receipt
+            ):
+                log.info(
+                    "%s on %s: found as posted at %s", delivery.release_id, network, receipt.url
+                )
+                report.outcomes.append(
+                    Outcome(
+                        delivery.release_id,
+                        network,
+                        DeliveryStatus.POSTED,
+                        delivery.text,
+                        receipt,
+                        revision=delivery.revision,
+                    )
+                )
         elif delivery.attempts >= self.policy.max_attempts:
             error = (
                 f"gave up after {delivery.attempts} attempts: the last one failed without an "
                 "answer and the post is not on the account"
             )
-            self.store.finish(delivery.id, DeliveryStatus.FAILED, now, error=error, settled=True)
-            report.outcomes.append(
-                Outcome(delivery.release_id, network, DeliveryStatus.FAILED, error=error)
-            )
+            if self.store.finish(
+                delivery.id, DeliveryStatus.FAILED, now, expect=expect, error=error, settled=True
+            ):
+                report.outcomes.append(
+                    Outcome(delivery.release_id, network, DeliveryStatus.FAILED, error=error)
+                )
         else:
             self.store.finish(
                 delivery.id,
                 DeliveryStatus.PENDING,
                 now,
+                expect=expect,
                 error="not found among the account's posts after an uncertain attempt; resending",
                 settled=True,
             )
             log.info("%s on %s: not found on the network; resending", delivery.release_id, network)
 
-    def schedule(self, report: DrainReport) -> list[QueueEntry]:
-        """Scan the queue, report bad files, create deliveries for due approved releases."""
-        entries = scan_queue(self.queue_dir, self.store)
-        in_queue = [entry.release_id for entry in entries if entry.release_id]
-        approvals = self.store.latest_approvals(in_queue)
-        scheduled = self.store.scheduled(in_queue)
-        now = self.now()
-        for entry in entries:
-            if entry.error:
-                report.problems.append(entry.error)
-                continue
-            assert entry.release_id is not None
-            approval = approvals.get(entry.release_id)
-            if approval is None:
-                continue
-            if approval.content_hash != entry.content_hash:
-                if self._has_unsent(entry.release_id):
+    def scan(self, report: DrainReport) -> None:
+        """Read the queue: changed files become revisions (which hold back older approvals)."""
+        if self.queue_dir is not None:
+            for entry in scan_queue(self.queue_dir, self.store, self.now()):
+                if entry.error:
                     report.problems.append(
-                        f"{entry.path}: changed after it was approved; "
-                        "nothing from it is posted until it is approved again"
+                        Problem(
+                            Kind.INVALID_FILE, entry.error, release=entry.release_id, standing=True
+                        )
+                    )
+        self._latest = {
+            release_id: revision.number
+            for release_id, revision in self.store.latest_revisions(
+                {d.release_id for s in OPEN for d in self.store.deliveries(status=s)}
+            ).items()
+        }
+
+    def sync(self, report: DrainReport) -> None:
+        """Apply approvals and withdrawals to the open deliveries; carry out retractions."""
+        from socialbot.approvals import ReleaseState, sync
+
+        now = self.now()
+        self.adopt_legacy(report)
+        releases = {d.release_id for s in OPEN for d in self.store.deliveries(status=s)}
+        releases |= {w.release_id for w in self.store.withdrawals() if w.kind == "retract"}
+        for release_id in sorted(releases):
+            state = ReleaseState.load(self.store, release_id, self.approvals_required)
+            result = sync(self.store, state, now)
+            _crash_point("mid-schedule")
+            for delivery in result.to_delete:
+                if delivery.network in self.paused_networks():
+                    continue
+                self.delete(delivery, report)
+
+    def delete(self, delivery: Delivery, report: DrainReport) -> bool:
+        """Delete a posted delivery from its network (a retraction); True when done."""
+        adapter = self._adapter(delivery.network)
+        if adapter is None:
+            error: str | None = "the network is not configured in this run"
+        else:
+            self._arm(adapter)
+            error = delete_post(self.store, adapter, delivery, self.now())
+        if error is not None:
+            report.problems.append(
+                Problem(
+                    Kind.RETRACT,
+                    f"to be retracted, but not deleted yet: {error}",
+                    delivery.release_id,
+                    delivery.network,
+                    standing=True,
+                )
+            )
+            return False
+        report.outcomes.append(
+            Outcome(
+                delivery.release_id,
+                delivery.network,
+                DeliveryStatus.RETRACTED,
+                delivery.text,
+                revision=delivery.revision,
+            )
+        )
+        return True
+
+    def adopt_legacy(self, report: DrainReport) -> None:
+        """Give approvals made by socialbot 0.1.0 their snapshot, once, after an upgrade.
+
+        0.1.0 composed at posting time from the release file; the snapshot is
+        composed now from the revision with the approved content, as 0.1.0 would
+        have composed it. An approval whose content is no longer in the store
+        waits for a new approval.
+        """
+        legacy = [a for a in self.store.latest_approvals().values() if a.revision is None]
+        if not legacy:
+            return
+        from socialbot.compose import compose
+
+        for approval in legacy:
+            revisions = self.store.revisions(approval.release_id)
+            match = next((r for r in revisions if r.content_hash == approval.content_hash), None)
+            if match is None:
+                if any(
+                    d.status is DeliveryStatus.PENDING
+                    for d in self.store.deliveries(release_id=approval.release_id)
+                ):
+                    report.problems.append(
+                        Problem(
+                            Kind.LEGACY,
+                            f"{approval.release_id} was approved by socialbot 0.1.0, but its "
+                            "approved content is no longer in the queue; approve it again",
+                            approval.release_id,
+                            standing=True,
+                        )
                     )
                 continue
-            if entry.not_before is not None and entry.not_before > now:
+            try:
+                posts = tuple(
+                    compose(match.release, network, self.options) for network in approval.networks
+                )
+            except ComposeError as exc:
+                report.problems.append(
+                    Problem(Kind.LEGACY, str(exc), approval.release_id, exc.network, standing=True)
+                )
                 continue
-            if scheduled.get(entry.release_id) != approval.id:
-                self.store.schedule(approval, now)
-                _crash_point("mid-schedule")
-        return entries
+            self.store.record_approval(
+                Approval(
+                    release_id=approval.release_id,
+                    content_hash=approval.content_hash,
+                    approved_by=approval.approved_by,
+                    approved_at=approval.approved_at,
+                    source=LEGACY_SOURCE + approval.source,
+                    networks=approval.networks,
+                    revision=match.number,
+                    posts=posts,
+                    comment="approved under socialbot 0.1.0",
+                )
+            )
 
-    def _has_unsent(self, release_id: str) -> bool:
-        deliveries = self.store.deliveries(release_id=release_id)
-        return not deliveries or any(d.status is DeliveryStatus.PENDING for d in deliveries)
-
-    def report_stuck(self, report: DrainReport) -> None:
-        """Deliveries that need a human or a later run: one line each, every run."""
+    def report_standing(self, report: DrainReport) -> None:
+        """What waits for a person or a setting, as standing problems."""
         for network, reason in sorted(self._broken.items()):
             waiting = len(self.store.deliveries(network=network, status=DeliveryStatus.PENDING))
             report.problems.append(
-                f"{network} could not be set up ({reason}); {waiting} deliveries to it wait"
+                Problem(
+                    Kind.NOT_CONFIGURED,
+                    f"{network} could not be set up ({reason}); {waiting} deliveries to it wait",
+                    network=network,
+                    standing=True,
+                )
             )
         for delivery in self.store.deliveries(status=DeliveryStatus.UNKNOWN):
             adapter = self._adapter(delivery.network)
-            resolve = (
-                f"`socialbot resolve {delivery.release_id} --network {delivery.network} "
-                "--posted URL` or --not-posted"
+            searchable = adapter is not None and adapter.can_find
+            report.problems.append(
+                Problem(
+                    Kind.UNKNOWN,
+                    (
+                        "was sent without a clear answer; the next run looks for it on the "
+                        "account before sending again"
+                        if searchable
+                        else f"may or may not have been posted ({delivery.error or 'no answer'})"
+                    ),
+                    delivery.release_id,
+                    delivery.network,
+                    standing=True,
+                )
             )
-            if adapter is not None and adapter.can_find:
-                advice = (
-                    "was sent without a clear answer; the next run looks for it on the account "
-                    f"before sending again (to settle it now, check the account and run {resolve})"
-                )
-            else:
-                advice = (
-                    f"may or may not have been posted ({delivery.error or 'no answer'}): check "
-                    f"the account, then run {resolve}"
-                )
-            report.problems.append(f"{delivery.release_id} on {delivery.network} {advice}")
         for delivery in self.store.deliveries(status=DeliveryStatus.FAILED):
             report.problems.append(
-                f"{delivery.release_id} on {delivery.network} failed "
-                f"({delivery.error or 'no reason recorded'}); fix the cause, then run "
-                f"`socialbot retry {delivery.release_id} --network {delivery.network}`"
+                Problem(
+                    Kind.FAILED,
+                    delivery.error or "no reason recorded",
+                    delivery.release_id,
+                    delivery.network,
+                    standing=True,
+                )
             )
 
     # -- one network ---------------------------------------------------------------------
 
-    def drain_network(self, network: str, entries: Mapping[str, QueueEntry]) -> DrainReport:
+    def drain_network(self, network: str) -> DrainReport:
         """Send a network's due deliveries in order, stopping at a rate limit."""
         report = DrainReport()
+        if network in self.paused_networks():
+            return report
         now = self.now()
         due = self.store.due(network, now)
-        waiting = len(self.store.deliveries(network=network, status=DeliveryStatus.PENDING))
+        if not due:
+            return report
         adapter = self._adapter(network)
         if adapter is None:
-            if network not in self.active:
+            if network not in self.active and network not in self._broken:
                 report.problems.append(
-                    f"{waiting} deliveries to {network} wait, but {network} is not configured"
+                    Problem(
+                        Kind.NOT_CONFIGURED,
+                        f"{len(due)} deliveries to {network} wait, but {network} is not configured",
+                        network=network,
+                        standing=True,
+                    )
                 )
             return report
         hold = self.store.hold(network)
         if hold is not None and hold[0] > now:
             report.problems.append(
-                f"{network} asked us to wait until {hold[0]:%Y-%m-%d %H:%M:%S} UTC ({hold[1]}); "
-                f"{waiting} deliveries wait"
+                Problem(
+                    Kind.RATE_LIMITED,
+                    f"{network} asked us to wait until {hold[0]:%Y-%m-%d %H:%M:%S} UTC; "
+                    f"{len(due)} deliveries wait",
+                    network=network,
+                    standing=True,
+                )
             )
             return report
+        self.remember_limits(adapter)
         for index, delivery in enumerate(due):
+            if self.stop.is_set():
+                break
             if time.monotonic() >= self.deadline:
                 report.problems.append(
-                    f"the run's time budget ran out; {len(due) - index} deliveries to "
-                    f"{network} wait for the next run"
+                    Problem(
+                        Kind.BUDGET,
+                        f"the run's time budget ran out; {len(due) - index} deliveries to "
+                        f"{network} wait for the next run",
+                        network=network,
+                    )
                 )
                 break
-            if self.deliver(adapter, delivery, entries.get(delivery.release_id), report):
+            if network in self.paused_networks():
+                break
+            if self.deliver(adapter, delivery, report):
                 break
         return report
 
-    def deliver(
-        self,
-        adapter: Adapter,
-        delivery: Delivery,
-        entry: QueueEntry | None,
-        report: DrainReport,
-    ) -> bool:
+    def remember_limits(self, adapter: Adapter) -> None:
+        """Keep the text limits the network reports, for preview and approval to use."""
+        try:
+            self._arm(adapter)
+            limits = adapter.text_limits()
+        except DeliveryError as exc:
+            log.info("%s: could not read the account's text limits (%s)", adapter.name, exc)
+            return
+        if limits is not None:
+            save_limits(self.store, adapter.name, limits)
+
+    def deliver(self, adapter: Adapter, delivery: Delivery, report: DrainReport) -> bool:
         """Publish one delivery. Returns True when the network should not be called again."""
-        release = self._approved_release(delivery, entry, report)
-        if release is None:
+        latest = self._latest.get(delivery.release_id)
+        if delivery.revision is not None and latest is not None and latest > delivery.revision:
+            report.problems.append(
+                Problem(
+                    Kind.CHANGED_AFTER_APPROVAL,
+                    f"revision {latest} was made after revision {delivery.revision} was approved; "
+                    "nothing is posted until the new revision is approved or the release "
+                    "is withdrawn",
+                    delivery.release_id,
+                    delivery.network,
+                    standing=True,
+                )
+            )
+            return False
+        if delivery.post is None:
+            report.problems.append(
+                Problem(
+                    Kind.LEGACY,
+                    "approved by socialbot 0.1.0 and not yet adopted; approve it again",
+                    delivery.release_id,
+                    delivery.network,
+                    standing=True,
+                )
+            )
             return False
         if (
             adapter.idempotent
@@ -469,126 +691,77 @@ class Publisher:
                 f"an earlier attempt may have posted, and {adapter.name} no longer remembers "
                 "its idempotency key"
             )
-            self.store.finish(delivery.id, DeliveryStatus.UNKNOWN, self.now(), error=error)
-            report.outcomes.append(
-                Outcome(release.id, adapter.name, DeliveryStatus.UNKNOWN, error=error)
-            )
+            if self.store.transition(delivery, DeliveryStatus.UNKNOWN, self.now(), error=error):
+                report.outcomes.append(
+                    Outcome(delivery.release_id, adapter.name, DeliveryStatus.UNKNOWN, error=error)
+                )
             return False
-        try:
-            options = self._options(adapter)
-        except DeliveryError as exc:
-            # Nothing was sent: the delivery stays pending, the network waits for a later run.
-            if isinstance(exc, RateLimited):
-                self.store.set_hold(adapter.name, exc.retry_at, str(exc))
-            report.problems.append(
-                f"{adapter.name}: could not read the account's text limits ({exc}); "
-                "its deliveries wait for the next run"
-            )
-            return True
-        try:
-            from socialbot.compose import compose
-
-            post = compose(release, adapter.name, options)
-        except ComposeError as exc:
-            self.store.finish(delivery.id, DeliveryStatus.FAILED, self.now(), error=str(exc))
-            report.outcomes.append(
-                Outcome(release.id, adapter.name, DeliveryStatus.FAILED, error=str(exc))
-            )
-            return False
-        claimed = self.store.claim(delivery.id, post.text, self.now())
-        if claimed is None:
+        claimed = self.store.claim(delivery.id, delivery.post.text, self.now())
+        if claimed is None or claimed.post is None or claimed.approval_id != delivery.approval_id:
+            if claimed is not None:  # rebased between reading and claiming: next run
+                self.store.finish(
+                    claimed.id,
+                    DeliveryStatus.PENDING,
+                    self.now(),
+                    expect=DeliveryStatus.SENDING,
+                    count_attempt=False,
+                )
             return False
         _crash_point("after-claim")
-        log.info("%s on %s: sending (attempt %d)", release.id, adapter.name, claimed.attempts)
-        return self._send_and_record(adapter, claimed, post, report)
+        log.info(
+            "%s on %s: sending (attempt %d)", claimed.release_id, adapter.name, claimed.attempts
+        )
+        return self._send_and_record(adapter, claimed, claimed.post, report)
 
     def _send_and_record(
         self, adapter: Adapter, delivery: Delivery, post: Post, report: DrainReport
     ) -> bool:
-        ambiguous_before = False
-
-        def note_ambiguity(exc: BaseException) -> None:
-            nonlocal ambiguous_before
-            if isinstance(exc, AmbiguousError):
-                ambiguous_before = True
-
-        network, release_id = adapter.name, delivery.release_id
+        ambiguous: list[BaseException] = []
+        uncertain_before = self.store.uncertain(delivery.id)
         try:
-            receipt = self._send(adapter, delivery, post, note_ambiguity)
-        except DuplicateError as exc:
-            if ambiguous_before or self.store.uncertain(delivery.id):
-                # The earlier, uncertain attempt went through.
-                _crash_point("after-send-before-record")
-                found = self._find_quietly(adapter, post.text, delivery)
-                self._record(
-                    delivery,
-                    post,
-                    report,
-                    DeliveryStatus.POSTED,
-                    receipt=found,
-                    error=f"the network already holds this post ({exc})",
+            receipt = self._send(adapter, delivery, post, ambiguous)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise
+            if not isinstance(exc, DeliveryError):
+                log.warning(
+                    "%s on %s: unexpected error while sending",
+                    delivery.release_id,
+                    adapter.name,
+                    exc_info=True,
                 )
-                return False
-            self._record(
-                delivery,
-                post,
-                report,
-                DeliveryStatus.FAILED,
-                error=f"refused as a duplicate of an earlier post ({exc})",
-            )
-            return False
-        except RateLimited as exc:
-            self.store.set_hold(network, exc.retry_at, str(exc))
-            self._record(
-                delivery,
-                post,
-                report,
-                DeliveryStatus.PENDING,
-                error=str(exc),
-                next_attempt_at=exc.retry_at,
-                count_attempt=False,
-            )
-            report.problems.append(
-                f"{network} asked us to wait until {exc.retry_at:%Y-%m-%d %H:%M:%S} UTC; "
-                "its deliveries wait for a later run"
-            )
-            return True
-        except AuthError as exc:
-            self._record(
-                delivery, post, report, DeliveryStatus.PENDING, error=str(exc), count_attempt=False
-            )
-            report.problems.append(f"{network}: {exc}")
-            return True
-        except AmbiguousError as exc:
             _crash_point("after-send-before-record")
-            if adapter.idempotent:
-                self._retry_later(delivery, post, report, str(exc), uncertain=True)
-            else:
-                self._record(
-                    delivery, post, report, DeliveryStatus.UNKNOWN, error=str(exc), uncertain=True
+            decision = decide(
+                exc,
+                idempotent=adapter.idempotent,
+                may_have_posted=bool(ambiguous) or uncertain_before,
+                attempts=delivery.attempts,
+                policy=self.policy,
+                now=self.now(),
+            )
+            found = self._find_quietly(adapter, post.text, delivery) if decision.look_up else None
+            self._record(delivery, post, report, decision, receipt=found)
+            if decision.hold_until is not None:
+                self.store.set_hold(adapter.name, decision.hold_until, str(exc))
+            if decision.stop_network:
+                kind = Kind.RATE_LIMITED if isinstance(exc, RateLimited) else Kind.CREDENTIALS
+                detail = (
+                    f"{adapter.name} asked us to wait until "
+                    f"{decision.hold_until:%Y-%m-%d %H:%M:%S} UTC; its deliveries wait for a "
+                    "later run"
+                    if decision.hold_until is not None
+                    else f"{adapter.name}: {exc}"
                 )
-            return False
-        except TransientError as exc:
-            self._retry_later(delivery, post, report, str(exc))
-            return False
-        except PermanentError as exc:
-            self._record(delivery, post, report, DeliveryStatus.FAILED, error=str(exc))
-            return False
-        except Exception as exc:
-            # A bug in an adapter or its library: the request may have gone out.
-            log.exception("%s on %s: unexpected error while sending", release_id, network)
-            message = f"unexpected {type(exc).__name__} while sending; it may have been posted"
-            if adapter.idempotent:
-                self._retry_later(delivery, post, report, message, uncertain=True)
-            else:
-                self._record(
-                    delivery, post, report, DeliveryStatus.UNKNOWN, error=message, uncertain=True
-                )
-            return False
+                report.problems.append(Problem(kind, detail, network=adapter.name))
+                if isinstance(exc, AuthError):
+                    self.store.set_value(f"credentials:{adapter.name}", str(exc))
+            return decision.stop_network
         _crash_point("after-send-before-record")
-        self._record(delivery, post, report, DeliveryStatus.POSTED, receipt=receipt)
+        self._record(delivery, post, report, Decision(DeliveryStatus.POSTED), receipt=receipt)
         _crash_point("after-record")
-        log.info("%s on %s: posted at %s", release_id, network, receipt.url)
+        if self.store.get_value(f"credentials:{adapter.name}"):
+            self.store.set_value(f"credentials:{adapter.name}", "")
+        log.info("%s on %s: posted at %s", delivery.release_id, adapter.name, receipt.url)
         return False
 
     def _send(
@@ -596,21 +769,24 @@ class Publisher:
         adapter: Adapter,
         delivery: Delivery,
         post: Post,
-        on_error: Callable[[BaseException], None],
+        ambiguous: list[BaseException],
     ) -> Receipt:
         """One publish call, retried within the run where a retry cannot duplicate.
 
         Transient errors (nothing was created) are retried with exponential
         backoff and jitter; a rate limit is waited out when the network's wait
         is short enough; an ambiguous failure only with an idempotency key.
-        Every retry fits in the run's time budget.
+        Every retry fits in the run's time budget; a stop request ends them.
         """
         policy = self.policy
         backoff = self._backoff
 
         def retryable(exc: BaseException) -> bool:
-            on_error(exc)
+            if isinstance(exc, AmbiguousError) or not isinstance(exc, DeliveryError):
+                ambiguous.append(exc)
             remaining = self.deadline - time.monotonic()
+            if self.stop.is_set():
+                return False
             if isinstance(exc, RateLimited):
                 wait = (exc.retry_at - self.now()).total_seconds()
                 return wait <= min(policy.max_rate_limit_wait, remaining)
@@ -627,7 +803,7 @@ class Publisher:
         def log_retry(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             delay = state.next_action.sleep if state.next_action else 0.0
-            log.warning(
+            log.info(
                 "%s on %s: retrying in %.1fs (try %d of %d) after %s: %s",
                 delivery.release_id,
                 adapter.name,
@@ -647,68 +823,55 @@ class Publisher:
             sleep=self.sleep,
             reraise=True,
         )
+        self._arm(adapter)
         receipt: Receipt = retrying(adapter.publish, post, key=delivery.idempotency_key)
         return receipt
-
-    def _retry_later(
-        self,
-        delivery: Delivery,
-        post: Post,
-        report: DrainReport,
-        error: str,
-        *,
-        uncertain: bool = False,
-    ) -> None:
-        """Back to pending for a later run, or dead-lettered when out of attempts."""
-        if delivery.attempts >= self.policy.max_attempts:
-            self._record(
-                delivery,
-                post,
-                report,
-                DeliveryStatus.FAILED,
-                error=f"gave up after {delivery.attempts} attempts: {error}",
-                uncertain=uncertain,
-            )
-            return
-        later = self.now() + self.policy.backoff_between_runs * (2 ** (delivery.attempts - 1))
-        self._record(
-            delivery,
-            post,
-            report,
-            DeliveryStatus.PENDING,
-            error=f"{error} (attempt {delivery.attempts} of {self.policy.max_attempts}; "
-            f"next try after {later:%Y-%m-%d %H:%M:%S} UTC)",
-            next_attempt_at=later,
-            uncertain=uncertain,
-        )
 
     def _record(
         self,
         delivery: Delivery,
         post: Post,
         report: DrainReport,
-        status: DeliveryStatus,
+        decision: Decision,
         *,
         receipt: Receipt | None = None,
-        error: str | None = None,
-        next_attempt_at: datetime | None = None,
-        uncertain: bool = False,
-        count_attempt: bool = True,
     ) -> None:
-        self.store.finish(
+        done = self.store.finish(
             delivery.id,
-            status,
+            decision.status,
             self.now(),
+            expect=DeliveryStatus.SENDING,
             receipt=receipt,
-            error=error,
-            next_attempt_at=next_attempt_at,
-            uncertain=uncertain,
-            count_attempt=count_attempt,
+            error=decision.error,
+            next_attempt_at=decision.next_attempt_at,
+            uncertain=decision.uncertain,
+            count_attempt=decision.count_attempt,
         )
-        if error and status is not DeliveryStatus.POSTED:
-            log.warning("%s on %s: %s (%s)", delivery.release_id, delivery.network, status, error)
+        if not done:
+            log.warning(
+                "%s on %s: changed by someone else while sending; their change stands",
+                delivery.release_id,
+                delivery.network,
+            )
+            return
+        if decision.error and decision.status is not DeliveryStatus.POSTED:
+            log.info(
+                "%s on %s: %s (%s)",
+                delivery.release_id,
+                delivery.network,
+                decision.status,
+                decision.error,
+            )
         report.outcomes.append(
-            Outcome(delivery.release_id, delivery.network, status, post.text, receipt, error)
+            Outcome(
+                delivery.release_id,
+                delivery.network,
+                decision.status,
+                post.text,
+                receipt,
+                decision.error,
+                delivery.revision,
+            )
         )
 
     def _find_quietly(self, adapter: Adapter, text: str, delivery: Delivery) -> Receipt | None:
@@ -721,34 +884,9 @@ class Publisher:
             log.debug("%s: could not look up the duplicate post", adapter.name, exc_info=True)
             return None
 
-    def _approved_release(
-        self, delivery: Delivery, entry: QueueEntry | None, report: DrainReport
-    ) -> Release | None:
-        """The release file's content, only if it is still exactly what was approved."""
-        if entry is None:
-            report.problems.append(
-                f"{delivery.release_id}: its release file is no longer in the queue (or is "
-                f"invalid); its delivery to {delivery.network} waits"
-            )
-            return None
-        try:
-            release = read_release(entry.path, self.queue_dir)
-        except InvalidRelease as exc:
-            report.problems.append(str(exc))
-            return None
-        if release.content_hash() != delivery.content_hash:
-            report.problems.append(
-                f"{entry.path}: changed after it was approved; nothing from it is posted "
-                "until it is approved again"
-            )
-            return None
-        return release
-
-    def _options(self, adapter: Adapter) -> ComposeOptions:
-        limits = adapter.text_limits()
-        if limits is None:
-            return self.options
-        return replace(self.options, limits={**self.options.limits, adapter.name: limits})
+    def _arm(self, adapter: Adapter) -> None:
+        """Every request of the adapter ends by the run's deadline, slow answers included."""
+        adapter.deadline = self.deadline
 
     def _adapter(self, network: str) -> Adapter | None:
         """The network's adapter; None when it is not active or cannot be built."""
@@ -760,6 +898,13 @@ class Publisher:
             log.debug("%s: the adapter could not be built", network, exc_info=True)
             self._broken[network] = str(exc) or type(exc).__name__
             return None
+
+    def paused_networks(self) -> set[str]:
+        """Networks the crisis switch holds (every one when it is on for all)."""
+        pauses = self.store.pauses()
+        if ALL_NETWORKS in pauses:
+            return set(self.active) | set(pauses) | set(NETWORKS)
+        return set(pauses)
 
     def _held(self, network: str, now: datetime) -> bool:
         hold = self.store.hold(network)
@@ -783,3 +928,54 @@ class Publisher:
             return False
         window = adapter.idempotency_window
         return window is None or now - self._uncertain_since(delivery) < window
+
+
+def delete_post(store: Store, adapter: Adapter, delivery: Delivery, now: datetime) -> str | None:
+    """Delete one posted delivery through its network; None when done, else why not.
+
+    A post already gone counts as done (the adapter says so), so this is safe to repeat.
+    """
+    if not getattr(adapter, "can_delete", False):
+        return f"socialbot cannot delete posts on {adapter.name}: delete {delivery.url} by hand"
+    if not delivery.remote_id:
+        return f"the post's id on {adapter.name} is not known: delete {delivery.url} by hand"
+    _crash_point("before-delete")
+    try:
+        adapter.delete(delivery.remote_id)
+    except DeliveryError as exc:
+        return f"the delete failed ({exc}); the next drain tries again"
+    store.transition(delivery, DeliveryStatus.RETRACTED, now, error="retracted")
+    return None
+
+
+OPEN = (
+    DeliveryStatus.PENDING,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.UNKNOWN,
+    DeliveryStatus.SENDING,
+)
+"""Delivery states that may still change by themselves or by a decision."""
+
+LEGACY_SOURCE = "0.1.0:"
+"""Prefix of the source of an approval adopted from socialbot 0.1.0."""
+
+LIMITS_KEY = "limits:"
+
+
+def save_limits(store: Store, network: str, limits: TextLimits) -> None:
+    value = json.dumps({"max_characters": limits.max_characters, "url_weight": limits.url_weight})
+    if store.get_value(LIMITS_KEY + network) != value:
+        store.set_value(LIMITS_KEY + network, value)
+
+
+def cached_limits(store: Store) -> dict[str, TextLimits]:
+    """The text limits networks reported, as last read (preview, approve and drain use them)."""
+    limits = {}
+    for key in store.keys(LIMITS_KEY):
+        raw = store.get_value(key)
+        if raw:
+            data = json.loads(raw)
+            limits[key.removeprefix(LIMITS_KEY)] = TextLimits(
+                int(data["max_characters"]), int(data["url_weight"])
+            )
+    return limits

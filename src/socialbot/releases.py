@@ -8,25 +8,26 @@ becomes one ``InvalidRelease`` naming the file and, when it applies, the field.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
-from socialbot.errors import ApprovalError, InvalidRelease, printable
-from socialbot.models import RELEASE_ID, Approval, Release
+from socialbot.errors import InvalidRelease, printable
+from socialbot.models import RELEASE_ID, Release
 from socialbot.store import QueueFile, Store
 
 if TYPE_CHECKING:
-    from socialbot.compose import ComposeOptions
+    pass
 
 MAX_FILE_BYTES = 512 * 1024
 SUFFIXES = (".json", ".yaml", ".yml")
@@ -64,6 +65,8 @@ class QueueEntry:
     content_hash: str | None = None
     not_before: datetime | None = None
     error: str | None = None
+    release: Release | None = None
+    """The content, when the file was read in this scan (not from the cache)."""
 
 
 def file_signature(st: os.stat_result) -> str:
@@ -82,6 +85,15 @@ def read_release(path: Path, queue_dir: Path | None = None) -> Release:
             "rename the file or give it an 'id' field",
         )
     data.setdefault("id", path.stem)
+    if isinstance(data["id"], str) and data["id"] != path.stem:
+        # The file name is the id people use; a file claiming another id could be
+        # approved or posted in another's place.
+        raise InvalidRelease(
+            str(path),
+            f"its id {data['id']!r} differs from its file name {path.stem!r}: "
+            "rename the file or remove the 'id' field",
+            field="id",
+        )
     try:
         return Release.model_validate(data)
     except ValidationError as exc:
@@ -116,14 +128,17 @@ def describe(path: Path, queue_dir: Path, signature: str) -> QueueEntry:
         release_id=release.id,
         content_hash=release.content_hash(),
         not_before=release.not_before,
+        release=release,
     )
 
 
-def scan_queue(queue_dir: Path, store: Store) -> list[QueueEntry]:
+def scan_queue(queue_dir: Path, store: Store, now: datetime | None = None) -> list[QueueEntry]:
     """Every file of the queue, read only when it changed since the last scan.
 
-    The store remembers each file's stat signature and what it held, so a
-    queue of thousands of settled releases costs a ``stat`` per file.
+    A file whose content changed becomes a new revision of its release in the
+    store. The store remembers each file's stat signature and what it held,
+    so a queue of thousands of settled releases costs a ``stat`` per file.
+    A file that disappears changes nothing.
     """
     cache = store.queue_files()
     entries: list[QueueEntry] = []
@@ -171,67 +186,14 @@ def scan_queue(queue_dir: Path, store: Store) -> list[QueueEntry]:
             )
         )
     present = {str(entry.path) for entry in entries if entry.signature}
+    entries = mark_duplicate_ids(entries)
+    stamp = now or datetime.now(UTC)
+    for entry in entries:
+        if entry.release is not None and not entry.error:
+            store.record_revision(entry.release, source=str(entry.path), author=None, now=stamp)
+    # Remembered only once the revisions are recorded: a crash in between reads them again.
     store.remember_files(fresh, [path for path in cache if path not in present])
-    return mark_duplicate_ids(entries)
-
-
-def find_release_file(reference: str, queue_dir: Path, store: Store) -> Path:
-    """A release named by its path or by its id, which must be in the queue."""
-    path = Path(reference)
-    if path.exists() or path.is_symlink():
-        # The file's own directory, not its target's: a symlink in the queue is
-        # refused by read_release if it points outside.
-        if not path.absolute().parent.resolve() == queue_dir.resolve():
-            raise ApprovalError(
-                f"{reference} is not in the queue directory {queue_dir}: move it there first"
-            )
-        return path
-    for entry in scan_queue(queue_dir, store):
-        if entry.release_id == reference or entry.path.stem == reference:
-            return entry.path
-    raise ApprovalError(f"no release file or release id {reference!r} in {queue_dir}")
-
-
-def approve(
-    path: Path,
-    *,
-    by: str,
-    networks: list[str],
-    queue_dir: Path,
-    store: Store,
-    now: datetime,
-    options: ComposeOptions | None = None,
-) -> tuple[Release, Approval]:
-    """Record that ``by`` approved exactly this content of the release.
-
-    ``networks`` are the active ones, used when the release names none. Every
-    post is composed first, so a text override over a network's limit is
-    refused now rather than at posting time.
-    """
-    by = by.strip()
-    if not by:
-        raise ApprovalError("--by needs the name of the person approving")
-    release = read_release(path, queue_dir)
-    targets = release.target_networks(networks)
-    if not targets:
-        raise ApprovalError(
-            f"{path}: names no networks and none is configured; "
-            "add a 'networks' field or set a network's credentials"
-        )
-    from socialbot.compose import compose
-
-    for network in targets:
-        compose(release, network, options)
-    approval = Approval(
-        release_id=release.id,
-        content_hash=release.content_hash(),
-        approved_by=by,
-        approved_at=now,
-        source=str(path),
-        networks=tuple(targets),
-    )
-    approval_id = store.record_approval(approval)
-    return release, replace(approval, id=approval_id)
+    return entries
 
 
 def mark_duplicate_ids(entries: list[QueueEntry]) -> list[QueueEntry]:
@@ -248,6 +210,7 @@ def mark_duplicate_ids(entries: list[QueueEntry]) -> list[QueueEntry]:
             entry = QueueEntry(
                 entry.path,
                 entry.signature,
+                release_id=entry.release_id,
                 error=f"{printable(entry.path)}: field 'id': release id {entry.release_id!r} "
                 f"is also used by {others}",
             )
@@ -325,6 +288,8 @@ def _parse(path: Path, content: bytes) -> dict[str, Any]:
             raise InvalidRelease(str(path), f"is not usable YAML ({_first_line(exc)})") from None
     if not isinstance(data, dict):
         raise InvalidRelease(str(path), "must hold a mapping of fields (title, url, language, …)")
+    if path.suffix.lower() != ".json" and "#" in text:
+        _refuse_cut_hashtags(path, text)
     try:
         json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
     except UnicodeEncodeError:
@@ -335,6 +300,42 @@ def _parse(path: Path, content: bytes) -> dict[str, Any]:
     except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidRelease(str(path), f"holds an unusable value ({_first_line(exc)})") from None
     return data
+
+
+_HASHTAG_COMMENT = re.compile(r"[ \t]+#[^\s#]")
+
+
+def _refuse_cut_hashtags(path: Path, text: str) -> None:
+    """An unquoted ``title: A stronger #CohesionPolicy`` is cut at the ``#`` by YAML.
+
+    Such a comment, glued to a word right after a plain (unquoted) value, is
+    a hashtag that YAML silently dropped: refuse the file and say to quote it.
+    """
+    lines = text.splitlines()
+    for node in _plain_scalars(yaml.compose(text, Loader=_SafeLoader)):
+        end = node.end_mark
+        rest = lines[end.line][end.column :] if end.line < len(lines) else ""
+        match = _HASHTAG_COMMENT.match(rest)
+        if match:
+            tag = rest.strip().split()[0]
+            raise InvalidRelease(
+                str(path),
+                f"line {end.line + 1}: the text stops before {tag!r}, because YAML reads an "
+                "unquoted '#' after a space as the start of a comment: put the whole text in "
+                'double quotes, e.g. title: "… #CohesionPolicy …"',
+            )
+
+
+def _plain_scalars(node: yaml.Node | None) -> Iterable[yaml.ScalarNode]:
+    if isinstance(node, yaml.ScalarNode):
+        if node.style is None:
+            yield node
+    elif isinstance(node, yaml.MappingNode):
+        for _key, value in node.value:
+            yield from _plain_scalars(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            yield from _plain_scalars(item)
 
 
 def _utf8(name: str) -> bool:
@@ -360,14 +361,23 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _invalid(path: Path, exc: ValidationError) -> InvalidRelease:
-    errors = exc.errors()
-    first = errors[0]
-    field = ".".join(str(part) for part in first["loc"]) or None
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "missing":
-        message = "is required"
-    elif first["type"] == "extra_forbidden":
-        message = "is not a release field"
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return InvalidRelease(str(path), message, field=field)
+    """Every problem of the file in one sentence, the first one's field named."""
+    problems = []
+    fields = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required"
+        elif error["type"] == "extra_forbidden":
+            message = "is not a release field"
+            close = difflib.get_close_matches(field, list(Release.model_fields), n=1)
+            if close:
+                message += f" (did you mean {close[0]!r}?)"
+        fields.append(field)
+        problems.append((field, message))
+    first_field, first = problems[0]
+    rest = "; ".join(f"field {printable(f)!r}: {m}" for f, m in problems[1:])
+    return InvalidRelease(
+        str(path), first + (f"; {rest}" if rest else ""), field=first_field or None
+    )

@@ -42,6 +42,8 @@ class Adapter(ABC):
     """How long the network remembers the key (None: for ever)."""
     can_find: ClassVar[bool] = False
     """True when ``find`` can look for an earlier post among the account's own."""
+    deadline: float | None = None
+    """A ``time.monotonic()`` value by which every request must end (set by the drain)."""
 
     @classmethod
     @abstractmethod
@@ -57,6 +59,13 @@ class Adapter(ABC):
         raise PermanentError(
             f"{self.name} has no way to list the account's recent posts", network=self.name
         )
+
+    can_delete: ClassVar[bool] = False
+    """True when ``delete`` can remove a post (a retraction)."""
+
+    def delete(self, remote_id: str) -> None:
+        """Delete the post ``remote_id``; a post already gone counts as deleted."""
+        raise PermanentError(f"{self.name} cannot delete posts", network=self.name)
 
     def text_limits(self) -> TextLimits | None:
         """The text limits the network reports for this account, when it reports them."""

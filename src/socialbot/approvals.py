@@ -1,0 +1,228 @@
+"""The approval contract: which revision is approved, by whom, and what its deliveries do.
+
+A release has revisions (each edit is one). An approval is of one revision and
+of the exact posts composed for it (the snapshot). A revision is *in force*
+once ``required`` different people, none of them its author, approved the
+same posts. Then each target network gets a delivery of that post; the drain
+sends it and nothing else.
+
+What happens to a delivery when the situation changes is decided here, by
+``next_step``, a pure function of the delivery and the release's state:
+
+- a newer revision waiting for approval holds the approved one back;
+- a newer revision in force replaces the old post where nothing of the old one
+  may be on the network (pending with no unsettled uncertain attempt, or failed);
+- a network dropped by the revision in force, withdrawn or retracted, becomes
+  ``withdrawn`` where nothing may be on the network;
+- anything that may be on the network (sending, unknown) waits for reconciliation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from socialbot.models import Approval, Delivery, DeliveryStatus, Revision
+from socialbot.store import Store, Withdrawal, delivery_key
+
+
+def posts_digest(approval: Approval) -> str:
+    """SHA-256 of the exact posts an approval covers (what two approvers must agree on)."""
+    canonical = json.dumps(
+        [post.to_dict() for post in approval.posts], sort_keys=True, ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReleaseState:
+    """Everything the approval rules need to know about one release."""
+
+    release_id: str
+    revisions: Sequence[Revision]
+    approvals: Sequence[Approval]
+    withdrawals: Sequence[Withdrawal]
+    required: int
+
+    @classmethod
+    def load(cls, store: Store, release_id: str, required: int) -> ReleaseState:
+        return cls(
+            release_id,
+            store.revisions(release_id),
+            store.approvals(release_id),
+            store.withdrawals(release_id),
+            required,
+        )
+
+    @property
+    def latest(self) -> Revision | None:
+        return self.revisions[-1] if self.revisions else None
+
+    def revision(self, number: int | None) -> Revision | None:
+        return next((r for r in self.revisions if r.number == number), None)
+
+    def approvers(self, approval: Approval) -> list[str]:
+        """The different people who approved the same posts of the same revision.
+
+        The revision's author does not count where the author is known.
+        """
+        author = self.author_of(approval.revision)
+        digest = posts_digest(approval)
+        names: list[str] = []
+        for other in self.approvals:
+            if other.revision != approval.revision or other.id is None or approval.id is None:
+                continue
+            if other.id > approval.id or posts_digest(other) != digest:
+                continue
+            name = other.approved_by.strip()
+            if name.casefold() == (author or "").strip().casefold():
+                continue
+            if name.casefold() not in (n.casefold() for n in names):
+                names.append(name)
+        return names
+
+    def author_of(self, revision: int | None) -> str | None:
+        found = self.revision(revision)
+        return found.author if found is not None else None
+
+    def in_force(self) -> Approval | None:
+        """The newest approval that completed its revision's approvals, if any.
+
+        Approvals from 0.1.0 (no revision) are in force on their own, as they were.
+        """
+        for approval in reversed(self.approvals):
+            if approval.revision is None:
+                return approval
+            if len(self.approvers(approval)) >= self.required:
+                return approval
+        return None
+
+    def waiting_revision(self) -> Revision | None:
+        """The latest revision when it is newer than the one in force (it holds that back)."""
+        approval = self.in_force()
+        if self.latest is None or approval is None or approval.revision is None:
+            return None
+        return self.latest if self.latest.number > approval.revision else None
+
+    def withdrawal(self, network: str) -> Withdrawal | None:
+        """The decision against posting on ``network``; a retraction beats a withdrawal."""
+        found = [w for w in self.withdrawals if w.covers(network)]
+        retract = [w for w in found if w.kind == "retract"]
+        chosen = retract or found
+        return chosen[-1] if chosen else None
+
+
+class Step(StrEnum):
+    """What to do with one delivery now."""
+
+    KEEP = "keep"
+    WITHDRAW = "withdraw"
+    REBASE = "rebase"
+    DELETE = "delete"
+    """It is posted and a person asked for it to be retracted."""
+
+
+def next_step(
+    delivery: Delivery, state: ReleaseState, *, unsettled_uncertain: bool
+) -> tuple[Step, str]:
+    """Decide what happens to ``delivery`` given the release's state (pure)."""
+    withdrawal = state.withdrawal(delivery.network)
+    status = delivery.status
+    may_be_out = status in (DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN) or (
+        status is DeliveryStatus.PENDING and unsettled_uncertain
+    )
+    if withdrawal is not None:
+        if status is DeliveryStatus.POSTED and withdrawal.kind == "retract":
+            return Step.DELETE, f"retracted by {withdrawal.by}"
+        if status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED) and not may_be_out:
+            verb = "retracted" if withdrawal.kind == "retract" else "withdrawn"
+            reason = f": {withdrawal.reason}" if withdrawal.reason else ""
+            return Step.WITHDRAW, f"{verb} by {withdrawal.by}{reason}"
+        return Step.KEEP, ""
+    approval = state.in_force()
+    if approval is None or status not in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
+        return Step.KEEP, ""
+    if may_be_out:
+        return Step.KEEP, ""
+    if delivery.network not in approval.networks:
+        return Step.WITHDRAW, (
+            f"revision {approval.revision} approved by {approval.approved_by} "
+            f"no longer names {delivery.network}"
+        )
+    if approval.id != delivery.approval_id and approval.revision is not None:
+        return Step.REBASE, f"revision {approval.revision} approved"
+    return Step.KEEP, ""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    created: tuple[str, ...] = ()
+    rebased: tuple[str, ...] = ()
+    withdrawn: tuple[str, ...] = ()
+    to_delete: tuple[Delivery, ...] = ()
+    busy: tuple[str, ...] = ()
+    """Networks where something may be on the network: reconciled before any change."""
+
+
+def sync(store: Store, state: ReleaseState, now: datetime) -> SyncResult:
+    """Bring a release's deliveries in line with its approvals and withdrawals.
+
+    Every change is compare-and-set: a drain that claimed a delivery meanwhile
+    wins, and the delivery is reconsidered after it.
+    """
+    created: list[str] = []
+    rebased: list[str] = []
+    withdrawn: list[str] = []
+    to_delete: list[Delivery] = []
+    busy: list[str] = []
+    existing = {d.network: d for d in store.deliveries(release_id=state.release_id)}
+    for network, delivery in existing.items():
+        step, why = next_step(
+            delivery, state, unsettled_uncertain=store.uncertain(delivery.id, unsettled_only=True)
+        )
+        if step is Step.WITHDRAW:
+            if store.transition(delivery, DeliveryStatus.WITHDRAWN, now, error=why):
+                withdrawn.append(network)
+        elif step is Step.DELETE:
+            to_delete.append(delivery)
+        elif step is Step.REBASE:
+            approval = state.in_force()
+            assert approval is not None and approval.revision is not None
+            post = approval.post_for(network)
+            if post is not None and store.rebase(
+                delivery,
+                approval,
+                post,
+                key=delivery_key(state.release_id, approval.revision, network),
+                not_before=_not_before(state, approval),
+                now=now,
+            ):
+                rebased.append(network)
+        elif delivery.status in (DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN):
+            busy.append(network)
+    approval = state.in_force()
+    if approval is not None and approval.revision is not None:
+        for post in approval.posts:
+            if post.network in existing or state.withdrawal(post.network) is not None:
+                continue
+            if store.create_delivery(
+                approval,
+                post,
+                key=delivery_key(state.release_id, approval.revision, post.network),
+                not_before=_not_before(state, approval),
+                now=now,
+            ):
+                created.append(post.network)
+    return SyncResult(
+        tuple(created), tuple(rebased), tuple(withdrawn), tuple(to_delete), tuple(busy)
+    )
+
+
+def _not_before(state: ReleaseState, approval: Approval) -> datetime | None:
+    """The approved revision's schedule."""
+    revision = state.revision(approval.revision)
+    return revision.release.not_before if revision is not None else None

@@ -1,0 +1,803 @@
+"""The operations every face calls: the CLI today, the desk next.
+
+Each function takes the settings and a store, does one thing a person asks
+for, and returns data (never prints). Refusals are ``ApprovalError`` with one
+sentence saying what to do instead; settings problems are
+``ConfigurationError``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from socialbot.approvals import ReleaseState, SyncResult, sync
+from socialbot.config import Settings
+from socialbot.errors import (
+    ApprovalError,
+    ComposeError,
+    ConfigurationError,
+    DeliveryError,
+    InvalidRelease,
+    SocialbotError,
+)
+from socialbot.models import NETWORKS, Approval, Delivery, DeliveryStatus, Post, Release, Revision
+from socialbot.problems import Kind, Problem, to_report
+from socialbot.store import (
+    AuditEntry,
+    Pause,
+    Rejection,
+    Store,
+    Withdrawal,
+    utcnow,
+)
+from socialbot.store.base import ALL_NETWORKS
+
+if TYPE_CHECKING:
+    from socialbot.adapters import Adapter
+    from socialbot.compose import ComposeOptions
+    from socialbot.publish import DrainReport
+
+
+# -- composing -----------------------------------------------------------------------------
+
+
+def compose_options(settings: Settings, store: Store | None = None) -> ComposeOptions:
+    """Everything in force that shapes posts: the mapping file, UTM, the limits networks report."""
+    from socialbot.compose import load_options
+    from socialbot.publish import cached_limits
+
+    options = load_options(
+        settings.hashtags_file,
+        utm=settings.utm,
+        required="hashtags_file" in settings.model_fields_set,
+    )
+    if store is not None:
+        limits = cached_limits(store)
+        if limits:
+            from dataclasses import replace
+
+            options = replace(options, limits={**options.limits, **limits})
+    return options
+
+
+@dataclass(frozen=True)
+class Preview:
+    release: Release
+    posts: list[Post]
+    problems: list[ComposeError]
+
+
+def compose_posts(release: Release, networks: list[str], options: ComposeOptions) -> Preview:
+    """Every network's post, as preview and approval compose it (one code path)."""
+    from socialbot.compose import compose
+
+    posts: list[Post] = []
+    problems: list[ComposeError] = []
+    for network in networks:
+        try:
+            posts.append(compose(release, network, options))
+        except ComposeError as exc:
+            problems.append(exc)
+    return Preview(release, posts, problems)
+
+
+def preview(
+    settings: Settings, store: Store | None, reference: str, networks: list[str] | None = None
+) -> Preview:
+    """The posts a release file (anywhere), or a known release, would become now."""
+    from socialbot.releases import read_release
+
+    path = Path(reference)
+    if path.exists() or path.is_symlink() or store is None:
+        release = read_release(path)
+    else:
+        revision = store.latest_revisions([reference]).get(reference)
+        if revision is None:
+            raise ApprovalError(f"no release file or release id {reference!r}")
+        release = revision.release
+    targets = list(networks or release.networks or NETWORKS)
+    return compose_posts(release, targets, compose_options(settings, store))
+
+
+# -- finding a release ----------------------------------------------------------------------
+
+
+def find_release(settings: Settings, store: Store, reference: str) -> Revision:
+    """The latest revision of the release named by a queue file's path or by its id.
+
+    Reads the queue first, so a file changed since the last scan is a new revision.
+    """
+    from socialbot.releases import scan_queue
+
+    queue_dir = settings.queue_dir
+    entries = scan_queue(queue_dir, store) if queue_dir.is_dir() else []
+    path = Path(reference)
+    release_id: str | None = None
+    if path.exists() or path.is_symlink():
+        if path.absolute().parent.resolve() != queue_dir.resolve():
+            raise ApprovalError(
+                f"{reference} is not in the queue directory {queue_dir}: move it there first"
+            )
+        entry = next((e for e in entries if e.path.name == path.name), None)
+        if entry is None:
+            raise ApprovalError(f"{reference} is not a release file")
+        if entry.error:
+            raise ApprovalError(entry.error)
+        release_id = entry.release_id
+    else:
+        matching = [e for e in entries if e.release_id == reference or e.path.stem == reference]
+        for entry in matching:
+            if entry.error:
+                raise ApprovalError(entry.error)
+        release_id = reference
+    revision = store.latest_revisions([release_id or reference]).get(release_id or reference)
+    if revision is None:
+        raise ApprovalError(f"no release file or release id {reference!r} in {queue_dir}")
+    return revision
+
+
+def require_person(name: str, option: str = "--by") -> str:
+    name = name.strip()
+    if not name:
+        raise ApprovalError(f"{option} needs the name of the person acting")
+    return name
+
+
+# -- approving and rejecting ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApprovalResult:
+    revision: Revision
+    approval: Approval
+    approvers: list[str]
+    required: int
+    recorded: bool
+    """False when this person had already approved these exact posts."""
+    sync: SyncResult
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def in_force(self) -> bool:
+        return len(self.approvers) >= self.required
+
+
+def approve(
+    settings: Settings,
+    store: Store,
+    reference: str,
+    *,
+    by: str,
+    comment: str = "",
+    now: datetime | None = None,
+) -> ApprovalResult:
+    """Approve the latest revision of a release: exactly the posts composed now.
+
+    Every target network's post is composed with everything in force (the
+    mapping file, UTM and shaping settings, the limits networks reported) and
+    stored with the approval; the drain sends these and nothing else.
+    """
+    by = require_person(by)
+    now = now or utcnow()
+    revision = find_release(settings, store, reference)
+    release = revision.release
+    required = settings.approvals_required
+    state = ReleaseState.load(store, release.id, required)
+    if revision.author and revision.author.casefold() == by.casefold():
+        raise ApprovalError(
+            f"{by} wrote revision {revision.number} of {release.id}; someone else must approve it"
+        )
+    targets = release.target_networks(settings.active_networks())
+    withdrawn = [n for n in targets if state.withdrawal(n) is not None]
+    targets = [n for n in targets if n not in withdrawn]
+    if not targets:
+        if withdrawn:
+            raise ApprovalError(
+                f"{release.id} was withdrawn on {', '.join(withdrawn)}; "
+                "publish it under a new id (a new file name) instead"
+            )
+        raise ApprovalError(
+            f"{release.id} names no networks and none is configured; "
+            "add a 'networks' field or set a network's credentials"
+        )
+    deliveries = {d.network: d for d in store.deliveries(release_id=release.id)}
+    done = {
+        n: d
+        for n, d in deliveries.items()
+        if d.status in (DeliveryStatus.POSTED, DeliveryStatus.RETRACTED)
+    }
+    notes: list[str] = []
+    if all(n in done for n in targets):
+        if all(done[n].revision == revision.number for n in targets):
+            raise ApprovalError(
+                f"revision {revision.number} of {release.id} is already posted on "
+                f"{', '.join(targets)}; there is nothing left to approve"
+            )
+        raise ApprovalError(
+            f"{release.id} was already posted on every network it names "
+            f"({', '.join(targets)}); to publish the new text, retract it "
+            f"(socialbot retract {release.id}) and publish it under a new id"
+        )
+    for network in targets:
+        if network in done and done[network].revision != revision.number:
+            notes.append(
+                f"{network} already carries revision {done[network].revision}; it is not "
+                f"replaced (retract it there to take it back)"
+            )
+    sendable = [n for n in targets if n not in done]
+    composed = compose_posts(release, sendable, compose_options(settings, store))
+    if composed.problems:
+        raise ApprovalError(
+            f"{release.id} cannot be approved: " + "; ".join(str(p) for p in composed.problems)
+        )
+    approval = Approval(
+        release_id=release.id,
+        content_hash=revision.content_hash,
+        approved_by=by,
+        approved_at=now,
+        source=revision.source,
+        networks=tuple(sendable),
+        revision=revision.number,
+        posts=tuple(composed.posts),
+        comment=comment.strip(),
+    )
+    from socialbot.approvals import posts_digest
+
+    digest = posts_digest(approval)
+    already = any(
+        a.revision == revision.number
+        and a.approved_by.casefold() == by.casefold()
+        and posts_digest(a) == digest
+        for a in state.approvals
+    )
+    if already:
+        approval = next(
+            a
+            for a in reversed(state.approvals)
+            if a.revision == revision.number and a.approved_by.casefold() == by.casefold()
+        )
+    else:
+        approval_id = store.record_approval(approval)
+        from dataclasses import replace
+
+        approval = replace(approval, id=approval_id)
+    state = ReleaseState.load(store, release.id, required)
+    approvers = state.approvers(approval)
+    result = sync(store, state, now) if len(approvers) >= required else SyncResult()
+    for network in result.busy:
+        notes.append(
+            f"{network}: an earlier attempt may have posted the previous revision; it is looked "
+            "for first, and this revision is sent only if it was not posted"
+        )
+    return ApprovalResult(revision, approval, approvers, required, not already, result, notes)
+
+
+def reject(
+    settings: Settings,
+    store: Store,
+    reference: str,
+    *,
+    by: str,
+    reason: str,
+    now: datetime | None = None,
+) -> Rejection:
+    """Record a person's refusal of a release's latest revision (nothing is posted by it)."""
+    by = require_person(by)
+    if not reason.strip():
+        raise ApprovalError("--reason needs a few words saying why")
+    revision = find_release(settings, store, reference)
+    rejection = Rejection(revision.release_id, revision.number, by, now or utcnow(), reason.strip())
+    store.record_rejection(rejection)
+    return rejection
+
+
+# -- taking things back ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TakeBack:
+    """What a withdrawal or retraction did, network by network."""
+
+    release_id: str
+    withdrawn: list[str]
+    retracted: list[str]
+    busy: list[str]
+    """May already be on the network: reconciled first, then withdrawn or retracted."""
+    posted: list[str]
+    """Already posted (a withdrawal does not delete: retract does)."""
+    failed: list[str]
+
+
+def _known_release(store: Store, release_id: str) -> None:
+    if not store.revisions(release_id) and not store.deliveries(release_id=release_id):
+        raise ApprovalError(f"no release {release_id!r} is known")
+
+
+def withdraw(
+    settings: Settings,
+    store: Store,
+    release_id: str,
+    *,
+    by: str,
+    network: str | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> TakeBack:
+    """What is not yet posted is never posted, whatever happens to the queue file later."""
+    by = require_person(by)
+    now = now or utcnow()
+    _known_release(store, release_id)
+    store.record_withdrawal(
+        Withdrawal(release_id, network or ALL_NETWORKS, "withdraw", by, now, reason.strip())
+    )
+    state = ReleaseState.load(store, release_id, settings.approvals_required)
+    result = sync(store, state, now)
+    deliveries = store.deliveries(release_id=release_id)
+    posted = [
+        d.network
+        for d in deliveries
+        if d.status is DeliveryStatus.POSTED and (network is None or d.network == network)
+    ]
+    return TakeBack(release_id, list(result.withdrawn), [], list(result.busy), posted, [])
+
+
+def retract(
+    settings: Settings,
+    store: Store,
+    release_id: str,
+    *,
+    by: str,
+    network: str | None = None,
+    reason: str = "",
+    adapters: Mapping[str, Adapter] | None = None,
+    now: datetime | None = None,
+) -> TakeBack:
+    """Delete what was posted, withdraw what was not; safe to repeat."""
+    from socialbot.publish import delete_post
+
+    by = require_person(by)
+    now = now or utcnow()
+    _known_release(store, release_id)
+    store.record_withdrawal(
+        Withdrawal(release_id, network or ALL_NETWORKS, "retract", by, now, reason.strip())
+    )
+    state = ReleaseState.load(store, release_id, settings.approvals_required)
+    result = sync(store, state, now)
+    retracted = [
+        d.network
+        for d in store.deliveries(release_id=release_id, status=DeliveryStatus.RETRACTED)
+        if network is None or d.network == network
+    ]
+    failed: list[str] = []
+    owned = adapters is None
+    if adapters is None:
+        adapters = LazyAdapters(settings, settings.active_networks(), store)
+    try:
+        for delivery in result.to_delete:
+            try:
+                adapter = adapters[delivery.network]
+            except (KeyError, SocialbotError) as exc:
+                failed.append(f"{delivery.network}: cannot be reached ({exc or 'not configured'})")
+                continue
+            error = delete_post(store, adapter, delivery, now)
+            if error is None:
+                retracted.append(delivery.network)
+            else:
+                failed.append(f"{delivery.network}: {error}")
+    finally:
+        if owned and isinstance(adapters, LazyAdapters):
+            adapters.close()
+    return TakeBack(release_id, list(result.withdrawn), retracted, list(result.busy), [], failed)
+
+
+def pause(store: Store, *, by: str, reason: str, network: str | None = None) -> Pause:
+    """The crisis switch: nothing is sent to ``network`` (every network) until resumed."""
+    by = require_person(by)
+    if not reason.strip():
+        raise ApprovalError("--reason needs a few words saying why (it is shown to everyone)")
+    record = Pause(network or ALL_NETWORKS, by, utcnow(), reason.strip())
+    store.pause(record)
+    return record
+
+
+def resume(store: Store, *, by: str, network: str | None = None) -> bool:
+    """Lift the crisis switch; False when it was not on."""
+    by = require_person(by)
+    target = network or ALL_NETWORKS
+    lifted = store.resume(target)
+    if lifted:
+        store.audit("resume", actor=by, now=utcnow(), network=target)
+    return lifted
+
+
+# -- operators' fixes ------------------------------------------------------------------------
+
+
+def retry(store: Store, release_id: str, network: str | None = None) -> int:
+    """Put failed deliveries back in the queue for the next drain."""
+    count = store.requeue(release_id, network, utcnow())
+    if not count:
+        where = f" on {network}" if network else ""
+        raise ApprovalError(f"{release_id} has no failed delivery{where} to retry")
+    store.audit("retry", actor="", now=utcnow(), release_id=release_id, network=network)
+    return count
+
+
+def resolve(
+    store: Store, release_id: str, network: str, *, url: str | None, by: str = ""
+) -> Delivery:
+    """An operator's verdict on a delivery that may or may not have been posted."""
+    if url is not None:
+        from socialbot.models import check_url
+
+        try:
+            check_url(url)
+        except ValueError as exc:
+            raise ConfigurationError(f"--posted {url!r}: {exc}") from None
+    delivery = store.resolve(release_id, network, utcnow(), url=url)
+    if delivery is None:
+        current = store.get(release_id, network)
+        state = current.status.value if current else "not in the log"
+        raise ApprovalError(
+            f"{release_id} on {network} is {state}; only an unknown delivery "
+            "(or a failed one, with --posted) can be resolved"
+        )
+    store.audit(
+        "resolve",
+        actor=by,
+        now=utcnow(),
+        release_id=release_id,
+        network=network,
+        detail=f"posted at {url}" if url else "not posted",
+    )
+    return delivery
+
+
+def log(
+    store: Store,
+    *,
+    release_id: str | None = None,
+    network: str | None = None,
+    status: DeliveryStatus | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[Delivery]:
+    return store.deliveries(
+        release_id=release_id, network=network, status=status, since=since, limit=limit
+    )
+
+
+def audit(store: Store, release_id: str | None = None) -> list[AuditEntry]:
+    return store.audit_trail(release_id)
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Status:
+    """Where everything stands, and what needs a person (``problems``)."""
+
+    pauses: list[Pause]
+    counts: dict[DeliveryStatus, int]
+    awaiting: list[str]
+    scheduled: list[str]
+    approved: list[str]
+    holds: dict[str, str]
+    problems: list[Problem]
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.problems else 0
+
+
+def status(settings: Settings, store: Store, now: datetime | None = None) -> Status:
+    from socialbot.releases import scan_queue
+
+    now = now or utcnow()
+    problems: list[Problem] = []
+    if settings.queue_dir.is_dir():
+        for entry in scan_queue(settings.queue_dir, store, now):
+            if entry.error:
+                problems.append(
+                    Problem(Kind.INVALID_FILE, entry.error, entry.release_id, standing=True)
+                )
+    active = settings.active_networks()
+    latest = store.latest_revisions()
+    approvals = store.approvals()
+    by_release: dict[str, list[Approval]] = {}
+    for approval in approvals:
+        by_release.setdefault(approval.release_id, []).append(approval)
+    deliveries = store.deliveries()
+    per_release: dict[str, list[Delivery]] = {}
+    for delivery in deliveries:
+        per_release.setdefault(delivery.release_id, []).append(delivery)
+    awaiting, approved, scheduled = [], [], []
+    withdrawn_ids = {w.release_id for w in store.withdrawals() if w.network == ALL_NETWORKS}
+    for release_id, revision in sorted(latest.items()):
+        if release_id in withdrawn_ids:
+            continue
+        state = ReleaseState(
+            release_id,
+            [revision],
+            by_release.get(release_id, []),
+            [],
+            settings.approvals_required,
+        )
+        in_force = state.in_force()
+        rows = per_release.get(release_id, [])
+        if in_force is None:
+            if not rows:
+                mine = [a for a in state.approvals if a.revision == revision.number]
+                have = len(state.approvers(mine[-1])) if mine else 0
+                awaiting.append(
+                    f"{release_id} (revision {revision.number}, {have} of "
+                    f"{settings.approvals_required} approvals)"
+                )
+            continue
+        if in_force.revision is not None and revision.number > in_force.revision:
+            if any(d.status is DeliveryStatus.PENDING for d in rows):
+                problems.append(
+                    Problem(
+                        Kind.CHANGED_AFTER_APPROVAL,
+                        f"revision {revision.number} was made after revision "
+                        f"{in_force.revision} was approved by {in_force.approved_by}; "
+                        "approve it or withdraw the release",
+                        release_id,
+                        standing=True,
+                    )
+                )
+            continue
+        approved.append(
+            f"{release_id}: revision {in_force.revision} approved by {in_force.approved_by} on "
+            f"{in_force.approved_at:%Y-%m-%d %H:%M} UTC"
+        )
+        for d in rows:
+            if d.status is DeliveryStatus.PENDING and d.not_before and d.not_before > now:
+                scheduled.append(
+                    f"{release_id} on {d.network} at {d.not_before:%Y-%m-%d %H:%M} UTC"
+                )
+    for delivery in deliveries:
+        if delivery.status is DeliveryStatus.UNKNOWN:
+            problems.append(
+                Problem(
+                    Kind.UNKNOWN,
+                    f"may or may not have been posted ({delivery.error or 'no answer'})",
+                    delivery.release_id,
+                    delivery.network,
+                    standing=True,
+                )
+            )
+        elif delivery.status is DeliveryStatus.FAILED:
+            problems.append(
+                Problem(
+                    Kind.FAILED,
+                    delivery.error or "no reason recorded",
+                    delivery.release_id,
+                    delivery.network,
+                    standing=True,
+                )
+            )
+    waiting_networks = {d.network for d in deliveries if d.status is DeliveryStatus.PENDING}
+    for network in sorted(waiting_networks - set(active)):
+        problems.append(
+            Problem(
+                Kind.NOT_CONFIGURED,
+                f"deliveries to {network} wait, but its credentials are not set",
+                network=network,
+                standing=True,
+            )
+        )
+    for network in active:
+        refused = store.get_value(f"credentials:{network}")
+        if refused:
+            problems.append(Problem(Kind.CREDENTIALS, refused, network=network, standing=True))
+    for warning in credential_warnings(settings, now):
+        problems.append(Problem(Kind.CREDENTIALS, warning, network="linkedin", standing=True))
+    holds = {}
+    for network in NETWORKS:
+        hold = store.hold(network)
+        if hold is not None and hold[0] > now:
+            holds[network] = f"until {hold[0]:%Y-%m-%d %H:%M:%S} UTC ({hold[1]})"
+    return Status(
+        pauses=sorted(store.pauses().values(), key=lambda p: p.network),
+        counts=store.counts(),
+        awaiting=awaiting,
+        scheduled=scheduled,
+        approved=approved,
+        holds=holds,
+        problems=problems,
+    )
+
+
+def credential_warnings(settings: Settings, now: datetime | None = None) -> list[str]:
+    """Credentials that expire soon or have expired."""
+    warnings = []
+    expires = settings.linkedin.token_expires
+    if settings.linkedin.is_configured() and expires is not None:
+        left = (expires - (now or utcnow()).date()).days
+        if left < 0:
+            warnings.append(f"the LinkedIn access token expired on {expires}: renew it")
+        elif left < 14:
+            warnings.append(
+                f"the LinkedIn access token expires on {expires} ({left} days): renew it"
+            )
+    return warnings
+
+
+# -- networks ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NetworkCheck:
+    network: str
+    active: bool
+    configured: bool
+    accepted: bool | None
+    detail: str
+
+
+def networks(settings: Settings, store: Store | None = None) -> list[NetworkCheck]:
+    """Every supported network; the active ones' credentials checked (nothing is posted)."""
+    from socialbot.adapters import create_adapter
+    from socialbot.publish import save_limits
+
+    active = settings.active_networks()
+    checks = []
+    for network in NETWORKS:
+        configured = settings.section(network).is_configured()
+        if network not in active:
+            detail = "configured but not in SOCIALBOT_NETWORKS" if configured else "not configured"
+            checks.append(NetworkCheck(network, False, configured, None, detail))
+            continue
+        try:
+            adapter = create_adapter(network, settings)
+            try:
+                who = adapter.check()
+                limits = adapter.text_limits()
+            finally:
+                adapter.close()
+        except SocialbotError as exc:
+            if store is not None:
+                store.set_value(f"credentials:{network}", str(exc))
+            checks.append(NetworkCheck(network, True, True, False, str(exc)))
+            continue
+        if store is not None:
+            store.set_value(f"credentials:{network}", "")
+            if limits is not None:
+                save_limits(store, network, limits)
+        checks.append(NetworkCheck(network, True, True, True, who))
+    return checks
+
+
+# -- the drain ---------------------------------------------------------------------------------
+
+
+class LazyAdapters(Mapping[str, "Adapter"]):
+    """Adapters built on first use, so an idle run never imports tweepy."""
+
+    def __init__(self, settings: Settings, active: list[str], store: Store | None = None) -> None:
+        self.settings = settings
+        self.active = active
+        self.store = store
+        self._made: dict[str, Adapter] = {}
+
+    def __getitem__(self, network: str) -> Adapter:
+        if network not in self.active:
+            raise KeyError(network)
+        if network not in self._made:
+            from socialbot import logs
+            from socialbot.adapters import create_adapter
+
+            self._made[network] = create_adapter(network, self.settings)
+            logs.register_secret(*self._made[network].secret_values())
+        return self._made[network]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.active)
+
+    def __len__(self) -> int:
+        return len(self.active)
+
+    def close(self) -> None:
+        for adapter in self._made.values():
+            adapter.close()
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    report: DrainReport
+    told: list[Problem]
+    """The problems to tell cron about in this run (each once; standing ones once a day)."""
+
+    @property
+    def exit_status(self) -> int:
+        if self.report.interrupted is not None:
+            return 128 + self.report.interrupted
+        return 1 if self.told else 0
+
+
+def drain(
+    settings: Settings,
+    store: Store,
+    *,
+    stop: threading.Event | None = None,
+    adapters: Mapping[str, Adapter] | None = None,
+    queue_dir: Path | None = None,
+    **publisher_options: Any,
+) -> DrainResult:
+    """Send every approved, due post once; one drain at a time per database."""
+    from socialbot.publish import Publisher, RetryPolicy
+
+    active = settings.active_networks()
+    queue = queue_dir or settings.queue_dir
+    if not queue.is_dir():
+        raise ConfigurationError(f"SOCIALBOT_QUEUE_DIR: the queue directory {queue} does not exist")
+    stale_after = settings.run_budget_seconds + 4 * settings.request_timeout_seconds + 300
+    with store.drain_lock(stale_after=stale_after):
+        owned = adapters is None
+        made = LazyAdapters(settings, active, store) if adapters is None else adapters
+        try:
+            publisher = Publisher(
+                store=store,
+                queue_dir=queue,
+                adapters=made,
+                active=active,
+                options=compose_options(settings, store),
+                policy=RetryPolicy(
+                    max_attempts=settings.max_attempts,
+                    max_rate_limit_wait=settings.max_rate_limit_wait_seconds,
+                    reconcile_after=timedelta(seconds=settings.reconcile_after_seconds),
+                ),
+                approvals_required=settings.approvals_required,
+                budget_seconds=settings.run_budget_seconds,
+                stop=stop,
+                **publisher_options,
+            )
+            report = publisher.drain()
+        finally:
+            if owned and isinstance(made, LazyAdapters):
+                made.close()
+    told = to_report(
+        report.problems,
+        store,
+        utcnow(),
+        timedelta(hours=settings.problem_repeat_hours),
+    )
+    return DrainResult(report, told)
+
+
+__all__ = [
+    "ApprovalResult",
+    "DeliveryError",
+    "DrainResult",
+    "InvalidRelease",
+    "LazyAdapters",
+    "NetworkCheck",
+    "Preview",
+    "Status",
+    "TakeBack",
+    "approve",
+    "audit",
+    "compose_options",
+    "compose_posts",
+    "credential_warnings",
+    "drain",
+    "find_release",
+    "log",
+    "networks",
+    "pause",
+    "preview",
+    "reject",
+    "resolve",
+    "resume",
+    "retract",
+    "retry",
+    "status",
+    "withdraw",
+]

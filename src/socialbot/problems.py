@@ -1,0 +1,91 @@
+"""Problems: what went wrong, or what needs a person, as data every face renders.
+
+A problem has a ``kind`` (what sort of thing it is, which decides the advice a
+face gives), the release and network it concerns, and a plain ``detail``.
+*Standing* problems are states that last (a delivery waiting for a person, a
+network not configured); the drain repeats them at most once per interval,
+while ``status`` always shows them. Other problems happened in this run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+
+class Kind(StrEnum):
+    INVALID_FILE = "invalid-file"
+    CHANGED_AFTER_APPROVAL = "changed-after-approval"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    NOT_CONFIGURED = "not-configured"
+    CREDENTIALS = "credentials"
+    RATE_LIMITED = "rate-limited"
+    BUDGET = "budget"
+    INTERRUPTED = "interrupted"
+    NETWORK_ERROR = "network-error"
+    RETRACT = "retract"
+    LEGACY = "legacy"
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: Kind
+    detail: str
+    release: str | None = None
+    network: str | None = None
+    standing: bool = False
+
+    @property
+    def key(self) -> str:
+        """Identifies the same problem from one run to the next."""
+        return f"{self.kind.value}:{self.release or ''}:{self.network or ''}:{self.detail}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind.value,
+            "release": self.release,
+            "network": self.network,
+            "detail": self.detail,
+            "standing": self.standing,
+        }
+
+
+class Memory(Protocol):
+    def get_value(self, key: str) -> str | None: ...
+    def set_value(self, key: str, value: str) -> None: ...
+    def keys(self, prefix: str) -> list[str]: ...
+
+
+PREFIX = "problem:"
+
+
+def to_report(
+    problems: list[Problem], memory: Memory, now: datetime, repeat: timedelta
+) -> list[Problem]:
+    """The problems worth telling cron about now, each once.
+
+    New problems and problems of this run are always told; a standing one is
+    told again only when ``repeat`` has passed since it was last told.
+    Standing problems that went away are forgotten, so their return is news.
+    """
+    told: list[Problem] = []
+    seen: set[str] = set()
+    for problem in problems:
+        if problem.key in seen:
+            continue
+        seen.add(problem.key)
+        if not problem.standing:
+            told.append(problem)
+            continue
+        last = memory.get_value(PREFIX + problem.key)
+        if last and last != "-" and now - datetime.fromisoformat(last) < repeat:
+            continue
+        memory.set_value(PREFIX + problem.key, now.isoformat())
+        told.append(problem)
+    for key in memory.keys(PREFIX):
+        if key.removeprefix(PREFIX) not in seen and memory.get_value(key) != "-":
+            memory.set_value(key, "-")
+    return told
