@@ -69,7 +69,7 @@ JPEG_QUALITIES = (90, 85, 80, 75, 70)
 MIN_SIDE = 320
 """An image is not shrunk below this longest side to fit a byte limit."""
 
-_READ_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "TIFF")
+_READ_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF")  # JPEG also opens MPO
 _READ_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "La", "RGBa"})
 _NAMES = {**NETWORK_NAMES, "telegram": "Telegram"}
 
@@ -245,6 +245,7 @@ def load_image(
             f"is {_size(len(data))}, more than the {_size(max_bytes)} socialbot reads "
             "for an image; it was not decoded.",
         )
+    Image.init()  # registers every plugin, so ``formats`` below can name them all
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
