@@ -200,6 +200,22 @@ def test_comments_text_chunks_and_colour_profiles_are_dropped():
     assert b"Press photographer" not in result.data
 
 
+def test_a_colour_profile_is_converted_to_srgb_then_dropped():
+    # LittleCMS's own sRGB profile, renamed, so that the conversion really runs.
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    renamed = srgb.replace("sRGB".encode("utf-16-be"), "Wide".encode("utf-16-be"))
+    original = photo(300, 200)
+    data = encode(original, "PNG", icc_profile=renamed)
+    result = prepare(load_image(data, source="wide.png"), LIMITS["mastodon"])
+    assert "colours converted from Wide built-in to sRGB" in result.report
+    with Image.open(io.BytesIO(result.data)) as back:
+        assert "icc_profile" not in back.info
+        pixel = back.convert("RGB").getpixel((150, 100))
+    expected = original.getpixel((150, 100))
+    assert isinstance(pixel, tuple) and isinstance(expected, tuple)
+    assert all(abs(a - b) <= 8 for a, b in zip(pixel, expected, strict=True)), "sRGB to sRGB"
+
+
 def test_an_unreadable_colour_profile_is_dropped_and_said_so():
     data = encode(photo(300, 200), icc_profile=b"not a colour profile at all" * 10)
     result = prepare(load_image(data, source="odd.jpg"), LIMITS["x"])
