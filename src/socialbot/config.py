@@ -6,7 +6,6 @@ Every credential is a ``SecretStr``, so it never shows in a repr or a log line.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import typing
@@ -434,6 +433,8 @@ def check_setting_names(env_file: Any = None) -> None:
 
 def suggest(name: str, known: set[str]) -> str:
     """``did you mean SOCIALBOT_...?`` with the closest valid name, compared without the prefix."""
+    import difflib  # only on this error path: an idle cron run never pays for it
+
     stems = {candidate.removeprefix(ENV_PREFIX): candidate for candidate in known}
     close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), list(stems), n=1)
     if close:
