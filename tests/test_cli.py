@@ -155,7 +155,10 @@ def test_approve_by_path_records_approver_and_hash(workdir: Path, store: SQLiteS
     result = run("approve", "queue/r1.json", "--by", "Ana Ruiz")
     assert result.exit_code == 0, result.output
     digest = read_release(path).content_hash()
-    assert result.output == f"approved r1 for x, facebook by Ana Ruiz (sha256 {digest[:12]})\n"
+    lines = result.output.splitlines()
+    assert lines[-1] == f"approved r1 revision 1 for x, facebook by Ana Ruiz (sha256 {digest[:12]})"
+    # The exact posts approved are shown first.
+    assert lines[0] == "── x ── 79/280" and "── facebook ──" in result.output
     [approval] = store.approvals("r1")
     assert (approval.approved_by, approval.content_hash) == ("Ana Ruiz", digest)
     assert approval.networks == ("x", "facebook")
@@ -163,7 +166,7 @@ def test_approve_by_path_records_approver_and_hash(workdir: Path, store: SQLiteS
 
 
 def test_approve_by_id(workdir: Path, store: SQLiteStore):
-    write_release(workdir / "queue", "plenary-file.yaml", id="plenary", networks=["x"])
+    write_release(workdir / "queue", "plenary.yaml", id="plenary", networks=["x"])
     result = run("approve", "plenary", "--by", "Ana")
     assert result.exit_code == 0, result.output
     assert [a.release_id for a in store.approvals()] == ["plenary"]
@@ -175,7 +178,7 @@ def test_approve_mentions_not_before(workdir: Path):
     )
     result = run("approve", "r1", "--by", "Ana")
     assert result.exit_code == 0
-    assert "not before 2030-01-01T09:00:00+01:00" in result.output
+    assert "not before 2030-01-01T08:00:00+00:00" in result.output
 
 
 def test_approve_refuses_a_file_outside_the_queue(workdir: Path, store: SQLiteStore):
@@ -225,8 +228,8 @@ def test_approvals_are_listed_in_the_log(workdir: Path):
     assert table.exit_code == 0
     lines = table.output.splitlines()
     assert len(lines) == 2
-    assert "r1 approved by Ana for x, facebook" in lines[0]
-    assert "r1 approved by Ben for x, facebook" in lines[1]
+    assert "r1 revision 1 approved by Ana for x, facebook" in lines[0]
+    assert "r1 revision 2 approved by Ben for x, facebook" in lines[1]
 
     records = [
         json.loads(line) for line in run("log", "--approvals", "--json").output.split("\n")[:-1]
@@ -302,13 +305,13 @@ def test_a_release_edited_after_approval_is_reported_and_not_posted(
     result = run("drain")
 
     assert result.exit_code == 1
-    assert "changed after it was approved" in result.stderr
-    assert "queue/r1.json" in result.stderr
+    assert "revision 2 was made after revision 1 was approved" in result.stderr
+    assert len(result.stderr.splitlines()) == 2  # once per network
     assert sandbox.posts() == []
     status = run("status")
     assert status.exit_code == 1
     assert "changed after approval (approve again):" in status.output
-    assert "r1 (queue/r1.json): changed since Ana approved it" in status.output
+    assert "r1: revision 2 was made after revision 1 was approved by Ana" in status.output
 
     run("approve", "r1", "--by", "Ben")
     assert run("drain").exit_code == 0
@@ -328,12 +331,18 @@ def test_a_release_edited_between_schedule_and_send_is_not_posted(
     store.set_hold("x", datetime.now(UTC) - timedelta(seconds=1), "over")
     x = store.get("r1", "x")
     assert x is not None
-    store.finish(x.id, DeliveryStatus.PENDING, datetime.now(UTC), count_attempt=False)
+    store.finish(
+        x.id,
+        DeliveryStatus.PENDING,
+        datetime.now(UTC),
+        expect=DeliveryStatus.PENDING,
+        count_attempt=False,
+    )
 
     result = run("drain")
 
     assert result.exit_code == 1
-    assert "changed after it was approved" in result.stderr
+    assert "revision 2 was made after revision 1 was approved" in result.stderr
     assert sandbox.posts() == []
 
 
@@ -350,7 +359,11 @@ def test_not_before_in_the_future_waits(env: Path, sandbox: SandboxServer):
     assert (result.exit_code, result.output) == (0, "")
     [post] = sandbox.posts()
     assert post["text"].startswith("Now")
-    assert [r["release"] for r in log_rows()] == ["now"]
+    assert {(r["release"], r["status"]) for r in log_rows()} == {
+        ("now", "posted"),
+        ("later", "pending"),
+    }
+    assert "later on x at " in run("status").output
 
 
 def test_not_before_is_honoured_by_the_publisher_clock(
@@ -374,7 +387,7 @@ def test_not_before_is_honoured_by_the_publisher_clock(
     try:
         drain_at(not_before - timedelta(seconds=1))
         assert sandbox.posts() == []
-        assert store.deliveries() == []
+        assert [d.status for d in store.deliveries()] == [DeliveryStatus.PENDING]
         drain_at(not_before)
     finally:
         adapters["x"].close()
@@ -391,7 +404,7 @@ def test_drain_exits_1_when_a_delivery_fails(env: Path, sandbox: SandboxServer):
     result = run("drain")
 
     assert result.exit_code == 1
-    assert "r1 on facebook failed" in result.stderr
+    assert "r1 on facebook: failed (" in result.stderr
     assert "socialbot retry r1 --network facebook" in result.stderr
     assert [p["network"] for p in sandbox.posts()] == ["x"]
     assert {(r["network"], r["status"]) for r in log_rows()} == {
@@ -465,7 +478,7 @@ def test_a_missing_queue_directory_is_exit_2(
 @pytest.mark.parametrize(
     ("name", "value", "start"),
     [
-        ("SOCIALBOT_DATABASE_URL", "postgresql://db/socialbot", "SOCIALBOT_DATABASE_URL:"),
+        ("SOCIALBOT_DATABASE_URL", "mysql://db/socialbot", "SOCIALBOT_DATABASE_URL:"),
         ("SOCIALBOT_NETWORKS", "x,myspace", "SOCIALBOT_NETWORKS: unknown network 'myspace'"),
         ("SOCIALBOT_FACEBOOK__API_VERSION", "latest", "SOCIALBOT_FACEBOOK__API_VERSION:"),
     ],
@@ -506,7 +519,7 @@ def test_log_table(env: Path, sandbox: SandboxServer):
     assert len(rows) == 2
     for post in sandbox.posts():
         [row] = [r for r in rows if f" {post['network']} " in r]
-        assert re.search(rf"\br1\s+{post['network']}\s+posted\s+1\s+Ana\s+{post['url']}$", row)
+        assert re.search(rf"\br1\s+1\s+{post['network']}\s+posted\s+1\s+Ana\s+{post['url']}$", row)
 
 
 def test_log_json_fields(env: Path, sandbox: SandboxServer):
@@ -591,9 +604,9 @@ def test_status_of_a_clean_queue(env: Path, sandbox: SandboxServer):
     result = run("status")
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[0] == (
-        "deliveries: 0 pending, 0 sending, 2 posted, 0 failed, 0 unknown"
+        "deliveries: 0 pending, 0 sending, 2 posted, 0 failed, 0 unknown, 0 withdrawn, 0 retracted"
     )
-    assert "approved:\n  r1: approved by Ana on " in result.output
+    assert "approved:\n  r1: revision 1 approved by Ana on " in result.output
 
 
 def test_status_lists_awaiting_invalid_and_reapproval(env: Path, sandbox: SandboxServer):
@@ -608,12 +621,12 @@ def test_status_lists_awaiting_invalid_and_reapproval(env: Path, sandbox: Sandbo
 
     assert result.exit_code == 1
     text = result.output
-    assert "awaiting approval:\n  waiting (queue/waiting.json)" in text
+    assert "awaiting approval:\n  waiting (revision 1, 0 of 1 approvals)" in text
     assert "invalid release files:\n  queue/bad.json: field 'url': must be an http" in text
-    assert "changed after approval (approve again):\n  edited (queue/edited.json)" in text
+    assert "changed after approval (approve again):\n  edited: revision 2 was made" in text
 
     data = json.loads(run("status", "--json").stdout)
-    assert data["awaiting_approval"] == ["waiting (queue/waiting.json)"]
+    assert data["awaiting_approval"] == ["waiting (revision 1, 0 of 1 approvals)"]
     assert len(data["invalid"]) == 1
     assert len(data["needs_reapproval"]) == 1
     assert set(data["deliveries"]) == {s.value for s in DeliveryStatus}
@@ -633,7 +646,7 @@ def test_status_shows_failed_deliveries_as_needing_a_human(env: Path, sandbox: S
     run("drain")
     result = run("status")
     assert result.exit_code == 1
-    assert "need a human:\n  r1 on facebook: failed" in result.output
+    assert "need a person:\n  r1 on facebook: failed" in result.output
 
 
 def test_status_shows_a_rate_limit_hold(env: Path, sandbox: SandboxServer):

@@ -80,7 +80,7 @@ def test_a_named_mapping_file_and_the_utm_flag_come_from_settings(
     (workdir / "tags.yaml").write_text("topics:\n  Urban policy: Urban agenda\n", encoding="utf-8")
     monkeypatch.setenv("SOCIALBOT_HASHTAGS_FILE", "tags.yaml")
     monkeypatch.setenv("SOCIALBOT_UTM", "true")
-    path = write_release(workdir / "queue", "r1.json", id="cohesion-2027", topics=["Urban policy"])
+    path = write_release(workdir / "queue", "cohesion-2027.json", topics=["Urban policy"])
     post = preview_json(path, "x")["x"]
     assert post["hashtags"] == ["#UrbanAgenda"]
     assert post["link"] == (

@@ -91,7 +91,7 @@ def test_demo_twice_shows_the_same_posts_and_leaves_the_users_state_alone(projec
     for release, network, url in posted:
         assert f"/{network}/" in url
         assert re.search(
-            rf"{release}\s+{network}\s+posted\s+1\s+demo\s+{re.escape(url)}$",
+            rf"{release}\s+1\s+{network}\s+posted\s+1\s+demo\s+{re.escape(url)}$",
             first.stdout,
             re.MULTILINE,
         ), (release, network)

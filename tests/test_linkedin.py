@@ -590,10 +590,12 @@ def test_status_and_networks_warn_before_the_token_expires(
     status = run("status")
     networks = run("networks")
 
-    assert status.exit_code == 0, status.output
     if warning is None:
+        assert status.exit_code == 0, status.output
         assert "LinkedIn access token" not in status.output + networks.output
     else:
+        # An expiring token needs a person: status says so and exits 1.
+        assert status.exit_code == 1, status.output
         expected = warning.format(date=expires.isoformat())
-        assert f"warnings:\n  {expected}" in status.output
+        assert f"need a person:\n  linkedin credentials: {expected}" in status.output
         assert f"warning: {expected}" in networks.output

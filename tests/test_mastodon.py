@@ -483,7 +483,11 @@ def test_drain_posts_a_release_once_in_its_language_within_the_instance_limit(
         summary="Der Europäische Ausschuss der Regionen verabschiedet seine Stellungnahme "
         "zur Zukunft der Kohäsionspolitik und fordert mehr Mittel für Regionen.",
     )
-    assert run("approve", "queue/r1.json", "--by", "Ana").exit_code == 0
+    # `networks` reads the instance's limit; approval composes against it from then on.
+    assert run("networks").exit_code == 0
+    approved = run("approve", "queue/r1.json", "--by", "Ana")
+    assert approved.exit_code == 0
+    assert "── mastodon ── " in approved.output and "/140" in approved.output
 
     result = run("drain")
     assert result.exit_code == 0, result.output

@@ -186,20 +186,33 @@ def test_the_redacting_filter_covers_arguments_children_tracebacks_and_encodings
 def test_errors_are_stored_redacted(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from socialbot.models import Approval, DeliveryStatus
-    from socialbot.store import SQLiteStore
+    from socialbot.models import Approval, DeliveryStatus, Post
+    from socialbot.store import Pause, SQLiteStore, Withdrawal
 
     secret = "Cnry+store/error=Zq"
     logs.register_secret(secret)
     store = SQLiteStore(str(tmp_path / "s.db"))
     now = datetime.now(UTC)
-    approval = Approval("r1", "h", "Ana", now, "queue/r1.json", ("x",))
+    post = Post("x", "text", "https://cor.europa.eu/", 27, 280, "en")
+    approval = Approval("r1", "h", "Ana", now, "queue/r1.json", ("x",), revision=1, posts=(post,))
     approval = approval.__class__(**{**approval.__dict__, "id": store.record_approval(approval)})
-    store.schedule(approval, now)
+    store.create_delivery(approval, post, key="k", not_before=None, now=now)
     delivery = store.get("r1", "x")
     assert delivery is not None
     store.claim(delivery.id, "text", now)
-    store.finish(delivery.id, DeliveryStatus.FAILED, now, error=f"echoed {secret} back")
+    store.finish(
+        delivery.id,
+        DeliveryStatus.FAILED,
+        now,
+        expect=DeliveryStatus.SENDING,
+        error=f"echoed {secret} back",
+    )
+    # A 429 body that echoes the token ends up in a hold's reason; people's words too.
+    store.set_hold("x", now, f'429 {{"error": "slow down", "token": "{secret}"}}')
+    store.pause(Pause("x", "Ana", now, f"leaked {secret}"))
+    store.record_withdrawal(Withdrawal("r1", "x", "withdraw", "Ana", now, f"see {secret}"))
+    store.audit("note", actor="Ana", now=now, detail=secret)
+    assert secret not in str(store.hold("x"))
     store.close()
     blob = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert hits(blob, [secret]) == []

@@ -550,6 +550,12 @@ def status(app: App, as_json: bool) -> None:
                     "scheduled": report.scheduled,
                     "approved": report.approved,
                     "needs_attention": [p.as_dict() for p in report.problems],
+                    "invalid": [
+                        p.detail for p in report.problems if p.kind is Kind.INVALID_FILE
+                    ],
+                    "needs_reapproval": [
+                        str(p) for p in report.problems if p.kind is Kind.CHANGED_AFTER_APPROVAL
+                    ],
                     "rate_limited": report.holds,
                 },
                 ensure_ascii=False,
@@ -560,8 +566,20 @@ def status(app: App, as_json: bool) -> None:
         for line in pauses:
             say(f"PAUSED {line}")
         say("deliveries: " + ", ".join(f"{n} {s.value}" for s, n in report.counts.items()))
+        by_kind = {
+            "invalid release files": [Kind.INVALID_FILE],
+            "changed after approval (approve again)": [Kind.CHANGED_AFTER_APPROVAL],
+        }
+        grouped = {k for kinds in by_kind.values() for k in kinds}
         for title, items in (
-            ("need a person", [render_problem(p) for p in report.problems]),
+            *(
+                (title, [render_problem(p) for p in report.problems if p.kind in kinds])
+                for title, kinds in by_kind.items()
+            ),
+            (
+                "need a person",
+                [render_problem(p) for p in report.problems if p.kind not in grouped],
+            ),
             ("awaiting approval", report.awaiting),
             ("scheduled", report.scheduled),
             ("rate limited", [f"{k}: {v}" for k, v in report.holds.items()]),

@@ -504,6 +504,10 @@ def status(settings: Settings, store: Store, now: datetime | None = None) -> Sta
 
     now = now or utcnow()
     problems: list[Problem] = []
+    if not settings.queue_dir.is_dir():
+        raise ConfigurationError(
+            f"SOCIALBOT_QUEUE_DIR: the queue directory {settings.queue_dir} does not exist"
+        )
     if settings.queue_dir.is_dir():
         for entry in scan_queue(settings.queue_dir, store, now):
             if entry.error:

@@ -599,6 +599,20 @@ class Publisher:
         if network in self.paused_networks():
             return report
         now = self.now()
+        hold = self.store.hold(network)
+        if hold is not None and hold[0] > now:
+            waiting = len(self.store.deliveries(network=network, status=DeliveryStatus.PENDING))
+            if waiting:
+                report.problems.append(
+                    Problem(
+                        Kind.RATE_LIMITED,
+                        f"{network} asked us to wait until {hold[0]:%Y-%m-%d %H:%M:%S} UTC; "
+                        f"{waiting} deliveries wait",
+                        network=network,
+                        standing=True,
+                    )
+                )
+            return report
         due = self.store.due(network, now)
         if not due:
             return report
@@ -613,18 +627,6 @@ class Publisher:
                         standing=True,
                     )
                 )
-            return report
-        hold = self.store.hold(network)
-        if hold is not None and hold[0] > now:
-            report.problems.append(
-                Problem(
-                    Kind.RATE_LIMITED,
-                    f"{network} asked us to wait until {hold[0]:%Y-%m-%d %H:%M:%S} UTC; "
-                    f"{len(due)} deliveries wait",
-                    network=network,
-                    standing=True,
-                )
-            )
             return report
         self.remember_limits(adapter)
         for index, delivery in enumerate(due):
@@ -747,6 +749,15 @@ class Publisher:
             self._record(delivery, post, report, decision, receipt=found)
             if decision.hold_until is not None:
                 self.store.set_hold(adapter.name, decision.hold_until, str(exc))
+            if decision.status is DeliveryStatus.PENDING and not decision.stop_network:
+                report.problems.append(
+                    Problem(
+                        Kind.NETWORK_ERROR,
+                        f"not posted in this run: {decision.error}",
+                        delivery.release_id,
+                        adapter.name,
+                    )
+                )
             if decision.stop_network:
                 kind = Kind.RATE_LIMITED if isinstance(exc, RateLimited) else Kind.CREDENTIALS
                 detail = (
