@@ -9,11 +9,10 @@ press officer would expect.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
-
-import dataclasses
 
 from socialbot.compose import ComposeOptions, ShapingRules, compose
 from socialbot.compose.richtext import link_spans
