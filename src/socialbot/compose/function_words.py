@@ -22,7 +22,6 @@ import regex
 import stopwordsiso
 
 _WORD = regex.compile(r"[\p{L}\p{M}]+(?:['’][\p{L}\p{M}]+)*")
-_LAST_TOKEN = regex.compile(r"(\S+)\s*$")
 _EDGE = regex.compile(r"^[^\p{L}\p{M}\p{N}]+|[^\p{L}\p{M}\p{N}]+$")
 
 
@@ -55,10 +54,10 @@ def ends_on_function_word(text: str, language: str) -> bool:
     words = function_words(language)
     if not words:
         return False
-    found = _LAST_TOKEN.search(text[-128:])  # no function word is that long
-    if found is None:
+    tokens = text[-128:].rsplit(None, 1)  # no function word is that long
+    if not tokens:
         return False
-    raw = found.group(1).lstrip("\"'«„“‚‘(‹[")
+    raw = tokens[-1].lstrip("\"'«„“‚‘(‹[")
     if raw[:1] in ("#", "＃", "@", "＠"):
         return False
     token = _EDGE.sub("", raw)
