@@ -9,13 +9,15 @@ press officer would expect.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from socialbot.compose import ComposeOptions, compose
+from socialbot.compose import ComposeOptions, ShapingRules, compose
 from socialbot.compose.richtext import link_spans
-from socialbot.models import NETWORKS, Post, Release
+from socialbot.compose.twitter_text import mastodon_urls
+from socialbot.models import NETWORKS, Post, Release, TextLimits
 from socialbot.releases import read_release
 
 FIXTURES = Path(__file__).parent / "fixtures" / "releases"
@@ -46,20 +48,21 @@ def blocks(text: str) -> list[str]:
 def test_every_fixture_fits_every_network_with_its_link_last(name: str, network: str):
     shaped = post(name, network)
     assert shaped.length <= shaped.limit
-    assert shaped.text.endswith("\n\n" + shaped.link)
-    assert shaped.text.count(shaped.link) == 1
+    shown = shaped.link_text or shaped.link  # Bluesky shows a short link (facet: the full one)
+    assert shaped.text.endswith("\n\n" + shown)
+    assert shaped.text.count(shown) == 1
 
 
-def test_bulgarian_on_x_keeps_the_title_and_cuts_the_body_between_words():
+def test_bulgarian_on_x_keeps_the_title_and_cuts_the_body_at_a_clause():
+    # Not "…политиката на…" (a cut after a preposition): the last clause boundary.
     shaped = post("bg-cohesion-alliance.yaml", "x")
     assert shaped.text == (
         "Възстановяването на ЕС няма да бъде ефективно без солидна политика на сближаване, "
         "разработена в истинско партньорство с европейските градове и региони\n\n"
-        "Кризата с COVID-19 показа, че сега повече от всякога политиката на…\n\n"
+        "Кризата с COVID-19 показа…\n\n"
         "#CohesionAlliance #CohesionPolicy\n\n"
         "https://cor.europa.eu/bg/news/Pages/cohesion-alliance-recovery.aspx"
     )
-    assert shaped.length == 280
     assert "the body is cut to fit X" in shaped.notes
 
 
@@ -69,8 +72,13 @@ def test_bulgarian_on_mastodon_shows_the_whole_first_sentence():
     assert lead.endswith("като никой не бива бъде изоставен.")
 
 
+def full(network: str) -> ComposeOptions:
+    """OPTIONS with the whole release as the lead (LinkedIn's default is a short lead)."""
+    return dataclasses.replace(OPTIONS, rules={network: ShapingRules(lead="full")})
+
+
 def test_bulgarian_in_full_keeps_2017_g_and_the_inline_hashtag_once():
-    shaped = post("bg-cohesion-alliance.yaml", "linkedin")
+    shaped = compose(fixture("bg-cohesion-alliance.yaml"), "linkedin", full("linkedin"))
     assert "през октомври 2017 г. Алиансът за сближаване (#CohesionAlliance)" in shaped.text
     assert shaped.text.count("#CohesionAlliance") == 1
     assert "Повече на cor.europa.eu." in shaped.text
@@ -99,10 +107,13 @@ def test_greek_question_marks_and_abbreviations_on_x():
 def test_greek_on_bluesky_keeps_the_readable_link_and_faceted_whole():
     shaped = post("el-plenary.yaml", "bluesky")
     assert shaped.link == "https://cor.europa.eu/el/news/Pages/Πολιτική-συνοχής-2027.aspx"
+    assert shaped.link_text == "cor.europa.eu/el/news/Page..."
     (facet,) = [f for f in shaped.facets if "uri" in f["features"][0]]
     data = shaped.text.encode("utf-8")
-    assert data[facet["index"]["byteStart"] : facet["index"]["byteEnd"]].decode() == shaped.link
-    assert link_spans(shaped.text)[-1][2] == shaped.link
+    shown = data[facet["index"]["byteStart"] : facet["index"]["byteEnd"]].decode()
+    assert shown == shaped.link_text
+    assert facet["features"][0]["uri"] == shaped.link
+    assert not link_spans(shaped.text[: -len(shown)])
 
 
 def test_greek_malformed_hashtag_is_reported_and_repaired():
@@ -122,21 +133,36 @@ def test_german_ordinals_and_z_b_do_not_end_sentences():
     assert any("'#Green Deal Going Local' is malformed" in note for note in shaped.notes)
 
 
-def test_german_on_bluesky_keeps_the_first_sentence_rather_than_hashtags():
+def test_german_on_bluesky_keeps_the_first_sentence_and_with_the_short_link_hashtags_too():
     shaped = post("de-green-deal.yaml", "bluesky")
+    assert blocks(shaped.text)[1].endswith("Klimaschutzgesetz angenommen.")
+    assert shaped.hashtags == ("#GreenDealGoingLocal", "#EUGreenDeal")
+
+
+def test_german_on_a_tighter_bluesky_keeps_the_first_sentence_rather_than_hashtags():
+    options = dataclasses.replace(OPTIONS, limits={"bluesky": TextLimits(260, 0)})
+    shaped = compose(fixture("de-green-deal.yaml"), "bluesky", options)
     assert blocks(shaped.text)[1].endswith("Klimaschutzgesetz angenommen.")
     assert shaped.hashtags == ()
     assert any(note.startswith("hashtags left out on Bluesky") for note in shaped.notes)
 
 
-def test_german_in_full_keeps_the_body_s_own_link_intact():
-    shaped = post("de-green-deal.yaml", "linkedin")
-    assert "Kommunen sollen z. B. Klimaanpassungsmaßnahmen direkt finanzieren können." in (
-        shaped.text
-    )
-    assert "Weitere Informationen: https://cor.europa.eu/de/engage/Pages/green-deal.aspx" in (
-        shaped.text
-    )
+@pytest.mark.parametrize("network", NETWORKS)
+def test_german_body_link_never_takes_the_card_from_the_release(network: str):
+    # The body ends "Weitere Informationen: https://…/green-deal.aspx": Mastodon would
+    # build its card from that page. Even with the whole release as the lead, the text
+    # stops at the sentence before it, and the release link is the only link.
+    shaped = compose(fixture("de-green-deal.yaml"), network, full(network))
+    assert "green-deal.aspx" not in shaped.text
+    assert "Weitere Informationen" not in shaped.text
+    found = mastodon_urls().extract(shaped.text, without_protocol=False)
+    assert [u.url for u in found] == ([] if network == "bluesky" else [shaped.link])
+    if network in ("facebook", "linkedin"):
+        assert "nationalen Energie- und Klimaplänen.\n\n#GreenDealGoingLocal" in shaped.text
+        assert (
+            "the summary and body are cut before another link, so the link card shows the "
+            "release" in shaped.notes
+        )
 
 
 def test_french_keeps_no_break_spaces_and_m_before_a_name():
@@ -163,10 +189,16 @@ def test_english_long_title_fits_x_whole_and_drops_the_summary():
     assert "no room for the summary on X" in shaped.notes
 
 
-def test_english_long_title_is_cut_between_words_on_bluesky():
+def test_english_long_title_fits_bluesky_whole_next_to_the_short_link():
     shaped = post("en-long-title.json", "bluesky")
+    assert blocks(shaped.text)[0] == fixture("en-long-title.json").title
+
+
+def test_english_long_title_is_cut_at_a_clause_on_a_tighter_bluesky():
+    options = dataclasses.replace(OPTIONS, limits={"bluesky": TextLimits(200, 0)})
+    shaped = compose(fixture("en-long-title.json"), "bluesky", options)
     title = blocks(shaped.text)[0]
-    assert title.endswith("centralisation of EU funds…")
+    assert title.endswith("to keep cohesion policy for all regions…")
     assert "(#CohesionAlliance)" in title
     assert "the title is too long for Bluesky and is cut" in shaped.notes
 

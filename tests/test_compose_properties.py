@@ -5,7 +5,9 @@ marks and isolates, zero-width joiners, CJK without spaces), with URLs, bare
 domains and hashtags mixed in, each network's post:
 
 - is within the network's limit as that network counts it, and never empty;
-- contains the release link exactly once, clickable whole on that network;
+- contains the release link exactly once, clickable whole on that network (on
+  Bluesky shown short, as the app shows it, its facet carrying the whole link),
+  and no other link with a scheme after the title, so the link card is the release's;
 - has no broken grapheme, word, URL or hashtag: every word shown is a word of
   the release (or its start at a CJK boundary, or the word without a trailing
   comma or dash before ``…``), and every URL and hashtag is one of the release's.
@@ -23,6 +25,7 @@ from hypothesis import strategies as st
 from socialbot.compose import ComposeOptions, compose, graphemes, measure
 from socialbot.compose.counting import Budget
 from socialbot.compose.hashtags import normalize
+from socialbot.compose.mentions import WORD_JOINER
 from socialbot.compose.richtext import link_spans, tag_spans
 from socialbot.compose.shaping import SEPARATOR, read_source, release_link
 from socialbot.compose.trimming import ELLIPSIS, cut_points, finish
@@ -172,7 +175,8 @@ def check(release: Release, network: str, post: Post) -> None:
     if network == "bluesky":
         assert len(text.encode("utf-8")) <= 3000
     check_link(network, post)
-    body = text[: len(text) - len(post.link)]  # everything before the link
+    check_card(release, post)
+    body = text[: len(text) - len(post.link_text or post.link)]  # everything before the link
     sources = source_texts(release)
     check_words(body, sources, set(post.hashtags))
     check_urls(body, sources)
@@ -184,6 +188,18 @@ def check(release: Release, network: str, post: Post) -> None:
 def check_link(network: str, post: Post) -> None:
     """The release link once, last, and a whole link where the network looks."""
     text, link = post.text, post.link
+    if network == "bluesky":
+        shown = post.link_text or link
+        assert text.endswith(shown)
+        assert len(graphemes(shown)) <= len(graphemes(link))
+        data = text.encode("utf-8")
+        links = [f for f in post.facets if "uri" in f["features"][0]]
+        assert links[-1]["features"][0]["uri"] == link
+        last = links[-1]["index"]
+        assert data[last["byteStart"] : last["byteEnd"]].decode() == shown
+        assert [f["features"][0]["uri"] for f in links].count(link) == 1
+        return
+    assert post.link_text == ""
     assert links_to(network, text, link) == 1
     assert text.endswith(link)
     whole = (len(text) - len(link), len(text))
@@ -191,20 +207,30 @@ def check_link(network: str, post: Post) -> None:
         assert whole in [(u.start, u.end) for u in x_urls().extract(text)]
     if network == "mastodon":
         assert whole in [(u.start, u.end) for u in mastodon_found(text)]
-    if network == "bluesky":
-        data = text.encode("utf-8")
-        faceted = [
-            data[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode()
-            for f in post.facets
-            if "uri" in f["features"][0]
-        ]
-        assert faceted[-1] == link
+
+
+def check_card(release: Release, post: Post) -> None:
+    """After the title, no URL with a scheme but the release link: the card is the release's.
+
+    Mastodon builds its card from the first http(s) URL of a status; the title is
+    kept whole, so only a title holding a link of its own may come first.
+    """
+    shown = post.link_text or post.link
+    title = re.sub(r"[ \t\r\n\f\v]+", " ", clean(release.title)).strip()
+    rest = post.text[: len(post.text) - len(shown)]
+    if rest.startswith(title):
+        rest = rest[len(title) :]
+    elif "title is too long" in " ".join(post.notes):
+        rest = rest.partition(SEPARATOR)[2]
+    schemed = [u for u in mastodon_found(rest) if re.match(r"(?i)https?://", u.url)]
+    schemed += [u for u in x_urls().extract(rest) if re.match(r"(?i)https?://", u.url)]
+    assert schemed == [], schemed
 
 
 def check_words(body: str, sources: list[str], appended: set[str]) -> None:
     """No broken grapheme or word: each word shown is a whole word of the release."""
-    words = {w for source in sources for w in source.split()}
-    for token in body.split():
+    words = {w.replace(WORD_JOINER, "") for source in sources for w in source.split()}
+    for token in body.replace(WORD_JOINER, "").split():
         if token.lstrip(CLOSERS) == ELLIPSIS:
             continue  # the ellipsis set off after a URL
         assert token in appended or word_is_whole(token, words), token

@@ -362,6 +362,9 @@ class Post:
     hashtags: tuple[str, ...] = ()
     facets: tuple[dict[str, Any], ...] = ()
     notes: tuple[str, ...] = ()
+    link_text: str = ""
+    """How the link is written in ``text`` when not as ``link`` (Bluesky: shortened, its
+    facet carrying ``link``); empty when ``text`` holds ``link`` itself."""
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

@@ -10,8 +10,12 @@ The names other modules rely on, and whose signatures stay: ``compose``,
 - ``hashtags``: where hashtags come from, CamelCase, malformed tags.
 - ``links``: UTM parameters, links every network makes clickable whole.
 - ``trimming``: where a text may be cut, and how a cut text ends.
+- ``function_words``: words a teaser must not end on (stopwords-iso data).
+- ``mentions``: ``@handles`` that must not tag a stranger, or the mapped handle.
 - ``options``: per-network shaping rules and the team's mapping file.
 - ``shaping``: ``compose`` itself.
+
+The rules for text, per network, with examples: docs/composer.md.
 """
 
 from __future__ import annotations

@@ -10,12 +10,20 @@ percent-encoded there, which names the same page.
 from __future__ import annotations
 
 import string
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
+
+import regex
 
 from socialbot.compose.richtext import link_spans
 from socialbot.compose.twitter_text import mastodon_urls, x_urls
 
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
+SHORT_PATH = 15
+"""The Bluesky app shows a link's path whole up to this many characters..."""
+SHORT_KEPT = 13
+"""...and beyond, this many of them and ``...``."""
+SHORT_MORE = "..."
+_GRAPHEME = regex.compile(r"\X")
 _HEX = frozenset(string.hexdigits)
 _NEVER_RAW = frozenset(' "<>\\^`{|}')
 # Characters that may be percent-encoded without changing which page a link names.
@@ -127,3 +135,30 @@ def _first_unlinked(link: str, networks: tuple[str, ...]) -> int | None:
         ends.append(spans[0][1])
     end = min(ends)
     return end if end < len(link) else None
+
+
+def bluesky_display(link: str) -> str:
+    """``link`` as the Bluesky app writes it in a post: host and path, the path shortened.
+
+    The app's composer (bluesky-social/social-app ``src/lib/strings/url-helpers.ts``
+    ``toShortUrl``, applied by ``shortenLinks`` before posting) writes an http(s) link
+    as ``host + path + query + fragment`` (a bare ``/`` path left out) and, when that
+    tail is longer than 15 characters, as its first 13 and ``...``; the link facet
+    keeps the full URI. Here the tail is counted in graphemes, so no letter is split.
+    """
+    try:
+        parts = urlsplit(link)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return link
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return link
+    netloc = host if port is None else f"{host}:{port}"
+    tail = "" if parts.path == "/" else parts.path
+    tail += f"?{parts.query}" if parts.query else ""
+    tail += f"#{parts.fragment}" if parts.fragment else ""
+    letters = _GRAPHEME.findall(tail)
+    if len(letters) > SHORT_PATH:
+        return netloc + "".join(letters[:SHORT_KEPT]) + SHORT_MORE
+    return netloc + tail

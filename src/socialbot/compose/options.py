@@ -8,6 +8,13 @@ section that overrides the shaping rules below for a network::
       Cohesion policy reform: CohesionPolicy
     networks:
       x: {max_hashtags: 1}
+    lead:                  # the lead's length at most, as the network counts it
+      facebook: 500        # Facebook shows about 480 characters before "See more"
+      linkedin: 210        # LinkedIn about 210
+    mentions:              # an @handle of the release text -> that network's handle
+      EU_CoR: {x: "@EU_CoR", mastodon: "@EU_CoR@social.example", bluesky: "@cor.europa.eu"}
+
+See docs/composer.md for what each setting does.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import regex
 import yaml
 
 from socialbot.compose.hashtags import normalize
@@ -24,7 +32,10 @@ from socialbot.errors import ConfigurationError
 from socialbot.models import NETWORKS, TextLimits
 
 BLOCKS = ("title", "summary", "hashtags", "link")
-LEADS = ("full", "summary")
+LEADS = ("full", "summary", "first")
+SECTIONS = ("topics", "networks", "lead", "mentions")
+_HANDLE_NAME = regex.compile(r"[A-Za-z0-9_]+(?:[.-]+[A-Za-z0-9_]+)*")
+_HANDLE = regex.compile(r"[@＠][^\s@＠]+(?:[@＠][^\s@＠]+)?")
 MAX_FILE_BYTES = 256 * 1024
 
 
@@ -35,13 +46,17 @@ class ShapingRules:
     ``order``: the blocks of the post, top to bottom; ``title`` and ``link``
     are required, ``summary`` and ``hashtags`` may be left out.
     ``max_hashtags``: hashtags in the post at most, those in the text included.
-    ``lead``: ``full`` (the summary, then the body, as far as there is room)
-    or ``summary`` (only the summary; the body when there is no summary).
+    ``lead``: ``full`` (the summary, then the body, as far as there is room),
+    ``summary`` (only the summary; the body when there is no summary) or
+    ``first`` (the summary, or the first paragraph of the body when there is none).
+    ``lead_length``: the lead's length at most, as the network counts it (None:
+    as far as the post has room); the lead is cut as any teaser is, below it.
     """
 
     order: tuple[str, ...] = BLOCKS
     max_hashtags: int = 3
     lead: str = "full"
+    lead_length: int | None = None
 
     def __post_init__(self) -> None:
         if set(self.order) - set(BLOCKS) or len(set(self.order)) != len(self.order):
@@ -52,14 +67,20 @@ class ShapingRules:
             raise ValueError("max_hashtags must be 0 or more")
         if self.lead not in LEADS:
             raise ValueError(f"lead must be one of {', '.join(LEADS)}")
+        if self.lead_length is not None and (
+            not isinstance(self.lead_length, int)
+            or isinstance(self.lead_length, bool)
+            or self.lead_length < 1
+        ):
+            raise ValueError("lead_length must be a whole number of characters, 1 or more")
 
 
 RULES: dict[str, ShapingRules] = {
     "x": ShapingRules(max_hashtags=2),
     "mastodon": ShapingRules(max_hashtags=5),
     "bluesky": ShapingRules(max_hashtags=2),
-    "facebook": ShapingRules(max_hashtags=3),
-    "linkedin": ShapingRules(max_hashtags=5),
+    "facebook": ShapingRules(max_hashtags=3, lead="first", lead_length=500),
+    "linkedin": ShapingRules(max_hashtags=5, lead="first", lead_length=210),
 }
 """The default shaping of each network's post."""
 
@@ -76,6 +97,8 @@ class ComposeOptions:
     """Per-network limits reported by the network (e.g. a Mastodon instance)."""
     rules: Mapping[str, ShapingRules] = field(default_factory=dict)
     """Per-network shaping rules replacing the defaults in ``RULES``."""
+    mentions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Handle in the release text (without ``@``) -> network -> that network's handle."""
 
     def rules_for(self, network: str) -> ShapingRules:
         return self.rules.get(network) or RULES.get(network) or ShapingRules()
@@ -113,17 +136,21 @@ def load_options(path: Path, *, utm: bool = False, required: bool = True) -> Com
         raise ConfigurationError(f"{path}: not valid UTF-8 YAML: {exc}") from None
     try:
         hashtag_map, rules = parse_mapping(data)
+        mentions = parse_mentions(data)
     except ValueError as exc:
         raise ConfigurationError(f"{path}: {exc}") from None
-    return ComposeOptions(hashtag_map=hashtag_map, utm=utm, rules=rules)
+    return ComposeOptions(hashtag_map=hashtag_map, utm=utm, rules=rules, mentions=mentions)
 
 
 def parse_mapping(data: Any) -> tuple[dict[str, str], dict[str, ShapingRules]]:
     """The ``topics`` and ``networks`` sections of a mapping file. Raises ValueError."""
     if data is None:
         return {}, {}
-    if not isinstance(data, dict) or set(data) - {"topics", "networks"}:
-        raise ValueError("needs a 'topics' mapping (topic: hashtag) and optionally 'networks'")
+    if not isinstance(data, dict) or set(data) - set(SECTIONS):
+        raise ValueError(
+            "needs a 'topics' mapping (topic: hashtag) and optionally 'networks', 'lead' "
+            "and 'mentions'"
+        )
     topics = data.get("topics") or {}
     if not isinstance(topics, dict):
         raise ValueError("'topics' must map each topic to one hashtag")
@@ -144,10 +171,51 @@ def parse_mapping(data: Any) -> tuple[dict[str, str], dict[str, ShapingRules]]:
         raise ValueError("'networks' must map a network to its shaping rules")
     rules = {}
     for network, overrides in networks.items():
-        if network not in NETWORKS:
-            raise ValueError(f"unknown network {network!r} (supported: {', '.join(NETWORKS)})")
+        _known_network(network)
         rules[network] = _rules(network, overrides)
+    lead = data.get("lead") or {}
+    if not isinstance(lead, dict):
+        raise ValueError("'lead' must map a network to a number of characters, e.g. facebook: 500")
+    for network, length in lead.items():
+        _known_network(network)
+        if length is not None and (
+            not isinstance(length, int) or isinstance(length, bool) or length < 1
+        ):
+            raise ValueError(f"lead.{network} must be a whole number of characters, 1 or more")
+        base = rules.get(network) or RULES.get(network, ShapingRules())
+        rules[network] = replace(base, lead_length=length)
     return hashtag_map, rules
+
+
+def parse_mentions(data: Any) -> dict[str, dict[str, str]]:
+    """The ``mentions`` section: handle (without ``@``) -> network -> that network's handle."""
+    if not isinstance(data, dict):
+        return {}
+    section = data.get("mentions") or {}
+    if not isinstance(section, dict):
+        raise ValueError("'mentions' must map a handle to each network's handle")
+    mentions: dict[str, dict[str, str]] = {}
+    for name, handles in section.items():
+        key = str(name).lstrip("@＠")
+        if not isinstance(name, str) or not _HANDLE_NAME.fullmatch(key):
+            raise ValueError(f"mentions: {name!r} is not a handle (letters, digits, '_')")
+        if not isinstance(handles, dict):
+            raise ValueError(f"mentions.{key} must map a network to its handle, e.g. x: '@{key}'")
+        mentions[key] = {}
+        for network, handle in handles.items():
+            _known_network(network)
+            if not isinstance(handle, str) or not _HANDLE.fullmatch(handle.strip()):
+                raise ValueError(
+                    f"mentions.{key}.{network}: {handle!r} is not a handle such as '@{key}' "
+                    "(quote it: in YAML an unquoted @ cannot start a value)"
+                )
+            mentions[key][network] = handle.strip()
+    return mentions
+
+
+def _known_network(network: Any) -> None:
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r} (supported: {', '.join(NETWORKS)})")
 
 
 def _rules(network: str, overrides: Any) -> ShapingRules:

@@ -124,22 +124,26 @@ def tag_spans(text: str) -> list[tuple[int, int, str]]:
     return spans
 
 
-def bluesky_facets(text: str, *, links: Sequence[str] = ()) -> list[dict[str, Any]]:
+def bluesky_facets(
+    text: str, *, links: Sequence[str] = (), shown: Sequence[tuple[str, str]] = ()
+) -> list[dict[str, Any]]:
     """Link and hashtag facets with exact UTF-8 byte offsets (end exclusive).
 
     ``links`` are URLs that must be clickable in full wherever they appear in
     ``text``: a facet covering each occurrence exactly replaces whatever the
-    detection found there.
+    detection found there. ``shown`` pairs a link's displayed text (see
+    ``links.bluesky_display``) with its full URI: each occurrence of the display
+    gets a facet to the full URI, likewise.
     """
     spans = [(start, end, "link", uri) for start, end, uri in link_spans(text)]
     spans += [(start, end, "tag", tag) for start, end, tag in tag_spans(text)]
-    for link in links:
-        position = text.find(link)
-        while link and position != -1:
-            end = position + len(link)
+    for display, uri in [(link, link) for link in links] + list(shown):
+        position = text.find(display)
+        while display and position != -1:
+            end = position + len(display)
             spans = [s for s in spans if s[1] <= position or s[0] >= end]
-            spans.append((position, end, "link", link))
-            position = text.find(link, end)
+            spans.append((position, end, "link", uri))
+            position = text.find(display, end)
     spans.sort()
     offsets = _utf8_offsets(text)
     facets: list[dict[str, Any]] = []

@@ -20,10 +20,11 @@ import regex
 from socialbot.compose import hashtags as tags
 from socialbot.compose.counting import NETWORK_NAMES, Budget, graphemes
 from socialbot.compose.hashtags import Hashtag
-from socialbot.compose.links import clickable, recognised_by, with_utm
+from socialbot.compose.links import bluesky_display, clickable, recognised_by, with_utm
+from socialbot.compose.mentions import WORD_JOINER, render_mentions
 from socialbot.compose.options import ComposeOptions, ShapingRules
 from socialbot.compose.richtext import bluesky_facets, link_spans
-from socialbot.compose.trimming import SENTENCE_CLOSE, CutPoint, cut_points, finish
+from socialbot.compose.trimming import SENTENCE_CLOSE, CutPoint, cut_points, finish, url_spans
 from socialbot.compose.twitter_text import x_urls
 from socialbot.errors import ComposeError
 from socialbot.models import Post, Release
@@ -42,6 +43,7 @@ _UNWANTED = regex.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\uf
 _RUNS = regex.compile(r"[ \t\r\n\f\v]+")
 _PARAGRAPH = regex.compile(r"\n[ \t\r\f\v]*\n")
 _WORD = regex.compile(r"[\p{L}\p{N}]")
+_SCHEME = regex.compile(r"https?://", regex.IGNORECASE)
 
 
 def clean(text: str) -> str:
@@ -87,17 +89,30 @@ class Fit:
     covered: int
 
 
-def fit_text(text: str, language: str, fits: Callable[[str], bool]) -> Fit | None:
-    """The longest cut of ``text`` for which ``fits`` holds, preferring a close sentence end."""
+def fit_text(
+    text: str, language: str, fits: Callable[[str], bool], *, teaser: bool = False
+) -> Fit | None:
+    """The longest cut of ``text`` for which ``fits`` holds.
+
+    A ``teaser`` (a lead, a card description) ends at the last sentence end that
+    fits, else at the last clause boundary that fits and does not end on a function
+    word, else nowhere (None); it also stops before the first other link with a
+    scheme, which would otherwise become the preview card (Mastodon takes the first
+    ``http(s)://`` URL of a status). Anything else (a title) prefers a close sentence
+    end, then a close clause boundary, then a cut between words not after a function
+    word, then any cut between words.
+    """
+    stop = first_foreign_link(text) if teaser else None
     bound = 256
     while bound < len(text) and fits(text[:bound] + "…"):
         bound *= 2
-    if bound >= len(text) and fits(text):
+    if stop is None and bound >= len(text) and fits(text):
         return Fit(text, len(text))
     # Cut points of the part that can fit, plus a margin so a URL or hashtag
     # running past the bound is still seen whole.
     prefix = text if bound + PREFIX_MARGIN >= len(text) else text[: bound + PREFIX_MARGIN]
-    points = [point for point in cut_points(prefix, language) if point.index <= bound]
+    limit = bound if stop is None else min(bound, stop)
+    points = [point for point in cut_points(prefix, language) if point.index <= limit]
 
     def trial(point: CutPoint) -> str:
         return finish(text, point) or text[: point.index].rstrip() + "…"
@@ -109,22 +124,58 @@ def fit_text(text: str, language: str, fits: Callable[[str], bool]) -> Fit | Non
             low = middle + 1
         else:
             high = middle
-    word: tuple[CutPoint, str] | None = None
-    for point in reversed(points[:low]):
-        piece = finish(text, point)
-        if piece is not None and fits(piece):
-            word = point, piece
-            break
-    if word is None:
-        return None
-    for point in reversed(points[:low]):
-        if point.index < SENTENCE_CLOSE * word[0].index:
-            break
-        if point.sentence:
+    if teaser:
+        return _teaser_cut(text, points[:low], fits)
+    return _title_cut(text, points[:low], fits)
+
+
+def _first(
+    text: str,
+    points: list[CutPoint],
+    fits: Callable[[str], bool],
+    wanted: Callable[[CutPoint], bool],
+) -> Fit | None:
+    """The last of ``points`` that is ``wanted`` and whose cut fits."""
+    for point in reversed(points):
+        if wanted(point):
             piece = finish(text, point)
             if piece is not None and fits(piece):
                 return Fit(piece, point.index)
-    return Fit(word[1], word[0].index)
+    return None
+
+
+def _teaser_cut(text: str, points: list[CutPoint], fits: Callable[[str], bool]) -> Fit | None:
+    sentence = _first(text, points, fits, lambda point: point.sentence)
+    return sentence or _first(text, points, fits, lambda point: point.teaser)
+
+
+def _title_cut(text: str, points: list[CutPoint], fits: Callable[[str], bool]) -> Fit | None:
+    word = _first(text, points, fits, lambda point: True)
+    if word is None:
+        return None
+    close = [point for point in points if point.index >= SENTENCE_CLOSE * word.covered]
+    for wanted in (
+        lambda point: point.sentence,
+        lambda point: point.teaser,
+        lambda point: not point.function_word,
+    ):
+        found = _first(text, close, fits, wanted)
+        if found is not None:
+            return found
+    return word
+
+
+def first_foreign_link(text: str) -> int | None:
+    """Where the first URL with a scheme starts in ``text`` (the release link is already out)."""
+    found = _SCHEME.search(text)
+    if found is None:
+        return None
+    window = text[: found.start() + PREFIX_MARGIN]
+    for part in (window, text) if len(window) < len(text) else (text,):
+        starts = [start for start, _ in url_spans(part) if _SCHEME.match(part, start)]
+        if starts:
+            return min(starts)
+    return None
 
 
 def substantial(fit: Fit, source: str) -> bool:
@@ -192,12 +243,20 @@ class Shaper:
             fit = None
             if self.lead and "summary" in self.rules.order and self.fits(title, "", appended):
                 fit = fit_text(
-                    self.lead, self.language, lambda piece: self.fits(title, piece, appended)
+                    self.lead,
+                    self.language,
+                    lambda piece: self.fits(title, piece, appended) and self.short(piece),
+                    teaser=True,
                 )
             if fit is None or not substantial(fit, self.lead):
                 fit = Fit("", 0)
             self._leads[key] = fit
         return self._leads[key]
+
+    def short(self, lead: str) -> bool:
+        """Whether ``lead`` is within the network's lead length (where "See more" falls)."""
+        maximum = self.rules.lead_length
+        return maximum is None or self.size(lead)[0] <= maximum
 
     def attempt(self, title: str, wanted: int) -> tuple[Fit, list[Hashtag]]:
         """The lead and appended hashtags when up to ``wanted`` hashtags are appended."""
@@ -288,11 +347,13 @@ def read_source(release: Release, rules: ShapingRules, urls: tuple[str, ...]) ->
     summary = " ".join(paragraphs(release.summary))
     body = paragraphs(release.body)
     parts = [summary] if summary else []
-    if body and (rules.lead == "full" or not summary):
+    if body and rules.lead == "first" and not summary:
+        parts.append(body[0])
+    elif body and (rules.lead == "full" or not summary):
         parts += body
     lead_name = " and ".join(
         name
-        for name, used in (("summary", bool(summary)), ("body", body and parts[-1:] == body[-1:]))
+        for name, used in (("summary", bool(summary)), ("body", len(parts) > bool(summary)))
         if used
     )
     title, found = tags.repair_spaced(" ".join(paragraphs(release.title)), "title")
@@ -335,7 +396,14 @@ def compose(release: Release, network: str, options: ComposeOptions | None = Non
     notes = list(source.notes)
     title, lead, what = source.title, source.lead, source.lead_name
     candidates = hashtag_candidates(release, [title, lead, *source.body], options, notes)
-    shaper = Shaper(budget, rules, release.language, title, lead, link, candidates)
+    title, lead = (mentions(text, network, options) for text in (title, lead))
+    if WORD_JOINER in title + lead and WORD_JOINER not in source.title + source.lead:
+        notes.append(
+            f"@handles in the text are plain text on {network_name(network)}, so they tag no "
+            "one; give the network's handle under 'mentions' in the mapping file to tag it"
+        )
+    shown = bluesky_display(link) if network == "bluesky" else link
+    shaper = Shaper(budget, rules, release.language, title, lead, shown, candidates)
     shown_title, lead_fit, appended = shaper.shape()
     text = shaper.render(shown_title, lead_fit.piece, appended)
     problem = budget.problem(text)
@@ -349,6 +417,12 @@ def compose(release: Release, network: str, options: ComposeOptions | None = Non
             notes.append(f"no room for the {what} on {name}")
         elif lead_fit.covered < len(lead):
             notes.append(f"the {what} {'are' if ' and ' in what else 'is'} cut to fit {name}")
+            stop = first_foreign_link(lead[: lead_fit.covered + PREFIX_MARGIN])
+            if stop is not None and _stopped_by_link(lead, lead_fit.covered, stop, release):
+                notes.append(
+                    f"the {what} {'are' if ' and ' in what else 'is'} cut before another "
+                    "link, so the link card shows the release"
+                )
     posted = tags.unique(tags.inline(text))
     keys = {tag.key for tag in posted}
     left_out = [str(tag) for tag in candidates if tag.key not in keys]
@@ -364,17 +438,37 @@ def compose(release: Release, network: str, options: ComposeOptions | None = Non
         length=budget.length(text),
         limit=budget.limit,
         language=release.language,
-        title=title,
+        title=source.title,
         description=describe(source.summary or SEPARATOR.join(source.body), release.language),
         hashtags=tuple(str(tag) for tag in posted),
-        facets=tuple(bluesky_facets(text, links=(link,))) if network == "bluesky" else (),
+        facets=(
+            tuple(bluesky_facets(text, shown=((shown, link),))) if network == "bluesky" else ()
+        ),
         notes=tuple(dict.fromkeys(notes)),
+        link_text="" if shown == link else shown,
     )
+
+
+def _stopped_by_link(lead: str, covered: int, stop: int, release: Release) -> bool:
+    """Whether the lead ends where it does because a link follows: no teaser cut between."""
+    if stop < covered:
+        return False
+    between = cut_points(lead[: stop + 1], release.language)
+    return not any(point.sentence for point in between if covered < point.index <= stop)
+
+
+def mentions(text: str, network: str, options: ComposeOptions) -> str:
+    """``text`` with its ``@handles`` as ``network`` must get them (see ``mentions``)."""
+    if "@" not in text and "＠" not in text:
+        return text
+    return render_mentions(text, network, options.mentions, url_spans(text))
 
 
 def describe(text: str, language: str) -> str:
     """A link card's description: the lead, cut to ``DESCRIPTION_GRAPHEMES`` between words."""
-    fit = fit_text(text, language, lambda piece: len(graphemes(piece)) <= DESCRIPTION_GRAPHEMES)
+    fit = fit_text(
+        text, language, lambda piece: len(graphemes(piece)) <= DESCRIPTION_GRAPHEMES, teaser=True
+    )
     return fit.piece if fit is not None else ""
 
 

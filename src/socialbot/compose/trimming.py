@@ -7,6 +7,12 @@ commas, dashes and opening brackets and ends with ``…``, set off by a space
 after a URL (glued, it would become part of the link on Mastodon). Explicit
 bidirectional embeddings left open by the cut are closed, so ``…`` and the link
 after it keep their direction.
+
+Each cut point says what kind of cut it is: a sentence end, a clause boundary
+(after a comma, semicolon or colon, or before or after a spaced dash), or a plain
+cut between words; and whether the words kept end on a function word of the
+release's language (``function_words``). Teasers only take the first two kinds,
+and never a clause cut ending on a function word (see ``shaping.fit_text``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from functools import cache, lru_cache
 
 import regex
 
+from socialbot.compose.function_words import ends_on_function_word
 from socialbot.compose.richtext import link_spans, tag_spans
 from socialbot.compose.twitter_text import extract_hashtags, mastodon_urls, x_urls
 
@@ -25,6 +32,8 @@ SENTENCE_CLOSE = 2 / 3
 
 _SENTENCE_END = frozenset(".!?…。！？‼⁇⁈⁉")
 _CJK_SENTENCE_END = frozenset("。！？")
+_CLAUSE_END = frozenset(",;:–—、，；：")
+_DASHES = frozenset("-–—")
 _CLOSERS = frozenset("\"'»”’)]}›」』")
 _DANGLING = ",;:-–—‐(/[{«„“‚‘‹\"'·&"
 _STRIPPED_SPACE = " \t\n\u00a0\u202f"
@@ -129,6 +138,15 @@ class CutPoint:
     index: int
     sentence: bool
     after_url: bool = False
+    clause: bool = False
+    """Not a sentence end, but a clause boundary: after ``,;:`` or at a spaced dash."""
+    function_word: bool = False
+    """The words kept end on a function word ("…politiката на", "…eine Stellungnahme zur")."""
+
+    @property
+    def teaser(self) -> bool:
+        """Whether a teaser may end here: a sentence end, or a clause end after a content word."""
+        return self.sentence or (self.clause and not self.function_word)
 
 
 def protected_spans(text: str) -> list[tuple[int, int]]:
@@ -207,10 +225,45 @@ def cut_points(text: str, language: str) -> tuple[CutPoint, ...]:
             elif _CJK.match(previous) and _CJK.match(current):
                 sentence = False
             if sentence is not None:
-                kept = len(text[:index].rstrip().rstrip(_DANGLING + _STRIPPED_SPACE))
-                points.append(CutPoint(index, sentence, bool(in_url[kept])))
+                kept, kept_text = _kept(text, index)
+                clause = not sentence and _is_clause(text, index)
+                points.append(
+                    CutPoint(
+                        index,
+                        sentence,
+                        bool(in_url[kept]),
+                        clause,
+                        not sentence and ends_on_function_word(kept_text, language),
+                    )
+                )
         previous = current
     return tuple(points)
+
+
+def _kept(text: str, index: int) -> tuple[int, str]:
+    """Where ``text[:index]`` ends without trailing spaces and dangling punctuation,
+    and its last (up to 256) characters then: only the tail is looked at, not copied."""
+    start = max(0, index - 256)
+    while True:
+        kept = text[start:index].rstrip().rstrip(_DANGLING + _STRIPPED_SPACE)
+        if kept or start == 0:
+            return start + len(kept), kept
+        start = max(0, start - 4096)
+
+
+def _is_clause(text: str, index: int) -> bool:
+    """Whether a cut at ``index`` (a space, or between CJK characters) ends a clause."""
+    before = text[max(0, index - 64) : index].rstrip(_STRIPPED_SPACE)
+    while before and before[-1] in _CLOSERS:
+        before = before[:-1]
+    if not before:
+        return False
+    if before[-1] in _CLAUSE_END:
+        return True
+    if before[-1] in _DASHES and (len(before) == 1 or before[-2].isspace()):
+        return True  # "… Europe – " : the spaced dash is dropped with the cut
+    after = text[index:].lstrip(_STRIPPED_SPACE)
+    return after[:1] in _DASHES and after[1:2].isspace()
 
 
 def closers(text: str) -> str:

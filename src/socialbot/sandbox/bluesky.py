@@ -540,7 +540,10 @@ def validate_facet(path: str, facet: Any, text: bytes) -> None:
             uri = feature.get("uri")
             if not isinstance(uri, str) or not _URI.fullmatch(uri):
                 raise Invalid(f"{where}/uri must be a uri")
-            if covered != uri.encode("utf-8"):
+            # The link itself, or the app's short display of it (links.bluesky_display).
+            from socialbot.compose.links import bluesky_display
+
+            if covered not in (uri.encode("utf-8"), bluesky_display(uri).encode("utf-8")):
                 raise Invalid(
                     f"{path} covers {covered.decode('utf-8', 'replace')!r}, not its link {uri!r}"
                 )
