@@ -230,7 +230,7 @@ def _read_body(response: httpx.Response, policy: FetchPolicy, deadline: float) -
     parts: list[bytes] = []
     size = 0
     try:
-        for raw in response.iter_raw(_CHUNK):
+        for raw in response.iter_raw():  # as received: the deadline is checked per read
             if time.monotonic() > deadline:
                 raise _too_slow(policy)
             for chunk in decoder.feed(raw, cap - size + 1) if decoder else (raw,):
