@@ -106,7 +106,9 @@ def standard_routes(server: ImportServer) -> None:
         {"Content-Type": "text/html; charset=utf-8"},
     )
     greek = (FIXTURES / "hostile-el-8859-7.html").read_text("utf-8")
-    server.raw("/hostile/greek-no-charset", greek.encode("iso-8859-7"), {"Content-Type": "text/html"})
+    server.raw(
+        "/hostile/greek-no-charset", greek.encode("iso-8859-7"), {"Content-Type": "text/html"}
+    )
     server.page("/hostile/malformed", "hostile-malformed.html", "text/html")
     server.page("/hostile/script-title", "hostile-script-title.html")
     server.page("/hostile/no-title", "hostile-no-title.html")

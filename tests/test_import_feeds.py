@@ -34,8 +34,14 @@ def run(server, queue, ledger, path, **kw):
 
 
 def test_old_listing_imports_each_item_once(server, ledger, tmp_path):
-    report = run(server, tmp_path, ledger, "/bg/news/Pages/press-releases.aspx", listing=True,
-                 follow_versions=False)
+    report = run(
+        server,
+        tmp_path,
+        ledger,
+        "/bg/news/Pages/press-releases.aspx",
+        listing=True,
+        follow_versions=False,
+    )
     statuses = [(r.source.rsplit("/", 1)[-1], r.status) for r in report.results]
     assert statuses == [
         ("cohesion-alliance-recovery.aspx", ImportStatus.CREATED),
@@ -45,16 +51,25 @@ def test_old_listing_imports_each_item_once(server, ledger, tmp_path):
     assert report.results[2].message.endswith("removed-release.aspx: the server answered 404.")
     green = read_release(report.results[1].path)
     # The page states no topics or date: the listing's line gives them, split.
-    assert green.topics == ["Green Deal", "Climate change (adaptation/mitigation)",
-                            "Energy / Environment"]
+    assert green.topics == [
+        "Green Deal",
+        "Climate change (adaptation/mitigation)",
+        "Energy / Environment",
+    ]
     assert green.published == datetime(2023, 11, 29, tzinfo=UTC)
     assert green.language == "bg"
     assert green.summary.startswith("Градовете и регионите на Европа призоваха")
     assert green.body.startswith("- Над 300 местни лидери подписаха декларацията от Брюксел\n- ")
     files = sorted(p.name for p in tmp_path.iterdir())
     hits = len(server.hits)
-    again = run(server, tmp_path, ledger, "/bg/news/Pages/press-releases.aspx", listing=True,
-                follow_versions=False)
+    again = run(
+        server,
+        tmp_path,
+        ledger,
+        "/bg/news/Pages/press-releases.aspx",
+        listing=True,
+        follow_versions=False,
+    )
     assert [r.status for r in again.results[:2]] == [ImportStatus.ALREADY] * 2
     assert sorted(p.name for p in tmp_path.iterdir()) == files
     # Known items are not fetched again: the listing and the page that failed.
@@ -77,8 +92,9 @@ def test_new_listing_cards_and_duplicate_alias(server, ledger, tmp_path):
 
 
 def test_max_items_bounds_a_listing_run(server, ledger, tmp_path):
-    report = run(server, tmp_path, ledger, "/en/news", listing=True, follow_versions=False,
-                 max_items=1)
+    report = run(
+        server, tmp_path, ledger, "/en/news", listing=True, follow_versions=False, max_items=1
+    )
     assert len(report.results) == 1
     assert "only the first 1 items" in report.notes[0]
 
@@ -88,11 +104,16 @@ def test_rss_teasers_are_followed_to_their_pages(server, ledger, tmp_path):
     created = [r for r in report.results if r.status is ImportStatus.CREATED]
     ids = sorted(r.release_id for r in created)
     # Both items, and their language versions (the Irish page duplicates the English one).
-    assert ids == sorted([
-        "cohesion-alliance-recovery-en", "cohesion-alliance-recovery-fr",
-        "cohesion-alliance-recovery-bg", "affordable-housing-plan-de",
-        "affordable-housing-plan-el", "affordable-housing-plan-en",
-    ])
+    assert ids == sorted(
+        [
+            "cohesion-alliance-recovery-en",
+            "cohesion-alliance-recovery-fr",
+            "cohesion-alliance-recovery-bg",
+            "affordable-housing-plan-de",
+            "affordable-housing-plan-el",
+            "affordable-housing-plan-en",
+        ]
+    )
     english = read_release(tmp_path / "cohesion-alliance-recovery-en.yaml")
     assert english.summary.startswith("Cohesion Alliance renews")  # the page, not the teaser
     assert "…" not in english.body
@@ -109,9 +130,7 @@ def test_atom_with_full_text_needs_no_page(server, ledger, tmp_path):
     [result] = report.results
     assert result.status is ImportStatus.CREATED, result.message
     release = read_release(result.path)
-    assert release.title == (
-        "Les régions demandent un plan européen pour la rénovation des écoles"
-    )
+    assert release.title == ("Les régions demandent un plan européen pour la rénovation des écoles")
     assert release.summary == (
         "Les villes et les régions veulent des fonds pour rénover les écoles d’ici 2030."
     )

@@ -55,7 +55,7 @@ def test_old_cor_page_in_english(server, ledger, tmp_path):
     assert "12\u00a0000 signatories" in paragraphs[0]  # the non-breaking space is kept
     assert "Europe’s resilience" in paragraphs[0]  # the curly apostrophe too
     assert paragraphs[1] == (
-        'Apostolos Tzitzikostas (EL/EPP), President of the European Committee of the Regions, '
+        "Apostolos Tzitzikostas (EL/EPP), President of the European Committee of the Regions, "
         'said: "Cohesion is not a luxury; it is the glue that holds our Union together. We will '
         'follow closely the full application of the partnership principle by the Member States."'
     )
@@ -65,8 +65,17 @@ def test_old_cor_page_in_english(server, ledger, tmp_path):
         "The Cohesion Alliance was launched in 2017 by the European Committee of the Regions "
         "together with the main European associations of regions and cities.",
     ]
-    for chrome in ("cookies", "automatic translation", "EU's assembly", "Related information",
-                   "Press contacts", "Crous", "Legal notice", "Home", "_spPageContextInfo"):
+    for chrome in (
+        "cookies",
+        "automatic translation",
+        "EU's assembly",
+        "Related information",
+        "Press contacts",
+        "Crous",
+        "Legal notice",
+        "Home",
+        "_spPageContextInfo",
+    ):
         assert chrome not in release.body and chrome not in release.summary
     assert release.topics == [
         "Cohesion policy reform",
@@ -85,7 +94,9 @@ def test_old_cor_page_in_english(server, ledger, tmp_path):
 
 
 def test_old_cor_page_in_french_keeps_its_typography(server, ledger, tmp_path):
-    [result] = do_import(server, tmp_path, ledger, [OLD.format("fr")], follow_versions=False).results
+    [result] = do_import(
+        server, tmp_path, ledger, [OLD.format("fr")], follow_versions=False
+    ).results
     release = read_release(result.path)
     assert release.language == "fr"
     assert release.title == (
@@ -94,15 +105,19 @@ def test_old_cor_page_in_french_keeps_its_typography(server, ledger, tmp_path):
     assert release.summary.startswith("La crise de la COVID-19 a montré")
     first, second = release.body.split("\n\n")
     assert "a déclaré\u00a0: «\u00a0La cohésion n’est pas un luxe\u00a0;" in first
-    assert second.endswith("« La cohérence entre les instruments de relance et les fonds "
-                           "structurels est primordiale — pour éviter les chevauchements. »")
+    assert second.endswith(
+        "« La cohérence entre les instruments de relance et les fonds "
+        "structurels est primordiale — pour éviter les chevauchements. »"
+    )
     assert "traduction automatique" not in release.body
     assert "l'assemblée" not in release.body and "Contact" not in release.body
     assert release.topics == ["Cohesion policy reform", "Territorial cohesion", "Urban policy"]
 
 
 def test_old_cor_page_in_bulgarian(server, ledger, tmp_path):
-    [result] = do_import(server, tmp_path, ledger, [OLD.format("bg")], follow_versions=False).results
+    [result] = do_import(
+        server, tmp_path, ledger, [OLD.format("bg")], follow_versions=False
+    ).results
     release = read_release(result.path)
     assert release.language == "bg"
     assert release.id == "cohesion-alliance-recovery-bg"
@@ -119,7 +134,9 @@ def test_old_cor_page_in_bulgarian(server, ledger, tmp_path):
 
 
 def test_irish_address_carrying_english_text_is_english_and_said_so(server, ledger, tmp_path):
-    [result] = do_import(server, tmp_path, ledger, [OLD.format("ga")], follow_versions=False).results
+    [result] = do_import(
+        server, tmp_path, ledger, [OLD.format("ga")], follow_versions=False
+    ).results
     release = read_release(result.path)
     assert release.language == "en"
     assert release.id == "cohesion-alliance-recovery-en"
@@ -183,7 +200,13 @@ def test_other_institution_through_open_graph_json_ld_and_extractor(server, ledg
     assert paragraphs[0].startswith("The strategy asks member states to cut water losses")
     assert paragraphs[1].startswith("“Water does not stop at borders")
     assert paragraphs[-1].startswith("Next steps:")
-    for chrome in ("cookies", "Skip to main", "Related press releases", "Privacy", "Council adopts"):
+    for chrome in (
+        "cookies",
+        "Skip to main",
+        "Related press releases",
+        "Privacy",
+        "Council adopts",
+    ):
         assert chrome not in release.body
     assert release.topics == ["Water", "Climate adaptation"]
     assert release.language == "en"

@@ -11,7 +11,7 @@ import pytest
 
 from socialbot.config import ImportSettings
 from socialbot.importer import ImportStatus, KeyValueLedger, MemoryKeyValue, run_import
-from socialbot.importer.fetch import AddressRefused, FetchError, Fetcher, FetchPolicy
+from socialbot.importer.fetch import AddressRefused, Fetcher, FetchError, FetchPolicy
 from socialbot.releases import read_release
 from tests.import_server import big_body, gzip_bomb, serving, slow
 
@@ -53,8 +53,9 @@ def test_host_name_is_checked_after_dns_resolution(server, tmp_path):
 
 def test_allow_private_addresses_lifts_the_rule(server, tmp_path, monkeypatch):
     monkeypatch.setenv("SOCIALBOT_IMPORT__ALLOW_PRIVATE_ADDRESSES", "true")
-    result = one(server, tmp_path, "/en/news/affordable-housing-plan", allowed=(),
-                 settings=ImportSettings())
+    result = one(
+        server, tmp_path, "/en/news/affordable-housing-plan", allowed=(), settings=ImportSettings()
+    )
     assert result.status is ImportStatus.CREATED, result.message
 
 
@@ -70,8 +71,9 @@ def test_allow_private_addresses_lifts_the_rule(server, tmp_path, monkeypatch):
 )
 def test_each_redirect_hop_is_checked_again(server, tmp_path, target, kind):
     server.redirect("/hostile/redirect", target.format(port=server.port))
-    result = one(server, tmp_path, "/hostile/redirect", settings=ImportSettings(
-        page_timeout_seconds=3))
+    result = one(
+        server, tmp_path, "/hostile/redirect", settings=ImportSettings(page_timeout_seconds=3)
+    )
     assert result.status is ImportStatus.ERROR
     assert f"a {kind} address" in result.message
 
@@ -105,8 +107,10 @@ def test_body_size_is_capped_while_streaming(server, tmp_path):
         "more than the 1000000 allowed" in result.message
     )
     # Without a Content-Length to go by, the stream itself is cut.
-    policy = FetchPolicy(allowed_networks=(__import__("ipaddress").ip_network("127.0.0.1/32"),),
-                         max_body_bytes=1_000_000)
+    policy = FetchPolicy(
+        allowed_networks=(__import__("ipaddress").ip_network("127.0.0.1/32"),),
+        max_body_bytes=1_000_000,
+    )
 
     def chunked(handler):
         handler.send_response(200)
@@ -129,20 +133,24 @@ def test_body_size_is_capped_while_streaming(server, tmp_path):
 def test_gzip_bomb_is_capped_after_decompression(server, tmp_path):
     bomb = gzip_bomb(50_000_000)
     assert len(bomb) < 100_000
-    server.raw("/hostile/gzip-bomb", bomb, {"Content-Type": "text/html", "Content-Encoding": "gzip"})
+    server.raw(
+        "/hostile/gzip-bomb", bomb, {"Content-Type": "text/html", "Content-Encoding": "gzip"}
+    )
     result = one(server, tmp_path, "/hostile/gzip-bomb")
     assert "the decompressed body is larger than the 5000000 bytes allowed" in result.message
     # A small compressed page reads normally.
     page = server.fixture("cor-new-en.html")
-    server.raw("/gz", __import__("gzip").compress(page),
-               {"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"})
+    server.raw(
+        "/gz",
+        __import__("gzip").compress(page),
+        {"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"},
+    )
     assert one(server, tmp_path, "/gz").status is ImportStatus.CREATED
 
 
 def test_a_page_has_a_wall_clock_time_limit(server, tmp_path):
     server.routes["/hostile/slow"] = slow
-    result = one(server, tmp_path, "/hostile/slow",
-                 settings=ImportSettings(page_timeout_seconds=1))
+    result = one(server, tmp_path, "/hostile/slow", settings=ImportSettings(page_timeout_seconds=1))
     assert result.message.endswith("it took longer than 1 seconds.")
 
 
@@ -177,21 +185,29 @@ def test_hostile_pages_give_one_sentence_and_the_others_import(server, tmp_path)
     )
     assert results["/nowhere"].message == f"{server.base}/nowhere: the server answered 404."
     for path in ("/hostile/win1251", "/hostile/wrong-charset"):
-        release = read_release(results[path].path)
+        release = released(results[path])
         assert release.title == "Общините искат повече средства за обществения транспорт"
         assert release.language == "bg"
-        assert release.body == "„Хората избират автобуса, когато той идва навреме“, заяви кметът на Пловдив."
-    greek = read_release(results["/hostile/greek-no-charset"].path)
+        assert (
+            release.body
+            == "„Хората избират автобуса, когато той идва навреме“, заяви кметът на Пловдив."
+        )
+    greek = released(results["/hostile/greek-no-charset"])
     assert greek.title == "Οι νησιωτικές περιφέρειες ζητούν ειδική στήριξη για το νερό"
     assert greek.language == "el"
-    broken = read_release(results["/hostile/malformed"].path)
+    broken = released(results["/hostile/malformed"])
     assert broken.title == "Mayors sign the urban mobility pledge"
     assert broken.summary.startswith("Two hundred mayors signed a pledge")
     assert "unclosed" not in broken.title
-    scripted = read_release(results["/hostile/script-title"].path)
+    scripted = released(results["/hostile/script-title"])
     assert scripted.title == "Regions demand a say on the next budget"
     assert "alert" not in scripted.model_dump_json() and "pwned" not in scripted.model_dump_json()
     assert results["/en/news/affordable-housing-plan"].status is ImportStatus.CREATED
+
+
+def released(result):
+    assert result.path is not None, result.message
+    return read_release(result.path)
 
 
 def test_policy_refuses_unspecified_and_mapped_addresses():

@@ -330,9 +330,14 @@ class Release(BaseModel):
     def content_hash(self) -> str:
         """SHA-256 of everything that decides what gets published."""
         # Unset import metadata stays out, so releases written before it existed keep their hash.
-        unset = {name for name in ("published", "version_of", "source_url") if not getattr(self, name)}
+        unset = {
+            name for name in ("published", "version_of", "source_url") if not getattr(self, name)
+        }
         canonical = json.dumps(
-            self.model_dump(mode="json", exclude=unset), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+            self.model_dump(mode="json", exclude=unset),
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

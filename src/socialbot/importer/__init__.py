@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 
 from socialbot.errors import InvalidRelease
 from socialbot.importer.canonical import canonical_url, identity_key, url_language
-from socialbot.importer.fetch import Fetched, FetchError, Fetcher, FetchPolicy, Network, read_file
+from socialbot.importer.fetch import Fetched, Fetcher, FetchError, FetchPolicy, Network, read_file
 from socialbot.importer.html import PageError
 from socialbot.importer.ledger import (
     ImportLedger,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     import httpx
 
     from socialbot.config import ImportSettings
+    from socialbot.importer.feeds import FeedItem
 
 __all__ = [
     "FetchPolicy",
@@ -265,7 +267,7 @@ class _Run:
         fetched = self.fetch(source)
         items = read_listing(fetched.content, url=fetched.url, charset=fetched.charset)
         for item in self._bounded(source, items):
-            self.guard(item.url, lambda url, item=item: self.item(url, item))
+            self.guard(item.url, partial(self.item, item=item))
 
     def feed(self, source: str) -> None:
         from socialbot.importer.feeds import read_feed
@@ -274,9 +276,9 @@ class _Run:
         items = read_feed(fetched.content, url=fetched.url, max_items=self.max_items + 1)
         for entry in self._bounded(source, items):
             if entry.full_text and not self._known(entry.item.url):
-                self.guard(entry.item.url, lambda url, entry=entry: self.feed_entry(url, entry))
+                self.guard(entry.item.url, partial(self.feed_entry, entry=entry))
             else:
-                self.guard(entry.item.url, lambda url, item=entry.item: self.item(url, item))
+                self.guard(entry.item.url, partial(self.item, item=entry.item))
 
     def _bounded(self, source: str, items: list[_T]) -> list[_T]:
         if len(items) > self.max_items:
@@ -305,10 +307,7 @@ class _Run:
         self.seen.add(identity_key(url))
         self.page(url, self.fetch(url), hint=item)
 
-    def feed_entry(self, url: str, entry: object) -> None:
-        from socialbot.importer.feeds import FeedItem
-
-        assert isinstance(entry, FeedItem)
+    def feed_entry(self, url: str, entry: FeedItem) -> None:
         paragraphs = list(entry.paragraphs)
         summary = paragraphs.pop(0) if paragraphs else entry.item.teaser
         draft = PageDraft(
@@ -332,7 +331,9 @@ class _Run:
     def save(self, source: str, draft: PageDraft, extra_urls: list[str]) -> None:
         from socialbot.importer.language import decide, name
 
-        verdict = decide(draft.text(), url_code=draft.url_language, declared=draft.declared_language)
+        verdict = decide(
+            draft.text(), url_code=draft.url_language, declared=draft.declared_language
+        )
         if verdict.language is None:
             raise PageError("the language of its text cannot be told, and the page declares none")
         language = verdict.language
@@ -491,7 +492,11 @@ def _hashtag_notes(release: Release) -> list[str]:
     from socialbot.compose.hashtags import repair_spaced
 
     notes: list[str] = []
-    for where, text in (("title", release.title), ("summary", release.summary), ("body", release.body)):
+    for where, text in (
+        ("title", release.title),
+        ("summary", release.summary),
+        ("body", release.body),
+    ):
         notes.extend(repair_spaced(text, where)[1])
         for match in _LOOSE_TAG.finditer(text):
             notes.append(

@@ -58,11 +58,15 @@ def canonical_url(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     port = parts.port
-    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else (
-        f"{host}:{port}"
+    netloc = (
+        host
+        if port is None or (scheme, port) in (("http", 80), ("https", 443))
+        else (f"{host}:{port}")
     )
     path = quote(unquote(parts.path), safe=_SAFE_PATH) or "/"
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking(k)]
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking(k)
+    ]
     return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
 
 

@@ -19,7 +19,17 @@ _MARKUP = re.compile(
 )
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([\w.:-]+)", re.IGNORECASE)
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
-_DROP_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "form", "button", "select")
+_DROP_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "svg",
+    "iframe",
+    "form",
+    "button",
+    "select",
+)
 MAX_JSON_LD = 1_000_000
 
 

@@ -61,7 +61,8 @@ _CHROME = re.compile(
 _LEAD = re.compile(r"standfirst|lead|intro|summary|chapeau|highlight", re.IGNORECASE)
 _TOPICS_CLASS = re.compile(r"(^|[\s_-])(topics?|tags?|keywords?)($|[\s_-])", re.IGNORECASE)
 _DATE_LINE = re.compile(
-    r"^\W*(\d{1,2}\.?\s*[./ ]\s*\w+\.?\s*[./ ]\s*\d{4}|\w+\.? \d{1,2},? \d{4}|\d{4}-\d{2}-\d{2})\W*$"
+    r"^\W*(\d{1,2}\.?\s*[./ ]\s*\w+\.?\s*[./ ]\s*\d{4}"
+    r"|\w+\.? \d{1,2},? \d{4}|\d{4}-\d{2}-\d{2})\W*$"
 )
 _BLOCKS = ("p", "li", "h2", "h3", "h4", "h5", "blockquote")
 _OLD_COR = re.compile(r"/[a-z]{2}/news/Pages/[^/]+\.aspx$", re.IGNORECASE)
@@ -118,7 +119,7 @@ def split_topics(line: str) -> list[str]:
 def parse_type_line(line: str) -> tuple[str, datetime | None, list[str]] | None:
     """``Press release29.11.2023 | A;B;`` as (type, date, topics); None if it is not one."""
     match = TYPE_LINE.match(one_line(line))
-    if not match or ";" not in match.group("topics") and not match.group("topics").strip():
+    if not match or (";" not in match.group("topics") and not match.group("topics").strip()):
         return None
     topics = split_topics(match.group("topics"))
     if not topics:
