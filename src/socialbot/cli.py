@@ -772,3 +772,74 @@ def main() -> None:
 
         sys.stderr.write(redact("".join(traceback.format_exception(exc))))
         sys.exit(EXIT_ATTENTION)
+
+
+# -- import: pages, listings and feeds become draft releases (issue 12) -----------------
+
+
+@cli.command(name="import")
+@click.argument("sources", nargs=-1, metavar="URL|FILE...")
+@click.option(
+    "--listing", "listings", multiple=True, metavar="URL", help="A page listing releases."
+)
+@click.option("--feed", "feeds", multiple=True, metavar="URL", help="An RSS 2.0 or Atom feed.")
+@click.option("--no-versions", is_flag=True, help="Leave out the pages' other language versions.")
+@pass_app
+def import_command(
+    app: App,
+    sources: tuple[str, ...],
+    listings: tuple[str, ...],
+    feeds: tuple[str, ...],
+    no_versions: bool,
+) -> None:
+    """Turn press-release pages, listings or feeds into draft releases in the queue.
+
+    Each draft is written as a release file and printed with a preview; nothing is
+    approved. A listing or feed imports only the items it has not imported before,
+    so it can run from cron. Exit status 1 when any source failed.
+    """
+    from socialbot.config import load_import_settings
+    from socialbot.importer import ImportReport, run_import
+    from socialbot.importer.ledger import KeyValueLedger
+    from socialbot.importer.sqlite_ledger import SQLiteKeyValue
+
+    if not (sources or listings or feeds):
+        raise click.UsageError("name a page (URL or saved .html file), --listing URL or --feed URL")
+    try:
+        settings = load_import_settings()
+    except ConfigurationError as exc:
+        fail(exc)
+    queue, store = app.queue_dir, app.store
+    kv = SQLiteKeyValue(app.settings.database_path)
+    report = ImportReport()
+    try:
+        for batch, is_listing, is_feed in (
+            (sources, False, False),
+            (listings, True, False),
+            (feeds, False, True),
+        ):
+            if batch:
+                part = run_import(
+                    list(batch),
+                    queue_dir=queue,
+                    ledger=KeyValueLedger(kv),
+                    is_approved=lambda release_id: bool(store.approvals(release_id)),
+                    settings=settings,
+                    listing=is_listing,
+                    feed=is_feed,
+                    follow_versions=not no_versions,
+                )
+                report.results.extend(part.results)
+                report.notes.extend(part.notes)
+    finally:
+        kv.close()
+    for result in report.results:
+        if result.status.value == "error":
+            say(result.message, err=True)
+            continue
+        say(f"{result.status.value}: {result.path}")
+        say(result.preview if result.status.value in ("created", "updated") else result.message)
+    for note in report.notes:
+        say(note, err=True)
+    if report.failed:
+        sys.exit(EXIT_ATTENTION)

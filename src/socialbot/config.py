@@ -385,6 +385,35 @@ class Settings(BaseSettings):
         return [value for name in NETWORKS for value in self.section(name).secret_values()]
 
 
+class ImportSettings(BaseSettings):
+    """``socialbot import``: how far one fetch may go (``SOCIALBOT_IMPORT__*``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=f"{ENV_PREFIX}IMPORT__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    allow_private_addresses: bool = False
+    max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    page_timeout_seconds: float = Field(default=20.0, gt=0)
+    max_items: int = Field(default=50, ge=1)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+
+
+def load_import_settings(**overrides: Any) -> ImportSettings:
+    """The import settings, a validation error made one plain sentence."""
+    try:
+        return ImportSettings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = "__".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        raise ConfigurationError(f"{ENV_PREFIX}IMPORT__{field}: {message}") from None
+
+
 def env_name(network: str, field: str) -> str:
     """The environment variable behind ``settings.<network>.<field>``."""
     return f"{ENV_PREFIX}{network}__{field}".upper()

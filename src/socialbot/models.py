@@ -256,6 +256,31 @@ class Release(BaseModel):
     networks: list[str] | None = None
     not_before: datetime | None = None
     overrides: dict[str, str] = Field(default_factory=dict)
+    # Set by `socialbot import` (optional in hand-written files): the date the page states,
+    # the release this one is a language version of (the first imported version of the
+    # group: every version points at it, it points at none), and the page it came from.
+    published: datetime | None = None
+    version_of: str | None = Field(default=None, max_length=128)
+    source_url: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("version_of")
+    @classmethod
+    def _version_of(cls, value: str | None) -> str | None:
+        if value is not None and not RELEASE_ID.fullmatch(value):
+            raise ValueError("must be the id of another release")
+        return value
+
+    @field_validator("source_url")
+    @classmethod
+    def _source_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
+
+    @field_validator("published")
+    @classmethod
+    def _published_aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("needs a UTC offset, e.g. 2026-11-26T09:00:00+01:00")
+        return value
 
     @field_validator("id")
     @classmethod
@@ -329,8 +354,15 @@ class Release(BaseModel):
 
     def content_hash(self) -> str:
         """SHA-256 of everything that decides what gets published."""
+        # Unset import metadata stays out, so releases written before it existed keep their hash.
+        unset = {
+            name for name in ("published", "version_of", "source_url") if not getattr(self, name)
+        }
         canonical = json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":")
+            self.model_dump(mode="json", exclude=unset),
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

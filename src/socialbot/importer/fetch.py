@@ -1,0 +1,336 @@
+"""Fetching the addresses people paste, without letting them reach inside the network.
+
+* Only ``http`` and ``https``; redirects are followed by hand, at most ``max_redirects``
+  times, and every hop is checked again like the first address.
+* Every connection goes through ``_GuardedBackend``: the host name is resolved once, every
+  address it resolves to is checked (loopback, private, link-local, multicast, reserved
+  and unspecified ranges are refused unless ``allow_private_addresses``), and the socket
+  connects to exactly the address that was checked, so a second DNS answer cannot swap in
+  an internal address. No proxy from the environment is used.
+* One wall-clock deadline per page covers connecting, redirects and reading.
+* The body is capped while it streams, and compressed bodies are decompressed here, with
+  the cap applied to the decompressed size, a bounded amount at a time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import time
+import typing
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from socialbot import __version__
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+USER_AGENT = f"socialbot/{__version__} (press release import)"
+_CHUNK = 64 * 1024
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+class FetchError(Exception):
+    """Why an address could not be fetched, as one plain sentence (without the address)."""
+
+
+class AddressRefused(FetchError):
+    """The address is one the import may not reach."""
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """How far one fetch may go."""
+
+    allow_private_addresses: bool = False
+    max_body_bytes: int = 5_000_000
+    page_timeout_seconds: float = 20.0
+    max_redirects: int = 5
+    # Exceptions to the address rule, e.g. one intranet range (and the tests' loopback server).
+    allowed_networks: tuple[Network, ...] = field(default_factory=tuple)
+
+    def check_address(self, address: str) -> None:
+        """Raise AddressRefused unless the import may connect to this IP address."""
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if self.allow_private_addresses or any(ip in net for net in self.allowed_networks):
+            return
+        if not ip.is_global or ip.is_multicast:
+            kind = (
+                "loopback"
+                if ip.is_loopback
+                else "link-local"
+                if ip.is_link_local
+                else "multicast"
+                if ip.is_multicast
+                else "private"
+                if ip.is_private
+                else "reserved"
+            )
+            raise AddressRefused(
+                f"it leads to {ip}, a {kind} address, which import does not reach "
+                "(SOCIALBOT_IMPORT__ALLOW_PRIVATE_ADDRESSES=true allows it)"
+            )
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One page or feed as fetched: its final address, bytes and declared type."""
+
+    url: str
+    content: bytes
+    content_type: str = ""
+    charset: str | None = None
+
+
+class _GuardedBackend(httpcore.NetworkBackend):
+    """Resolve, check every address, then connect to a checked address only."""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self._policy = policy
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[typing.Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"the host name {host} does not resolve") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for address in addresses:  # one bad answer is enough to refuse the host
+            self._policy.check_address(address)
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                last = exc
+        raise httpcore.ConnectError(f"cannot connect to {host}") from last
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def check_scheme(url: str) -> None:
+    """Only absolute http and https addresses with a host."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https"):
+        shown = parts.scheme or "no"
+        raise FetchError(f"only http and https addresses can be imported, not {shown} ones")
+    if not parts.hostname:
+        raise FetchError("the address names no host")
+
+
+class Fetcher:
+    """Fetches pages under one policy; use as a context manager."""
+
+    def __init__(
+        self, policy: FetchPolicy, *, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.policy = policy
+        if transport is None:
+            pool = httpcore.ConnectionPool(
+                ssl_context=httpx.create_ssl_context(),
+                network_backend=_GuardedBackend(policy),
+                max_connections=4,
+            )
+            transport = _PoolTransport(pool)
+        self._client = httpx.Client(
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+            headers={
+                "User-Agent": USER_AGENT,
+                "Accept-Encoding": "gzip, deflate",
+                "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            },
+        )
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(self, url: str) -> Fetched:
+        """The body at ``url``, after at most ``max_redirects`` checked redirects."""
+        deadline = time.monotonic() + self.policy.page_timeout_seconds
+        current = url
+        for _hop in range(self.policy.max_redirects + 1):
+            check_scheme(current)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _too_slow(self.policy)
+            try:
+                request = self._client.build_request(
+                    "GET", current, timeout=httpx.Timeout(remaining)
+                )
+                response = self._client.send(request, stream=True)
+            except AddressRefused:
+                raise
+            except (httpx.TimeoutException, httpcore.TimeoutException):
+                raise _too_slow(self.policy) from None
+            except httpcore.ConnectError as exc:
+                raise FetchError(f"{exc}") from None
+            except (httpx.HTTPError, httpcore.ProtocolError, httpcore.NetworkError) as exc:
+                raise FetchError(f"the server could not be reached ({_reason(exc)})") from None
+            try:
+                if response.status_code in _REDIRECTS and "location" in response.headers:
+                    current = urljoin(current, response.headers["location"].strip())
+                    continue
+                if response.status_code >= 400:
+                    raise FetchError(f"the server answered {response.status_code}")
+                content = _read_body(response, self.policy, deadline)
+                content_type = response.headers.get("content-type", "")
+                return Fetched(current, content, content_type, _charset(content_type))
+            finally:
+                response.close()
+        raise FetchError(f"it redirects more than {self.policy.max_redirects} times")
+
+
+def read_file(path: Path, policy: FetchPolicy) -> Fetched:
+    """A page saved to disk, under the same size cap as a fetched one."""
+    try:
+        with path.open("rb") as handle:
+            content = handle.read(policy.max_body_bytes + 1)
+    except OSError as exc:
+        raise FetchError(f"the file cannot be read ({exc.strerror})") from None
+    if len(content) > policy.max_body_bytes:
+        raise FetchError(f"the file is larger than {policy.max_body_bytes} bytes")
+    return Fetched(path.resolve().as_uri(), content)
+
+
+def _read_body(response: httpx.Response, policy: FetchPolicy, deadline: float) -> bytes:
+    cap = policy.max_body_bytes
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > cap:
+        raise FetchError(f"the body is {int(length)} bytes, more than the {cap} allowed")
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+        raise FetchError(f"the body uses the compression {encoding!r}, which import does not read")
+    decoder = None if encoding in ("", "identity") else _Decompressor(encoding)
+    parts: list[bytes] = []
+    size = 0
+    try:
+        for raw in response.iter_raw():  # as received: the deadline is checked per read
+            if time.monotonic() > deadline:
+                raise _too_slow(policy)
+            for chunk in decoder.feed(raw, cap - size + 1) if decoder else (raw,):
+                size += len(chunk)
+                if size > cap:
+                    what = "decompressed body" if decoder else "body"
+                    raise FetchError(f"the {what} is larger than the {cap} bytes allowed")
+                parts.append(chunk)
+    except (httpx.TimeoutException, httpcore.TimeoutException):
+        raise _too_slow(policy) from None
+    except (httpx.HTTPError, httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        raise FetchError(f"the body could not be read ({_reason(exc)})") from None
+    except zlib.error:
+        raise FetchError("the compressed body is corrupt") from None
+    return b"".join(parts)
+
+
+class _Decompressor:
+    """gzip or deflate, yielding output a bounded amount at a time."""
+
+    def __init__(self, encoding: str) -> None:
+        # 47: gzip or zlib header; deflate without a header is tried on the first error.
+        self._obj = zlib.decompressobj(47 if "gzip" in encoding else zlib.MAX_WBITS)
+        self._raw_deflate = encoding == "deflate"
+        self._started = False
+
+    def feed(self, data: bytes, budget: int) -> Iterator[bytes]:
+        if not self._started and self._raw_deflate:
+            try:
+                zlib.decompressobj(zlib.MAX_WBITS).decompress(data[:64], 1)
+            except zlib.error:
+                self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._started = True
+        pending = data
+        while True:
+            limit = min(_CHUNK, max(budget, 1))
+            out = self._obj.decompress(pending, limit)
+            pending = self._obj.unconsumed_tail
+            budget -= len(out)
+            yield out
+            # A full output buffer may hide more output even with no input left.
+            if budget <= 0 or (not pending and len(out) < limit):
+                return
+
+
+def _too_slow(policy: FetchPolicy) -> FetchError:
+    return FetchError(f"it took longer than {policy.page_timeout_seconds:g} seconds")
+
+
+def _charset(content_type: str) -> str | None:
+    match = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", content_type, re.IGNORECASE)
+    return match.group(1).lower() if match else None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__
+
+
+class _PoolTransport(httpx.BaseTransport):
+    """httpx over an httpcore pool whose connections go through the guarded backend."""
+
+    def __init__(self, pool: httpcore.ConnectionPool) -> None:
+        self._pool = pool
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        response = self._pool.handle_request(core)
+        stream = response.stream
+        assert isinstance(stream, Iterable)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_CoreStream(stream, response),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _CoreStream(httpx.SyncByteStream):
+    def __init__(self, chunks: Iterable[bytes], response: httpcore.Response) -> None:
+        self._chunks = chunks
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+    def close(self) -> None:
+        self._response.close()

@@ -1,0 +1,218 @@
+"""Import fetches what people paste: every protection, proven by a refusal.
+
+The fixture server listens on 127.0.0.1. Tests that must reach it allow exactly
+127.0.0.1/32; nothing else private is allowed, so a redirect to 127.0.0.2 or 10.x is
+refused by the same address rule a real deployment uses.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from socialbot.config import ImportSettings
+from socialbot.importer import ImportStatus, KeyValueLedger, MemoryKeyValue, run_import
+from socialbot.importer.fetch import AddressRefused, Fetcher, FetchError, FetchPolicy
+from socialbot.releases import read_release
+from tests.import_server import big_body, gzip_bomb, serving, slow
+
+
+@pytest.fixture
+def server():
+    with serving() as running:
+        yield running
+
+
+def one(server, tmp_path, source, *, allowed=("127.0.0.1/32",), settings=None, **kw):
+    report = run_import(
+        [server.url(source) if source.startswith("/") else source],
+        queue_dir=tmp_path,
+        ledger=KeyValueLedger(MemoryKeyValue()),
+        is_approved=lambda release_id: False,
+        allowed_networks=list(allowed),
+        settings=settings,
+        follow_versions=False,
+        **kw,
+    )
+    return report.results[0]
+
+
+def test_loopback_is_refused_by_default(server, tmp_path):
+    result = one(server, tmp_path, "/en/news/affordable-housing-plan", allowed=())
+    assert result.status is ImportStatus.ERROR
+    assert "127.0.0.1, a loopback address, which import does not reach" in result.message
+    assert server.hits == []  # refused before connecting
+
+
+def test_host_name_is_checked_after_dns_resolution(server, tmp_path):
+    url = f"http://localhost:{server.port}/en/news/affordable-housing-plan"
+    result = one(server, tmp_path, url, allowed=())
+    assert result.status is ImportStatus.ERROR
+    assert "a loopback address" in result.message
+    assert server.hits == []
+
+
+def test_allow_private_addresses_lifts_the_rule(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOCIALBOT_IMPORT__ALLOW_PRIVATE_ADDRESSES", "true")
+    result = one(
+        server, tmp_path, "/en/news/affordable-housing-plan", allowed=(), settings=ImportSettings()
+    )
+    assert result.status is ImportStatus.CREATED, result.message
+
+
+@pytest.mark.parametrize(
+    ("target", "kind"),
+    [
+        ("http://127.0.0.2:{port}/en/news/affordable-housing-plan", "loopback"),
+        ("http://10.1.2.3/admin", "private"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://[::1]:{port}/", "loopback"),
+        ("http://224.0.0.1/", "multicast"),
+    ],
+)
+def test_each_redirect_hop_is_checked_again(server, tmp_path, target, kind):
+    server.redirect("/hostile/redirect", target.format(port=server.port))
+    result = one(
+        server, tmp_path, "/hostile/redirect", settings=ImportSettings(page_timeout_seconds=3)
+    )
+    assert result.status is ImportStatus.ERROR
+    assert f"a {kind} address" in result.message
+
+
+def test_only_http_and_https(server, tmp_path):
+    for source in ("file:///etc/passwd", "ftp://example.org/x.html", "gopher://x/"):
+        result = one(server, tmp_path, source)
+        assert result.status is ImportStatus.ERROR
+        assert "only http and https addresses can be imported" in result.message
+    server.redirect("/hostile/to-file", "file:///etc/passwd")
+    result = one(server, tmp_path, "/hostile/to-file")
+    assert "only http and https addresses can be imported, not file ones" in result.message
+
+
+def test_redirects_are_followed_a_few_times_only(server, tmp_path):
+    server.redirect("/r/3", "/r/2")
+    server.redirect("/r/2", "/r/1")
+    server.redirect("/r/1", "/en/news/affordable-housing-plan")
+    assert one(server, tmp_path, "/r/3").status is ImportStatus.CREATED
+    server.redirect("/loop", "/loop")
+    result = one(server, tmp_path, "/loop", settings=ImportSettings(max_redirects=2))
+    assert result.message.endswith("it redirects more than 2 times.")
+    assert server.hits.count("/loop") == 3
+
+
+def test_body_size_is_capped_while_streaming(server, tmp_path):
+    server.raw("/hostile/big", big_body(2_000_000), {"Content-Type": "text/html"})
+    settings = ImportSettings(max_body_bytes=1_000_000)
+    result = one(server, tmp_path, "/hostile/big", settings=settings)
+    assert "larger than the 1000000 bytes allowed" in result.message or (
+        "more than the 1000000 allowed" in result.message
+    )
+    # Without a Content-Length to go by, the stream itself is cut.
+    policy = FetchPolicy(
+        allowed_networks=(__import__("ipaddress").ip_network("127.0.0.1/32"),),
+        max_body_bytes=1_000_000,
+    )
+
+    def chunked(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        try:
+            for _ in range(64):
+                chunk = b"x" * 65536
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            handler.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+
+    server.routes["/hostile/chunked"] = chunked
+    with Fetcher(policy) as fetcher, pytest.raises(FetchError, match="larger than the 1000000"):
+        fetcher.get(server.url("/hostile/chunked"))
+
+
+def test_gzip_bomb_is_capped_after_decompression(server, tmp_path):
+    bomb = gzip_bomb(50_000_000)
+    assert len(bomb) < 100_000
+    server.raw(
+        "/hostile/gzip-bomb", bomb, {"Content-Type": "text/html", "Content-Encoding": "gzip"}
+    )
+    result = one(server, tmp_path, "/hostile/gzip-bomb")
+    assert "the decompressed body is larger than the 5000000 bytes allowed" in result.message
+    # A small compressed page reads normally.
+    page = server.fixture("cor-new-en.html")
+    server.raw(
+        "/gz",
+        __import__("gzip").compress(page),
+        {"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"},
+    )
+    assert one(server, tmp_path, "/gz").status is ImportStatus.CREATED
+
+
+def test_a_page_has_a_wall_clock_time_limit(server, tmp_path):
+    server.routes["/hostile/slow"] = slow
+    result = one(server, tmp_path, "/hostile/slow", settings=ImportSettings(page_timeout_seconds=1))
+    assert result.message.endswith("it took longer than 1 seconds.")
+
+
+def test_entity_bomb_feed_is_refused(server, tmp_path):
+    result = one(server, tmp_path, "/feeds/bomb.xml", feed=True)
+    assert result.status is ImportStatus.ERROR
+    assert "declares XML entities" in result.message
+
+
+def test_hostile_pages_give_one_sentence_and_the_others_import(server, tmp_path):
+    sources = [
+        "/hostile/no-title",
+        "/hostile/win1251",
+        "/hostile/wrong-charset",
+        "/hostile/greek-no-charset",
+        "/hostile/malformed",
+        "/hostile/script-title",
+        "/nowhere",
+        "/en/news/affordable-housing-plan",
+    ]
+    report = run_import(
+        [server.url(s) for s in sources],
+        queue_dir=tmp_path,
+        ledger=KeyValueLedger(MemoryKeyValue()),
+        is_approved=lambda release_id: False,
+        allowed_networks=["127.0.0.1/32"],
+        follow_versions=False,
+    )
+    results = {r.source.removeprefix(server.base): r for r in report.results}
+    assert results["/hostile/no-title"].message == (
+        f"{server.base}/hostile/no-title: the page has no title."
+    )
+    assert results["/nowhere"].message == f"{server.base}/nowhere: the server answered 404."
+    for path in ("/hostile/win1251", "/hostile/wrong-charset"):
+        release = released(results[path])
+        assert release.title == "Общините искат повече средства за обществения транспорт"
+        assert release.language == "bg"
+        assert (
+            release.body
+            == "„Хората избират автобуса, когато той идва навреме“, заяви кметът на Пловдив."
+        )
+    greek = released(results["/hostile/greek-no-charset"])
+    assert greek.title == "Οι νησιωτικές περιφέρειες ζητούν ειδική στήριξη για το νερό"
+    assert greek.language == "el"
+    broken = released(results["/hostile/malformed"])
+    assert broken.title == "Mayors sign the urban mobility pledge"
+    assert broken.summary.startswith("Two hundred mayors signed a pledge")
+    assert "unclosed" not in broken.title
+    scripted = released(results["/hostile/script-title"])
+    assert scripted.title == "Regions demand a say on the next budget"
+    assert "alert" not in scripted.model_dump_json() and "pwned" not in scripted.model_dump_json()
+    assert results["/en/news/affordable-housing-plan"].status is ImportStatus.CREATED
+
+
+def released(result):
+    assert result.path is not None, result.message
+    return read_release(result.path)
+
+
+def test_policy_refuses_unspecified_and_mapped_addresses():
+    policy = FetchPolicy()
+    for address in ("0.0.0.0", "::ffff:127.0.0.1", "192.168.1.1", "100.64.0.1", "fe80::1"):
+        with pytest.raises(AddressRefused):
+            policy.check_address(address)
+    policy.check_address("93.184.216.34")
