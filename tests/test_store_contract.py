@@ -911,3 +911,29 @@ def test_a_database_that_cannot_be_reached_is_one_sentence_without_the_password(
     assert message.startswith("SOCIALBOT_DATABASE_URL: cannot connect to ")
     assert password not in message
     assert "\n" not in message
+
+
+def test_a_postgres_drain_that_lost_its_lock_claims_nothing_more(postgres_url: str):
+    import psycopg
+
+    from socialbot.errors import StoreError
+
+    store = open_store(postgres_url)
+    try:
+        first, second = scheduled(store, approved(store))
+        with store.drain_lock():
+            assert store.claim(first.id, "text", T0) is not None
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name LIKE 'socialbot drain %%'"
+                )
+            with pytest.raises(StoreError) as lost:
+                store.claim(second.id, "text", T0)
+            assert "lost its lock" in str(lost.value)
+            assert store.get("r1", second.network) == second
+        # Outside the lock the store works as before, and the lock can be taken again.
+        with store.drain_lock():
+            assert store.claim(second.id, "text", T0) is not None
+    finally:
+        store.close()

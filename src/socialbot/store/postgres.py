@@ -258,11 +258,15 @@ class PostgresStore:
         self._local = threading.local()
         self._connections: list[psycopg.Connection[DictRow]] = []
         self._lock = threading.Lock()
+        self._held: psycopg.Connection[DictRow] | None = None
+        """The connection holding the drain lock, while this store holds it."""
         self.migrate()
 
     # -- connections and transactions ---------------------------------------------------
 
-    def _connect(self, application_name: str = "socialbot") -> psycopg.Connection[DictRow]:
+    def _connect(
+        self, application_name: str = "socialbot", **options: Any
+    ) -> psycopg.Connection[DictRow]:
         try:
             conn = psycopg.connect(
                 self.url,
@@ -270,6 +274,7 @@ class PostgresStore:
                 row_factory=dict_row,
                 connect_timeout=max(1, round(self.connect_timeout)),
                 application_name=application_name,
+                **options,
             )
         except psycopg.Error as exc:
             raise ConfigurationError(
@@ -373,7 +378,14 @@ class PostgresStore:
         (pid, host, since) so a refused run can say who holds it and for how long.
         """
         holder = f"{os.getpid()} on {socket.gethostname()}"
-        conn = self._connect(application_name=f"socialbot drain {holder}"[:63])
+        conn = self._connect(
+            application_name=f"socialbot drain {holder}"[:63],
+            # A firewall that drops an idle connection must not take the lock away unnoticed.
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
+        )
         try:
             with self._errors():
                 row = conn.execute(
@@ -388,9 +400,28 @@ class PostgresStore:
                     " since = excluded.since",
                     (holder, utcnow()),
                 )
+            self._held = conn
             yield
         finally:
+            self._held = None
             conn.close()  # ends the session, and with it the lock
+
+    def _check_lock(self) -> None:
+        """Refuse to go on if the drain lock this store held has gone with its connection.
+
+        Another drain may then hold it, and would take this drain's deliveries
+        in ``sending`` for the work of a dead run.
+        """
+        conn = self._held
+        if conn is None:
+            return
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.Error:
+            raise StoreError(
+                f"this drain lost its lock on {self.where} (its connection closed), so it"
+                " stopped before sending anything more"
+            ) from None
 
     def _already_running(
         self, conn: psycopg.Connection[DictRow], stale_after: float | None
@@ -830,7 +861,9 @@ class PostgresStore:
 
         Returns None when another run (on any host) got there first: a second
         ``UPDATE`` waits for the first to commit, then finds the row no longer pending.
+        Inside ``drain_lock``, first checks that the lock is still held.
         """
+        self._check_lock()
         with self._transaction() as conn:
             row = conn.execute(
                 "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, text = %s,"
