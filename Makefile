@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench check lint clean
+.PHONY: demo test test-slow bench check lint clean docs settings-docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("socialbot needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -31,5 +31,14 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/drain.py
 
+## The guide in docs/, built as a site into site/ (strict: a broken link or a page missing
+## from the navigation fails the build).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+## Rewrite docs/settings.md and .env.example from the settings model (src/socialbot/config.py).
+settings-docs: $(STAMP)
+	$(BIN)/python -m socialbot.settings_doc
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis site

@@ -246,19 +246,21 @@ def approve_files(
     paths: Sequence[Path], *, database: Path, queue: Path, networks: list[str]
 ) -> None:
     """Approve each file in order, one millisecond apart, as the social-media team would."""
-    from socialbot.releases import approve
+    from socialbot import operations
+    from socialbot.config import Settings
     from socialbot.store import SQLiteStore
 
     store = SQLiteStore(str(database))
+    settings = Settings(queue_dir=queue, database_url=f"sqlite:///{database}")
     try:
         start = datetime.now(UTC) - timedelta(minutes=1)
         for index, path in enumerate(paths):
-            approve(
-                path,
+            operations.approve(
+                settings,
+                store,
+                str(path),
                 by="bench",
                 networks=networks,
-                queue_dir=queue,
-                store=store,
                 now=start + timedelta(milliseconds=index),
             )
     finally:

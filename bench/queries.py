@@ -125,14 +125,14 @@ def check_store_calls(database: Path, network: str) -> list[QueryCheck]:
         ("status: approvals of the queue", lambda: store.latest_approvals(queue_ids)),
         ("status: failed and unknown", lambda: store.deliveries(status=DeliveryStatus.FAILED)),
         ("status: rate-limit holds", lambda: [store.hold(n) for n in NETWORKS]),
-        ("drain: schedules of the queue", lambda: store.scheduled(queue_ids)),
+        ("drain: latest revisions of the open releases", lambda: store.latest_revisions(queue_ids)),
         ("drain: due on one network", lambda: store.due(network, now)),
         (
             "drain: waiting on one network",
             lambda: store.deliveries(network=network, status=DeliveryStatus.PENDING),
         ),
         ("every approval ever (no ids)", store.latest_approvals),
-        ("every schedule ever (no ids)", store.scheduled),
+        ("every release's latest revision (no ids)", store.latest_revisions),
     ]
     checks = []
     conn = store._connection()

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from socialbot.adapters import adapter_class
-from socialbot.cli import LazyAdapters
 from socialbot.config import load_settings
+from socialbot.operations import LazyAdapters
 from socialbot.publish import DrainReport, Publisher, RetryPolicy
 from socialbot.sandbox import SandboxServer
 from socialbot.store import SQLiteStore

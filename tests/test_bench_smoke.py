@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from bench.drain import main
 from bench.history import scene, seed_log
 from bench.queries import check_drain, check_store_calls
 
-from socialbot.models import NETWORKS, Approval, DeliveryStatus
+from socialbot.models import NETWORKS, Approval, DeliveryStatus, Release
 from socialbot.store import ID_BATCH, SQLiteStore
 
 
@@ -122,28 +121,31 @@ def test_seeded_history_reads_like_real_history(tmp_path: Path):
         store.close()
 
 
-def test_approvals_and_schedules_of_some_releases():
-    """The drain asks only about the releases in the queue, in batches of ids."""
+def test_approvals_and_revisions_of_some_releases():
+    """The drain asks only about the releases it needs, in batches of ids."""
     store = SQLiteStore(":memory:")
     try:
         now = datetime.now(UTC)
         count = ID_BATCH + 20
         for n in range(count):
             store.record_approval(Approval(f"r{n}", "a" * 64, "Ana", now, "", ("x",)))
+            store.record_revision(
+                Release(id=f"r{n}", title=f"T{n}", url="https://cor.europa.eu/", language="en"),
+                source="test",
+                author=None,
+                now=now,
+            )
         for n in range(0, count, 7):  # approved again: the newer approval counts
-            approval = Approval(f"r{n}", "b" * 64, "Ana", now, "", ("x",))
-            approval_id = store.record_approval(approval)
-            store.schedule(replace(approval, id=approval_id), now)
+            store.record_approval(Approval(f"r{n}", "b" * 64, "Ana", now, "", ("x",)))
         wanted = [f"r{n}" for n in range(0, count, 3)] + ["r7", "absent"]
         every = store.latest_approvals()
         some = store.latest_approvals(wanted)
         assert some == {k: v for k, v in every.items() if k in wanted}
         assert some["r21"].content_hash == "b" * 64 and some["r3"].content_hash == "a" * 64
-        assert store.scheduled(wanted) == {
-            k: v for k, v in store.scheduled().items() if k in wanted
-        }
-        assert "r7" in store.scheduled(wanted)
-        assert store.latest_approvals([]) == {} and store.scheduled(iter(())) == {}
+        revisions = store.latest_revisions(wanted)
+        assert revisions == {k: v for k, v in store.latest_revisions().items() if k in wanted}
+        assert "r7" in revisions and "absent" not in revisions
+        assert store.latest_approvals([]) == {} and store.latest_revisions(iter(())) == {}
     finally:
         store.close()
 

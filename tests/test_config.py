@@ -6,11 +6,19 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, create_model
 
-from socialbot.config import FacebookSettings, Settings, env_name, load_settings
+from socialbot.config import (
+    FacebookSettings,
+    NetworkSettings,
+    Settings,
+    env_name,
+    load_settings,
+    setting_names,
+)
 from socialbot.errors import ConfigurationError
 from socialbot.models import NETWORKS
+from tests.helpers import run
 
 # The names operators put in cron and systemd files, and where each lands.
 PUBLIC: dict[str, tuple[str, ...]] = {
@@ -269,3 +277,118 @@ def test_the_other_settings_read_their_variables(workdir: Path, monkeypatch: pyt
     assert s.linkedin.api_version == "202509"
     assert s.linkedin.token_expires == date(2026, 3, 1)
     assert s.active_networks() == ["mastodon", "bluesky", "linkedin"]
+
+
+# -- A misspelled SOCIALBOT_* name is refused with the closest valid one ----------------
+
+MISSPELLED = [
+    ("SOCIALBOT_MASTADON__ACCESS_TOKEN", "SOCIALBOT_MASTODON__ACCESS_TOKEN"),
+    ("SOCIALBOT_X__APIKEY", "SOCIALBOT_X__API_KEY"),
+    ("SOCIALBOT_DATABSE_URL", "SOCIALBOT_DATABASE_URL"),
+    ("SOCIALBOT_LINKEDIN__TOKEN_EXPIRY", "SOCIALBOT_LINKEDIN__TOKEN_EXPIRES"),
+    ("SOCIALBOT_BLUESKY__APPPASSWORD", "SOCIALBOT_BLUESKY__APP_PASSWORD"),
+]
+
+
+@pytest.mark.parametrize(("wrong", "meant"), MISSPELLED)
+def test_a_misspelled_variable_in_the_environment_names_the_setting(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, wrong: str, meant: str
+):
+    monkeypatch.setenv(wrong, "s3cret-value")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert str(raised.value) == f"{wrong} is not a setting; did you mean {meant}?"
+
+
+@pytest.mark.parametrize(("wrong", "meant"), MISSPELLED)
+def test_a_misspelled_variable_in_dotenv_names_the_setting_and_the_file(
+    workdir: Path, wrong: str, meant: str
+):
+    (workdir / ".env").write_text(f"SOCIALBOT_QUEUE_DIR=queue\n{wrong}=s3cret-value\n")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert str(raised.value) == f"{wrong} in .env is not a setting; did you mean {meant}?"
+
+
+def test_a_misspelled_variable_through_the_cli_is_a_usage_error(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SOCIALBOT_MASTADON__ACCESS_TOKEN", "s3cret-value")
+    result = run("status")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "socialbot: SOCIALBOT_MASTADON__ACCESS_TOKEN is not a setting; "
+        "did you mean SOCIALBOT_MASTODON__ACCESS_TOKEN?\n"
+    )
+    assert "s3cret-value" not in result.output
+
+
+def test_a_misspelled_variable_in_dotenv_through_the_cli_is_a_usage_error(workdir: Path):
+    (workdir / ".env").write_text("SOCIALBOT_X__APIKEY=s3cret-value\n")
+    result = run("drain")
+    assert result.exit_code == 2
+    assert "SOCIALBOT_X__APIKEY in .env is not a setting" in result.stderr
+    assert "did you mean SOCIALBOT_X__API_KEY?" in result.stderr
+    assert "s3cret-value" not in result.output
+
+
+def test_a_name_far_from_every_setting_points_at_the_list(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SOCIALBOT_ZQXJ", "1")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert (
+        str(raised.value) == "SOCIALBOT_ZQXJ is not a setting; see .env.example for every setting."
+    )
+
+
+def test_every_problem_is_named_once(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SOCIALBOT_X__APIKEY", "a")
+    (workdir / ".env").write_text("SOCIALBOT_X__APIKEY=a\nSOCIALBOT_DATABSE_URL=sqlite:///b\n")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.count("SOCIALBOT_X__APIKEY") == 1
+    assert "SOCIALBOT_DATABSE_URL in .env is not a setting" in message
+    assert "\n" not in message
+
+
+def test_lower_case_names_are_checked_as_pydantic_settings_reads_them(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("socialbot_x__api_key", "xk")
+    monkeypatch.setenv("socialbot_x__apikey", "xk")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        "socialbot_x__apikey is not a setting; did you mean SOCIALBOT_X__API_KEY?"
+    )
+
+
+def test_every_valid_name_and_the_test_hook_pass(workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Names come from the model, nested sections included, so new settings need no list."""
+    names = setting_names()
+    assert "SOCIALBOT_MASTODON__ACCESS_TOKEN" in names
+    assert "SOCIALBOT_LINKEDIN__TOKEN_EXPIRES" in names
+    (workdir / ".env").write_text("".join(f"{name}=\n" for name in names))
+    monkeypatch.setenv("SOCIALBOT_CRASH_AT", "never")
+    monkeypatch.setenv("SOCIALBOT_NETWORKS", "x")
+    assert load_settings().active_networks() == []
+
+
+def test_the_names_follow_the_model(monkeypatch: pytest.MonkeyPatch):
+    """A section added to the model (the next network) is known without any other edit."""
+
+    class ExtraSettings(NetworkSettings):
+        """A network added later."""
+
+        credentials = ("bot_token",)
+        bot_token: SecretStr | None = None
+        base_url: str = "https://api.example.org"
+
+    model = create_model("WithExtra", __base__=Settings, extra=(ExtraSettings, ExtraSettings()))
+    names = setting_names(model)
+    assert "SOCIALBOT_EXTRA__BOT_TOKEN" in names
+    assert "SOCIALBOT_EXTRA__BASE_URL" in names
+    assert set(setting_names()) < set(names)

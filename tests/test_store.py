@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from socialbot.models import Approval, DeliveryStatus, Receipt
-from socialbot.store import SQLiteStore
+from socialbot.models import Approval, DeliveryStatus, Post, Receipt
+from socialbot.store import SQLiteStore, delivery_key
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
@@ -43,12 +43,30 @@ def approval(
         approved_at=at,
         source=f"queue/{release}.json",
         networks=networks,
+        revision=1,
+        posts=tuple(post(network, release) for network in networks),
     )
+
+
+def post(network: str, release: str = "r1") -> Post:
+    return Post(network, f"Text of {release}", "https://cor.europa.eu/", 16, 280, "en")
 
 
 def approved(store: SQLiteStore, **fields: object) -> Approval:
     record = approval(**fields)  # type: ignore[arg-type]
     return Approval(**{**record.__dict__, "id": store.record_approval(record)})
+
+
+def schedule(store: SQLiteStore, record: Approval, now: datetime) -> None:
+    """Create the record's deliveries, as the approval rules do once it is in force."""
+    for item in record.posts:
+        store.create_delivery(
+            record,
+            item,
+            key=delivery_key(record.release_id, record.revision or 1, item.network),
+            not_before=None,
+            now=now,
+        )
 
 
 def test_the_database_is_wal_full_sync_and_owner_only(store: SQLiteStore, db: str):
@@ -73,37 +91,83 @@ def test_approvals_are_kept_and_the_latest_wins(store: SQLiteStore):
     assert len(store.approvals()) == 3
 
 
-def test_schedule_creates_one_delivery_per_network_once(store: SQLiteStore):
+def test_create_delivery_makes_one_delivery_per_network_once(store: SQLiteStore):
     record = approved(store)
-    store.schedule(record, T0)
-    store.schedule(record, T0 + timedelta(minutes=5))
+    schedule(store, record, T0)
+    schedule(store, record, T0 + timedelta(minutes=5))
 
     rows = store.deliveries()
     assert sorted(d.network for d in rows) == ["facebook", "x"]
     assert all(d.status is DeliveryStatus.PENDING for d in rows)
     assert all(d.approved_by == "Ana" and d.content_hash == "a" * 64 for d in rows)
-    assert store.scheduled() == {"r1": record.id}
-    assert len({d.idempotency_key for d in rows}) == 2
+    assert all(d.approval_id == record.id and d.revision == 1 for d in rows)
+    assert {d.idempotency_key for d in rows} == {
+        delivery_key("r1", 1, "x"),
+        delivery_key("r1", 1, "facebook"),
+    }
+    assert all(d.post == record.post_for(d.network) for d in rows)
 
 
-def test_a_new_approval_updates_pending_deliveries_but_not_posted_ones(store: SQLiteStore):
-    store.schedule(approved(store), T0)
+def test_keys_are_derived_from_release_revision_and_network():
+    assert delivery_key("r1", 1, "x") == delivery_key("r1", 1, "x")
+    assert (
+        len(
+            {
+                delivery_key("r1", 1, "x"),
+                delivery_key("r1", 2, "x"),
+                delivery_key("r2", 1, "x"),
+                delivery_key("r1", 1, "mastodon"),
+            }
+        )
+        == 4
+    )
+    assert all(c in "0123456789abcdef" for c in delivery_key("r1", 1, "x"))
+
+
+def test_rebase_moves_only_a_delivery_still_as_seen(store: SQLiteStore):
+    schedule(store, approved(store), T0)
     x = store.get("r1", "x")
     assert x is not None
     claimed = store.claim(x.id, "text", T0)
     assert claimed is not None
-    store.finish(x.id, DeliveryStatus.POSTED, T0, receipt=Receipt("1", "https://x.com/i/1"))
+    store.finish(
+        x.id,
+        DeliveryStatus.POSTED,
+        T0,
+        expect=DeliveryStatus.SENDING,
+        receipt=Receipt("1", "https://x.com/i/1"),
+    )
+    newer = approved(store, by="Ben", content_hash="b" * 64)
+    newer = Approval(**{**newer.__dict__, "revision": 2})
 
-    store.schedule(approved(store, by="Ben", content_hash="b" * 64), T0 + timedelta(hours=1))
+    pending = store.get("r1", "facebook")
+    assert pending is not None
+    assert not store.rebase(x, newer, post("x"), key="k", not_before=None, now=T0)  # stale view
+    assert store.rebase(pending, newer, post("facebook"), key="k2", not_before=None, now=T0)
+    assert not store.rebase(pending, newer, post("facebook"), key="k3", not_before=None, now=T0)
 
-    posted, pending = store.get("r1", "x"), store.get("r1", "facebook")
-    assert posted is not None and pending is not None
-    assert (posted.approved_by, posted.content_hash) == ("Ana", "a" * 64)
-    assert (pending.approved_by, pending.content_hash) == ("Ben", "b" * 64)
+    posted, moved = store.get("r1", "x"), store.get("r1", "facebook")
+    assert posted is not None and moved is not None
+    assert (posted.approved_by, posted.content_hash, posted.revision) == ("Ana", "a" * 64, 1)
+    assert (moved.approved_by, moved.revision, moved.idempotency_key) == ("Ben", 2, "k2")
+
+
+def test_finish_is_compare_and_set(store: SQLiteStore):
+    schedule(store, approved(store, networks=("x",)), T0)
+    [delivery] = store.due("x", T0)
+    store.claim(delivery.id, "text", T0)
+    store.finish(delivery.id, DeliveryStatus.UNKNOWN, T0, expect=DeliveryStatus.SENDING)
+    # An operator settles it; a reconciliation that read it earlier must not overwrite that.
+    assert store.resolve("r1", "x", T0, url="https://x.com/i/9") is not None
+    assert not store.finish(
+        delivery.id, DeliveryStatus.PENDING, T0, expect=DeliveryStatus.UNKNOWN, settled=True
+    )
+    current = store.get("r1", "x")
+    assert current is not None and current.status is DeliveryStatus.POSTED
 
 
 def test_claim_is_exclusive_and_counts_an_attempt(store: SQLiteStore):
-    store.schedule(approved(store, networks=("x",)), T0)
+    schedule(store, approved(store, networks=("x",)), T0)
     [delivery] = store.due("x", T0)
 
     claimed = store.claim(delivery.id, "Regions meet", T0 + timedelta(seconds=1))
@@ -117,11 +181,15 @@ def test_claim_is_exclusive_and_counts_an_attempt(store: SQLiteStore):
 
 
 def test_finish_records_the_receipt(store: SQLiteStore):
-    store.schedule(approved(store, networks=("x",)), T0)
+    schedule(store, approved(store, networks=("x",)), T0)
     [delivery] = store.due("x", T0)
     store.claim(delivery.id, "text", T0)
     store.finish(
-        delivery.id, DeliveryStatus.POSTED, T0 + timedelta(seconds=2), receipt=Receipt("42", "u")
+        delivery.id,
+        DeliveryStatus.POSTED,
+        T0 + timedelta(seconds=2),
+        expect=DeliveryStatus.SENDING,
+        receipt=Receipt("42", "u"),
     )
     done = store.get("r1", "x")
     assert done is not None
@@ -136,31 +204,52 @@ def test_finish_records_the_receipt(store: SQLiteStore):
 
 
 def test_a_failed_attempt_waits_until_next_attempt_at(store: SQLiteStore):
-    store.schedule(approved(store, networks=("x",)), T0)
+    schedule(store, approved(store, networks=("x",)), T0)
     [delivery] = store.due("x", T0)
     store.claim(delivery.id, "text", T0)
     later = T0 + timedelta(minutes=2)
-    store.finish(delivery.id, DeliveryStatus.PENDING, T0, error="503 from X", next_attempt_at=later)
+    store.finish(
+        delivery.id,
+        DeliveryStatus.PENDING,
+        T0,
+        expect=DeliveryStatus.SENDING,
+        error="503 from X",
+        next_attempt_at=later,
+    )
     assert store.due("x", T0 + timedelta(minutes=1)) == []
     [due] = store.due("x", later)
     assert (due.error, due.attempts) == ("503 from X", 1)
 
 
 def test_not_counting_an_attempt_takes_it_back(store: SQLiteStore):
-    store.schedule(approved(store, networks=("x",)), T0)
+    schedule(store, approved(store, networks=("x",)), T0)
     [delivery] = store.due("x", T0)
     store.claim(delivery.id, "text", T0)
-    store.finish(delivery.id, DeliveryStatus.PENDING, T0, error="bad token", count_attempt=False)
+    store.finish(
+        delivery.id,
+        DeliveryStatus.PENDING,
+        T0,
+        expect=DeliveryStatus.SENDING,
+        error="bad token",
+        count_attempt=False,
+    )
     current = store.get("r1", "x")
     assert current is not None and current.attempts == 0
 
 
 def test_an_uncertain_attempt_is_remembered(store: SQLiteStore, db: str):
-    store.schedule(approved(store, networks=("x",)), T0)
+    schedule(store, approved(store, networks=("x",)), T0)
     [delivery] = store.due("x", T0)
     store.claim(delivery.id, "text", T0)
     assert not store.uncertain(delivery.id)
-    store.finish(delivery.id, DeliveryStatus.UNKNOWN, T0, error="timeout", uncertain=True)
+    store.finish(
+        delivery.id,
+        DeliveryStatus.UNKNOWN,
+        T0,
+        expect=DeliveryStatus.SENDING,
+        error="timeout",
+        uncertain=True,
+    )
     assert store.uncertain(delivery.id)
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT outcome, error FROM attempts").fetchall()
@@ -168,12 +257,18 @@ def test_an_uncertain_attempt_is_remembered(store: SQLiteStore, db: str):
 
 
 def test_deliveries_filters(store: SQLiteStore):
-    store.schedule(approved(store, release="old", networks=("x", "facebook")), T0)
-    store.schedule(approved(store, release="new", networks=("x",)), T0 + timedelta(days=2))
+    schedule(store, approved(store, release="old", networks=("x", "facebook")), T0)
+    schedule(store, approved(store, release="new", networks=("x",)), T0 + timedelta(days=2))
     old_x = store.get("old", "x")
     assert old_x is not None
     store.claim(old_x.id, "t", T0)
-    store.finish(old_x.id, DeliveryStatus.FAILED, T0 + timedelta(hours=1), error="refused")
+    store.finish(
+        old_x.id,
+        DeliveryStatus.FAILED,
+        T0 + timedelta(hours=1),
+        expect=DeliveryStatus.SENDING,
+        error="refused",
+    )
 
     assert {d.release_id for d in store.deliveries(release_id="old")} == {"old"}
     assert {d.release_id for d in store.deliveries(network="x")} == {"old", "new"}
@@ -186,7 +281,7 @@ def test_deliveries_filters(store: SQLiteStore):
 
 
 def test_counts_cover_every_state(store: SQLiteStore):
-    store.schedule(approved(store), T0)
+    schedule(store, approved(store), T0)
     x = store.get("r1", "x")
     assert x is not None
     store.claim(x.id, "t", T0)
@@ -198,12 +293,12 @@ def test_counts_cover_every_state(store: SQLiteStore):
 
 
 def test_requeue_and_resolve(store: SQLiteStore):
-    store.schedule(approved(store), T0)
+    schedule(store, approved(store), T0)
     x, fb = store.get("r1", "x"), store.get("r1", "facebook")
     assert x is not None and fb is not None
     for delivery, status in ((x, DeliveryStatus.FAILED), (fb, DeliveryStatus.UNKNOWN)):
         store.claim(delivery.id, "t", T0)
-        store.finish(delivery.id, status, T0, error="trouble")
+        store.finish(delivery.id, status, T0, expect=DeliveryStatus.SENDING, error="trouble")
 
     assert store.requeue("r1", "facebook", T0) == 0
     assert store.requeue("r1", None, T0) == 1
@@ -236,7 +331,7 @@ def test_holds_outlive_the_store(store: SQLiteStore, db: str):
 def test_an_in_memory_store_works_for_quick_checks():
     memory = SQLiteStore(":memory:")
     try:
-        memory.schedule(approved(memory, networks=("x",)), T0)
+        schedule(memory, approved(memory, networks=("x",)), T0)
         assert [d.network for d in memory.due("x", T0)] == ["x"]
     finally:
         memory.close()

@@ -6,7 +6,10 @@ Every credential is a ``SecretStr``, so it never shows in a repr or a log line.
 
 from __future__ import annotations
 
+import os
 import re
+import typing
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -59,23 +62,56 @@ class XSettings(NetworkSettings):
         "access_token",
         "access_token_secret",
     )
-    api_key: SecretStr | None = None
-    api_secret: SecretStr | None = None
-    access_token: SecretStr | None = None
-    access_token_secret: SecretStr | None = None
-    base_url: str = "https://api.x.com"
-    web_url: str = "https://x.com"
+    api_key: SecretStr | None = Field(
+        None,
+        description="The app's API Key (the OAuth 1.0a consumer key).",
+    )
+    api_secret: SecretStr | None = Field(
+        None,
+        description="The app's API Key Secret (the consumer secret).",
+    )
+    access_token: SecretStr | None = Field(
+        None,
+        description=(
+            "The posting account's Access Token, generated after the app was given Read and write "
+            "permission."
+        ),
+    )
+    access_token_secret: SecretStr | None = Field(
+        None,
+        description="The posting account's Access Token Secret.",
+    )
+    base_url: str = Field(
+        "https://api.x.com",
+        description="Where X API requests go (the sandbox, a proxy).",
+    )
+    web_url: str = Field("https://x.com", description="Where public post addresses point.")
 
 
 class FacebookSettings(NetworkSettings):
     """A Facebook Page through the Graph API."""
 
     credentials: ClassVar[tuple[str, ...]] = ("page_id", "page_access_token")
-    page_id: str | None = None
-    page_access_token: SecretStr | None = None
-    base_url: str = "https://graph.facebook.com"
-    web_url: str = "https://www.facebook.com"
-    api_version: str = "v24.0"
+    page_id: str | None = Field(None, description="The Facebook Page's numeric ID.")
+    page_access_token: SecretStr | None = Field(
+        None,
+        description=(
+            "A Page access token with `pages_manage_posts` (a Page token from a long-lived user "
+            "token, or a system user's token)."
+        ),
+    )
+    base_url: str = Field("https://graph.facebook.com", description="Where Graph API requests go.")
+    web_url: str = Field(
+        "https://www.facebook.com",
+        description="Where public post addresses point.",
+    )
+    api_version: str = Field(
+        "v24.0",
+        description=(
+            "Graph API version. Meta retires each version about two years after its release, so "
+            "keep it current."
+        ),
+    )
 
     @field_validator("api_version")
     @classmethod
@@ -89,9 +125,20 @@ class MastodonSettings(NetworkSettings):
     """A Mastodon account on one instance."""
 
     credentials: ClassVar[tuple[str, ...]] = ("access_token",)
-    access_token: SecretStr | None = None
-    base_url: str = "https://mastodon.social"
-    visibility: str = "public"
+    access_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Access token with the `write:statuses`, `read:statuses` and `read:accounts` scopes."
+        ),
+    )
+    base_url: str = Field(
+        "https://mastodon.social",
+        description="The Mastodon instance the account lives on (`https://`, no path).",
+    )
+    visibility: str = Field(
+        "public",
+        description="Visibility of each status: `public`, `unlisted`, `private` or `direct`.",
+    )
 
     @field_validator("visibility")
     @classmethod
@@ -105,23 +152,55 @@ class BlueskySettings(NetworkSettings):
     """A Bluesky account on its PDS, logged in with an app password."""
 
     credentials: ClassVar[tuple[str, ...]] = ("handle", "app_password")
-    handle: str | None = None
-    app_password: SecretStr | None = None
-    base_url: str = "https://bsky.social"
-    web_url: str = "https://bsky.app"
+    handle: str | None = Field(None, description="The account's handle, without the `@`.")
+    app_password: SecretStr | None = Field(
+        None,
+        description=(
+            "An app password (Settings → Privacy and security → App passwords), never the "
+            "account's own password."
+        ),
+    )
+    base_url: str = Field(
+        "https://bsky.social",
+        description="The account's PDS; change it only for an account not hosted by Bluesky.",
+    )
+    web_url: str = Field("https://bsky.app", description="Where public post addresses point.")
 
 
 class LinkedInSettings(NetworkSettings):
     """A LinkedIn organization page through the versioned REST API."""
 
     credentials: ClassVar[tuple[str, ...]] = ("access_token", "author")
-    access_token: SecretStr | None = None
-    author: str | None = None
-    base_url: str = "https://api.linkedin.com"
-    web_url: str = "https://www.linkedin.com"
-    # LinkedIn sunsets each version about a year after its release.
-    api_version: str = "202609"
-    token_expires: date | None = None
+    access_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Access token of a Super or Content admin of the page, with `w_organization_social`, "
+            "`r_organization_social` and `r_organization_admin`. It lasts 60 days."
+        ),
+    )
+    author: str | None = Field(
+        None,
+        description="The page, as its organization URN `urn:li:organization:N`.",
+    )
+    base_url: str = Field("https://api.linkedin.com", description="Where LinkedIn API requests go.")
+    web_url: str = Field(
+        "https://www.linkedin.com",
+        description="Where public post addresses point.",
+    )
+    api_version: str = Field(
+        "202609",
+        description=(
+            "The `LinkedIn-Version` header (`YYYYMM`). LinkedIn switches each version off about a "
+            "year after its release."
+        ),
+    )
+    token_expires: date | None = Field(
+        None,
+        description=(
+            "The access token's expiry date (`YYYY-MM-DD`): `status` and `networks` warn 14 days "
+            "before it."
+        ),
+    )
 
     @field_validator("api_version")
     @classmethod
@@ -152,21 +231,98 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    queue_dir: Path = Path("queue")
-    database_url: str = "sqlite:///socialbot.db"
-    networks: Annotated[list[str] | None, NoDecode] = None
-    run_budget_seconds: float = Field(default=240.0, gt=0)
-    max_attempts: int = Field(default=5, ge=1)
-    max_rate_limit_wait_seconds: float = Field(default=60.0, ge=0)
-    reconcile_after_seconds: float = Field(default=30.0, ge=0)
-    request_timeout_seconds: float = Field(default=30.0, gt=0)
-    hashtags_file: Path = Path("hashtags.yaml")
-    utm: bool = False
-    log_level: str = "WARNING"
-    approvals_required: int = Field(default=1, ge=1, le=10)
-    """How many different people must approve the same revision (its author never counts)."""
-    problem_repeat_hours: float = Field(default=24.0, gt=0)
-    """How often a drain repeats a standing problem to cron (status always shows it)."""
+    queue_dir: Path = Field(
+        Path("queue"),
+        description="Directory of release files (`*.json`, `*.yaml`, `*.yml`).",
+    )
+    database_url: str = Field(
+        "sqlite:///socialbot.db",
+        description=(
+            "The store (releases, approvals, the posting log), as a `sqlite:///path` URL (the "
+            "file is created readable by its owner only) or a `postgresql://user@host/db` URL."
+        ),
+    )
+    networks: Annotated[list[str] | None, NoDecode] = Field(
+        None,
+        description=(
+            "Comma list that narrows the active networks, e.g. `x,facebook`. Not set: every "
+            "network whose credentials are set."
+        ),
+    )
+    run_budget_seconds: float = Field(
+        default=240.0,
+        gt=0,
+        description=(
+            "A drain starts no new work after this many seconds, so a cron run always ends."
+        ),
+    )
+    max_attempts: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Failed attempts, over several runs, before a delivery is marked `failed` (a dead "
+            "letter)."
+        ),
+    )
+    max_rate_limit_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Longest rate-limit wait a run sits out. A longer one ends the run for that network, "
+            "and later runs wait until the network allows posting again."
+        ),
+    )
+    reconcile_after_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "How old a send without a clear answer must be before a run looks for the post on the "
+            "account, and sends again only if it is not there."
+        ),
+    )
+    request_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Timeout of each HTTP request to a network.",
+    )
+    hashtags_file: Path = Field(
+        Path("hashtags.yaml"),
+        description=(
+            "The topic → hashtag mapping file the social-media team edits. A missing file is fine "
+            "unless this is set."
+        ),
+    )
+    utm: bool = Field(
+        False,
+        description=(
+            "Add `utm_source=<network>&utm_medium=social&utm_campaign=<release id>` to release "
+            "links."
+        ),
+    )
+    log_level: str = Field(
+        "WARNING",
+        description=(
+            "Level of the stderr log (`DEBUG`, `INFO`, `WARNING`, `ERROR`); `-v` means INFO and "
+            "`-vv` DEBUG. Secrets are always redacted."
+        ),
+    )
+    approvals_required: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description=(
+            "How many different people must approve the same revision before it is posted; "
+            "its author never counts."
+        ),
+    )
+    problem_repeat_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description=(
+            "How often a drain repeats a standing problem (a delivery waiting for a person) to "
+            "cron; `socialbot status` always shows it."
+        ),
+    )
 
     x: XSettings = XSettings()
     facebook: FacebookSettings = FacebookSettings()
@@ -234,8 +390,78 @@ def env_name(network: str, field: str) -> str:
     return f"{ENV_PREFIX}{network}__{field}".upper()
 
 
+# -- Misspelled settings ---------------------------------------------------------------
+# pydantic-settings ignores SOCIALBOT_* names that match no field, so a typo such as
+# SOCIALBOT_MASTADON__ACCESS_TOKEN would silently leave a network unconfigured. The valid
+# names come from the model, nested sections included, so new settings need nothing here.
+
+# Read by the crash tests only (``publish.CRASH_ENV``); never a setting.
+NOT_SETTINGS = frozenset({"SOCIALBOT_CRASH_AT"})
+
+
+def section_model(annotation: Any) -> type[BaseModel] | None:
+    """The nested settings class behind a field's annotation (``X | None`` too), if any."""
+    candidates = typing.get_args(annotation) or (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def setting_names(model: type[BaseSettings] | None = None) -> list[str]:
+    """Every ``SOCIALBOT_*`` variable the settings read, nested ones as ``SECTION__FIELD``."""
+    names: list[str] = []
+    for name, field in (model or Settings).model_fields.items():
+        section = section_model(field.annotation)
+        if section is None:
+            names.append(f"{ENV_PREFIX}{name}".upper())
+        else:
+            names.extend(f"{ENV_PREFIX}{name}__{inner}".upper() for inner in section.model_fields)
+    return names
+
+
+def check_setting_names(env_file: Any = None) -> None:
+    """Refuse a ``SOCIALBOT_*`` name, in the environment or ``.env``, that is no setting."""
+    known = set(setting_names())
+    # A whole section as JSON (SOCIALBOT_X='{"api_key": ...}') is valid too.
+    known |= {name.rpartition("__")[0] for name in known if "__" in name}
+    known |= NOT_SETTINGS
+    places: list[tuple[str, Iterable[str]]] = [("", os.environ)]
+    if env_file is None:
+        env_file = Settings.model_config.get("env_file")
+    files = [env_file] if isinstance(env_file, str | os.PathLike) else list(env_file or ())
+    for path in files:
+        if Path(path).is_file():
+            from dotenv import dotenv_values
+
+            places.append((f" in {path}", dotenv_values(path, encoding="utf-8")))
+    problems: list[str] = []
+    seen: set[str] = set()
+    for where, names in places:
+        for raw in names:
+            name = raw.upper()
+            if not name.startswith(ENV_PREFIX) or name in known or name in seen:
+                continue
+            seen.add(name)
+            problems.append(f"{raw}{where} is not a setting; {suggest(name, known)}")
+    if problems:
+        raise ConfigurationError(" ".join(problems))
+
+
+def suggest(name: str, known: set[str]) -> str:
+    """``did you mean SOCIALBOT_...?`` with the closest valid name, compared without the prefix."""
+    import difflib  # only on this error path: an idle cron run never pays for it
+
+    stems = {candidate.removeprefix(ENV_PREFIX): candidate for candidate in known}
+    close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), list(stems), n=1)
+    if close:
+        return f"did you mean {stems[close[0]]}?"
+    return "see .env.example for every setting."
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings, turning validation errors into one plain sentence."""
+    check_setting_names(overrides.get("_env_file"))
     try:
         return Settings(**overrides)
     except ValidationError as exc:

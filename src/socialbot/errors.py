@@ -59,6 +59,16 @@ class InvalidRelease(SocialbotError):
         super().__init__(f"{printable(path)}:{where} {printable(problem)}")
 
 
+class InvalidImage(InvalidRelease):
+    """An image a release names that cannot be posted as it is, or its alt text
+    (one line, naming the image's file or URL); the release is refused like any
+    other invalid release, and the rest of the queue carries on."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        super().__init__(source, problem)
+
+
 class ApprovalError(SocialbotError):
     """An operator command that cannot be carried out as asked."""
 

@@ -174,6 +174,7 @@ def approve(
     *,
     by: str,
     comment: str = "",
+    networks: list[str] | None = None,
     now: datetime | None = None,
 ) -> ApprovalResult:
     """Approve the latest revision of a release: exactly the posts composed now.
@@ -192,7 +193,9 @@ def approve(
         raise ApprovalError(
             f"{by} wrote revision {revision.number} of {release.id}; someone else must approve it"
         )
-    targets = release.target_networks(settings.active_networks())
+    targets = release.target_networks(
+        networks if networks is not None else settings.active_networks()
+    )
     withdrawn = [n for n in targets if state.withdrawal(n) is not None]
     targets = [n for n in targets if n not in withdrawn]
     if not targets:
@@ -567,7 +570,7 @@ def status(settings: Settings, store: Store, now: datetime | None = None) -> Sta
             problems.append(
                 Problem(
                     Kind.UNKNOWN,
-                    f"may or may not have been posted ({delivery.error or 'no answer'})",
+                    f"unknown: may or may not have been posted ({delivery.error or 'no answer'})",
                     delivery.release_id,
                     delivery.network,
                     standing=True,
@@ -577,7 +580,7 @@ def status(settings: Settings, store: Store, now: datetime | None = None) -> Sta
             problems.append(
                 Problem(
                     Kind.FAILED,
-                    delivery.error or "no reason recorded",
+                    f"failed ({delivery.error or 'no reason recorded'})",
                     delivery.release_id,
                     delivery.network,
                     standing=True,

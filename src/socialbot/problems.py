@@ -43,6 +43,10 @@ class Problem:
         """Identifies the same problem from one run to the next."""
         return f"{self.kind.value}:{self.release or ''}:{self.network or ''}:{self.detail}"
 
+    def __str__(self) -> str:
+        where = " on ".join(part for part in (self.release, self.network) if part)
+        return f"{where}: {self.detail}" if where else self.detail
+
     def as_dict(self) -> dict[str, object]:
         return {
             "kind": self.kind.value,

@@ -501,9 +501,11 @@ class Publisher:
         have composed it. An approval whose content is no longer in the store
         waits for a new approval.
         """
-        legacy = [a for a in self.store.latest_approvals().values() if a.revision is None]
-        if not legacy:
+        from socialbot.store.sqlite import LEGACY_KEY
+
+        if self.store.get_value(LEGACY_KEY) != "pending":
             return
+        legacy = [a for a in self.store.latest_approvals().values() if a.revision is None]
         from socialbot.compose import compose
 
         for approval in legacy:
@@ -546,6 +548,7 @@ class Publisher:
                     comment="approved under socialbot 0.1.0",
                 )
             )
+        self.store.set_value(LEGACY_KEY, "done")
 
     def report_standing(self, report: DrainReport) -> None:
         """What waits for a person or a setting, as standing problems."""
@@ -566,10 +569,11 @@ class Publisher:
                 Problem(
                     Kind.UNKNOWN,
                     (
-                        "was sent without a clear answer; the next run looks for it on the "
-                        "account before sending again"
+                        "unknown: sent without a clear answer; the next run looks for it on "
+                        "the account before sending again"
                         if searchable
-                        else f"may or may not have been posted ({delivery.error or 'no answer'})"
+                        else "unknown: may or may not have been posted "
+                        f"({delivery.error or 'no answer'})"
                     ),
                     delivery.release_id,
                     delivery.network,
@@ -580,7 +584,7 @@ class Publisher:
             report.problems.append(
                 Problem(
                     Kind.FAILED,
-                    delivery.error or "no reason recorded",
+                    f"failed ({delivery.error or 'no reason recorded'})",
                     delivery.release_id,
                     delivery.network,
                     standing=True,

@@ -77,12 +77,12 @@ def file_signature(st: os.stat_result) -> str:
 def read_release(path: Path, queue_dir: Path | None = None) -> Release:
     """Read and validate one release file. Raises InvalidRelease."""
     data = _parse(path, _read_bytes(path, queue_dir))
-    if "id" not in data and not RELEASE_ID.fullmatch(path.stem):
-        # The id comes from the file name here: say so, not "field 'id'", which the file lacks.
+    if not RELEASE_ID.fullmatch(path.stem):
+        # The id is the file name: say so, not "field 'id'", which the file may lack.
         raise InvalidRelease(
             str(path),
             "its name is not a usable release id (letters, digits, '.', '_' or '-'): "
-            "rename the file or give it an 'id' field",
+            "rename the file",
         )
     data.setdefault("id", path.stem)
     if isinstance(data["id"], str) and data["id"] != path.stem:

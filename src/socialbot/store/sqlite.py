@@ -202,6 +202,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 """Each version's statements, applied in order in one transaction per version."""
 
+LEGACY_KEY = "legacy-adoption"
+"""Set to ``pending`` when a 0.1.0 posting log is upgraded; the drain adopts its approvals."""
+
 # Release ids per query; SQLite before 3.32 allows at most 999 parameters.
 ID_BATCH = 500
 
@@ -233,6 +236,12 @@ class SQLiteStore:
             for version in range(found + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[version]:
                     conn.execute(statement)
+            if found == 1:
+                # A posting log from 0.1.0: its approvals get their snapshots on the next drain.
+                conn.execute(
+                    "INSERT OR REPLACE INTO kv (key, value, updated_at) VALUES (?, 'pending', ?)",
+                    (LEGACY_KEY, to_text(utcnow())),
+                )
             for statement in LATER_INDEXES:
                 conn.execute(statement)
             if found < SCHEMA_VERSION:
