@@ -767,7 +767,7 @@ def test_the_lock_dies_with_its_holder(database_url: str, store: Store):
 
 
 def test_a_0_1_0_sqlite_database_is_upgraded_in_place(tmp_path: Path):
-    from socialbot.store.sqlite import LATER_INDEXES, MIGRATIONS
+    from socialbot.store.sqlite import LATER_INDEXES, LEGACY_KEY, MIGRATIONS
 
     path = tmp_path / "socialbot.db"
     old = sqlite3.connect(path)
@@ -827,6 +827,7 @@ def test_a_0_1_0_sqlite_database_is_upgraded_in_place(tmp_path: Path):
         assert (facebook.post, facebook.revision, facebook.approval_id) == (None, None, None)
         assert store.queue_files() == {}  # read again, so the queue's releases get revisions
         assert store.release_ids() == []
+        assert store.get_value(LEGACY_KEY) == "pending"  # the drain adopts its approvals
         # The old pending delivery takes its post and keeps its key.
         assert store.adopt(facebook, post("facebook"), 1, T0)
         adopted = store.get("r1", "facebook")
