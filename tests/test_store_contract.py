@@ -938,3 +938,27 @@ def test_a_postgres_drain_that_lost_its_lock_claims_nothing_more(postgres_url: s
             assert store.claim(second.id, "text", T0) is not None
     finally:
         store.close()
+
+
+def test_the_cli_approves_and_drains_on_each_database(
+    env: Path, sandbox, database_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    from tests.helpers import run, write_release
+
+    monkeypatch.setenv("SOCIALBOT_DATABASE_URL", database_url)
+    write_release(env / "queue", "r1.json")
+    assert run("approve", "r1", "--by", "Ana").exit_code == 0
+    first = run("drain")
+    assert (first.exit_code, first.output) == (0, "")
+    networks = sorted(p["network"] for p in sandbox.posts())
+    assert len(networks) == len(set(networks)) >= 5
+    assert run("drain").exit_code == 0
+    assert sorted(p["network"] for p in sandbox.posts()) == networks
+    store = open_store(database_url)
+    try:
+        assert all(d.status is DeliveryStatus.POSTED for d in store.deliveries())
+        assert sorted(d.network for d in store.deliveries()) == networks
+    finally:
+        store.close()
+    if database_url.startswith("postgresql"):  # no lock file, no session file, nothing local
+        assert [p.name for p in env.iterdir()] == ["queue"]

@@ -26,9 +26,11 @@ import os
 import re
 import socket
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from threading import current_thread
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -256,7 +258,10 @@ class PostgresStore:
         self.where = safe_url(url)
         register_secret(_password(url))
         self._local = threading.local()
-        self._connections: list[psycopg.Connection[DictRow]] = []
+        self._connections: list[tuple[threading.Thread, psycopg.Connection[DictRow]]] = []
+        """Each thread's connection; a finished thread's is closed when another opens."""
+        # A store dropped without close() (a CLI run ending) still ends its sessions.
+        weakref.finalize(self, _close_all, self._connections)
         self._lock = threading.Lock()
         self._held: psycopg.Connection[DictRow] | None = None
         """The connection holding the drain lock, while this store holds it."""
@@ -300,8 +305,14 @@ class PostgresStore:
             conn = self._connect()
             self._local.conn = conn
             with self._lock:
-                self._connections = [c for c in self._connections if not c.closed]
-                self._connections.append(conn)
+                finished = [
+                    pair
+                    for pair in self._connections
+                    if pair[1].closed or not pair[0].is_alive() or pair[0] is current_thread()
+                ]
+                _close_all(finished)
+                self._connections[:] = [p for p in self._connections if p not in finished]
+                self._connections.append((current_thread(), conn))
         return conn
 
     @contextmanager
@@ -363,9 +374,7 @@ class PostgresStore:
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
+            _close_all(self._connections)
         self._local = threading.local()
 
     @contextmanager
@@ -1102,6 +1111,12 @@ class PostgresStore:
                         for f in files
                     ],
                 )
+
+
+def _close_all(connections: list[tuple[threading.Thread, psycopg.Connection[DictRow]]]) -> None:
+    for _, conn in connections:
+        conn.close()
+    connections.clear()
 
 
 def _utc(value: datetime) -> datetime:
