@@ -177,3 +177,29 @@ def fresh_postgres_url(server: object) -> Iterator[str]:
     assert isinstance(server, PostgresServer)
     with server.database() as url:
         yield url
+
+
+def integrity_check(url: str) -> str:
+    """PostgreSQL's counterpart of SQLite's ``PRAGMA integrity_check``: "ok", or the problems.
+
+    Every B-tree index of the database is checked against its table with
+    amcheck (``bt_index_check`` with ``heapallindexed``): a row missing from
+    an index, or an index out of order, is reported. Needs the right to create
+    the extension (the test cluster's superuser has it).
+    """
+    problems: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+        indexes = conn.execute(
+            "SELECT c.oid::regclass::text FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_am a ON a.oid = c.relam"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE a.amname = 'btree' AND n.nspname = current_schema()"
+        ).fetchall()
+        for (index,) in indexes:
+            try:
+                conn.execute("SELECT bt_index_check(%s::regclass, true)", (index,))
+            except psycopg.Error as exc:
+                problems.append(f"{index}: {exc}")
+    return "; ".join(problems) or "ok"

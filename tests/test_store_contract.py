@@ -881,6 +881,20 @@ def test_postgres_migrations_run_once_and_are_numbered(postgres_url: str):
             made.close()
 
 
+def test_postgres_indexes_agree_with_their_tables(postgres_url: str):
+    from tests.postgres import integrity_check
+
+    store = open_store(postgres_url)
+    try:
+        scheduled(store, approved(store, networks=("x", "facebook", "mastodon")))
+        sending = claimed(store)
+        store.finish(sending.id, DeliveryStatus.POSTED, T0, expect=sending.status)
+        store.record_revision(release(), source="q", author=None, now=T0)
+    finally:
+        store.close()
+    assert integrity_check(postgres_url) == "ok"
+
+
 def test_postgres_keeps_no_state_in_local_files(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
