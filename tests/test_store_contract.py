@@ -881,6 +881,42 @@ def test_postgres_migrations_run_once_and_are_numbered(postgres_url: str):
             made.close()
 
 
+def test_a_version_1_postgres_database_is_upgraded_in_place(postgres_url: str):
+    import psycopg
+
+    from socialbot.store.postgres import MIGRATIONS, PostgresStore
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn, conn.transaction():
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)"
+        )
+        conn.execute("INSERT INTO schema_version VALUES (1, now())")
+        conn.execute(
+            "INSERT INTO deliveries (release_id, network, status, content_hash, approved_by,"
+            " approved_at, idempotency_key, created_at, updated_at)"
+            " VALUES ('r1', 'x', 'pending', 'h', 'Ana', %s, 'key-x', %s, %s)",
+            (T0, T0, T0),
+        )
+    store = PostgresStore(postgres_url)
+    try:
+        assert store.schema_version() == 2
+        old = store.get("r1", "x")
+        assert old is not None
+        assert (old.idempotency_key, old.approved_at, old.post, old.revision) == (
+            "key-x",
+            T0,
+            None,
+            None,
+        )
+        assert store.adopt(old, post("x"), 1, T0)
+        store.set_value("k", "v")
+        assert store.keys("") == ["k"]
+    finally:
+        store.close()
+
+
 def test_postgres_indexes_agree_with_their_tables(postgres_url: str):
     from tests.postgres import integrity_check
 

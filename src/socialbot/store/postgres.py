@@ -346,7 +346,9 @@ class PostgresStore:
 
     def migrate(self) -> int:
         """Bring the schema to ``SCHEMA_VERSION``; returns the version found."""
-        found: int | None = None
+        found = self.schema_version()
+        if found >= SCHEMA_VERSION:  # the usual case: two reads, no lock, no DDL
+            return found
         for version in range(1, SCHEMA_VERSION + 1):
             with self._transaction() as conn:
                 conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, MIGRATE_LOCK))
@@ -356,8 +358,6 @@ class PostgresStore:
                 )
                 row = conn.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
                 current = int(row["v"] or 0) if row else 0
-                if found is None:
-                    found = current
                 if current >= version:
                     continue
                 for statement in MIGRATIONS[version]:
@@ -366,9 +366,13 @@ class PostgresStore:
                     "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)",
                     (version, utcnow()),
                 )
-        return found or 0
+        return found
 
     def schema_version(self) -> int:
+        """The version of the schema in the database (0 for an empty database)."""
+        row = self._row("SELECT to_regclass('schema_version') IS NOT NULL AS present")
+        if row is None or not row["present"]:
+            return 0
         row = self._row("SELECT MAX(version) AS v FROM schema_version")
         return int(row["v"] or 0) if row else 0
 
