@@ -44,3 +44,36 @@ def env(workdir: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) 
     for name, value in sandbox.settings().items():
         monkeypatch.setenv(name, value)
     return workdir
+
+
+# -- PostgreSQL: one throwaway server per session, a fresh database per test (tests/postgres.py).
+# `postgres_url` is a new empty database; `database_url` runs a test once on a SQLite file and
+# once on PostgreSQL. Without a server, the PostgreSQL runs are skipped, saying why.
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """The session's PostgreSQL server (a ``tests.postgres.PostgresServer``), or None."""
+    from tests.postgres import postgres_server as start
+
+    with start() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: object) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped after the test."""
+    from tests.postgres import fresh_postgres_url
+
+    yield from fresh_postgres_url(postgres_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URL of each kind: a SQLite file, then a fresh PostgreSQL database."""
+    from tests.postgres import fresh_postgres_url
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'socialbot.db'}"
+    else:
+        yield from fresh_postgres_url(request.getfixturevalue("postgres_server"))

@@ -213,7 +213,7 @@ def test_blank_credentials_count_as_unset(workdir: Path, monkeypatch: pytest.Mon
 @pytest.mark.parametrize(
     ("name", "value", "problem"),
     [
-        ("SOCIALBOT_DATABASE_URL", "mysql://db/socialbot", "sqlite:///"),
+        ("SOCIALBOT_DATABASE_URL", "mysql://db/socialbot", "postgresql://"),
         ("SOCIALBOT_X__BASE_URL", "api.x.com", "http://"),
         ("SOCIALBOT_FACEBOOK__API_VERSION", "24", "v24.0"),
         ("SOCIALBOT_MAX_ATTEMPTS", "0", "greater than or equal to 1"),

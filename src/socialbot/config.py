@@ -424,8 +424,9 @@ def env_name(network: str, field: str) -> str:
 # SOCIALBOT_MASTADON__ACCESS_TOKEN would silently leave a network unconfigured. The valid
 # names come from the model, nested sections included, so new settings need nothing here.
 
-# Read by the crash tests only (``publish.CRASH_ENV``); never a setting.
-NOT_SETTINGS = frozenset({"SOCIALBOT_CRASH_AT"})
+# Read by the tests only (``publish.CRASH_ENV``; the PostgreSQL server of tests/postgres.py);
+# never settings.
+NOT_SETTINGS = frozenset({"SOCIALBOT_CRASH_AT", "SOCIALBOT_TEST_POSTGRES_URL"})
 
 
 def section_model(annotation: Any) -> type[BaseModel] | None:

@@ -225,13 +225,14 @@ class BlueskyAdapter(Adapter):
     def from_settings(cls, settings: Settings) -> Self:
         bsky = settings.bluesky
         assert bsky.handle and bsky.app_password
-        database = settings.database_path
+        # Only beside a SQLite file: a postgresql:// URL is no path (and may hold a password).
+        database = settings.database_path if settings.database_url.startswith("sqlite:") else None
         return cls(
             handle=bsky.handle,
             app_password=bsky.app_password.get_secret_value(),
             base_url=bsky.base_url,
             web_url=bsky.web_url,
-            session_path=None if database == ":memory:" else session_path(database),
+            session_path=None if database in (None, ":memory:") else session_path(database),
             timeout=settings.request_timeout_seconds,
         )
 
