@@ -391,4 +391,4 @@ def test_the_names_follow_the_model(monkeypatch: pytest.MonkeyPatch):
     names = setting_names(model)
     assert "SOCIALBOT_EXTRA__BOT_TOKEN" in names
     assert "SOCIALBOT_EXTRA__BASE_URL" in names
-    assert set(setting_names()) < set(names)
+    assert set(setting_names(Settings)) < set(names)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 from click.testing import CliRunner
 
@@ -33,10 +31,15 @@ def test_import_prints_paths_and_previews(workdir, server, monkeypatch):
     assert "affordable-housing-plan-de [de] Regionen fordern" in result.output
     assert "lead image:" in result.output
     assert read_release(path).language == "de"
-    # The ledger lives in a table of its own in the database.
-    db = sqlite3.connect(workdir / "socialbot.db")
-    keys = [row[0] for row in db.execute("SELECT key FROM import_ledger")]
-    assert "import:release:affordable-housing-plan-de" in keys
+    # The ledger lives in the store's key-value area; the draft is a revision in the store.
+    store = SQLiteStore(str(workdir / "socialbot.db"))
+    try:
+        assert "import:release:affordable-housing-plan-de" in store.keys("import:")
+        [revision] = store.revisions("affordable-housing-plan-de")
+        assert revision.release.language == "de"
+        assert store.approvals() == []
+    finally:
+        store.close()
     again = invoke(server.url("/de/news/affordable-housing-plan"), "--no-versions")
     assert again.exit_code == 0
     assert "already imported:" in again.output

@@ -120,6 +120,8 @@ class Step(StrEnum):
     """What to do with one delivery now."""
 
     KEEP = "keep"
+    WAIT = "wait"
+    """It may be on the network already: nothing changes until that is settled."""
     WITHDRAW = "withdraw"
     REBASE = "rebase"
     DELETE = "delete"
@@ -138,15 +140,17 @@ def next_step(
     if withdrawal is not None:
         if status is DeliveryStatus.POSTED and withdrawal.kind == "retract":
             return Step.DELETE, f"retracted by {withdrawal.by}"
-        if status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED) and not may_be_out:
+        if may_be_out:
+            return Step.WAIT, ""
+        if status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
             verb = "retracted" if withdrawal.kind == "retract" else "withdrawn"
             reason = f": {withdrawal.reason}" if withdrawal.reason else ""
             return Step.WITHDRAW, f"{verb} by {withdrawal.by}{reason}"
         return Step.KEEP, ""
     approval = state.in_force()
-    if approval is None or status not in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
-        return Step.KEEP, ""
     if may_be_out:
+        return Step.WAIT, ""
+    if approval is None or status not in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
         return Step.KEEP, ""
     if delivery.network not in approval.networks:
         return Step.WITHDRAW, (
@@ -202,7 +206,7 @@ def sync(store: Store, state: ReleaseState, now: datetime) -> SyncResult:
                 now=now,
             ):
                 rebased.append(network)
-        elif delivery.status in (DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN):
+        elif step is Step.WAIT:
             busy.append(network)
     approval = state.in_force()
     if approval is not None and approval.revision is not None:

@@ -101,6 +101,12 @@ class App:
             )
         return queue
 
+    def close(self) -> None:
+        """Close the store's connections when the command ends."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
     def active(self) -> list[str]:
         try:
             return self.settings.active_networks()
@@ -123,6 +129,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     Settings come from SOCIALBOT_* environment variables and .env.
     """
     ctx.obj = App(verbose)
+    ctx.call_on_close(ctx.obj.close)
 
 
 # -- the social-media team ------------------------------------------------------------
@@ -411,7 +418,7 @@ def log_command(
                     part
                     for part in (
                         entry.release_id or "",
-                        f"r{entry.revision}" if entry.revision else "",
+                        f"revision {entry.revision}" if entry.revision else "",
                         f"on {entry.network}" if entry.network else "",
                     )
                     if part
@@ -550,9 +557,7 @@ def status(app: App, as_json: bool) -> None:
                     "scheduled": report.scheduled,
                     "approved": report.approved,
                     "needs_attention": [p.as_dict() for p in report.problems],
-                    "invalid": [
-                        p.detail for p in report.problems if p.kind is Kind.INVALID_FILE
-                    ],
+                    "invalid": [p.detail for p in report.problems if p.kind is Kind.INVALID_FILE],
                     "needs_reapproval": [
                         str(p) for p in report.problems if p.kind is Kind.CHANGED_AFTER_APPROVAL
                     ],
@@ -798,41 +803,21 @@ def import_command(
     approved. A listing or feed imports only the items it has not imported before,
     so it can run from cron. Exit status 1 when any source failed.
     """
-    from socialbot.config import load_import_settings
-    from socialbot.importer import ImportReport, run_import
-    from socialbot.importer.ledger import KeyValueLedger
-    from socialbot.importer.sqlite_ledger import SQLiteKeyValue
+    from socialbot import operations
 
     if not (sources or listings or feeds):
         raise click.UsageError("name a page (URL or saved .html file), --listing URL or --feed URL")
     try:
-        settings = load_import_settings()
-    except ConfigurationError as exc:
+        report = operations.import_releases(
+            app.settings,
+            app.store,
+            sources=list(sources),
+            listings=list(listings),
+            feeds=list(feeds),
+            follow_versions=not no_versions,
+        )
+    except SocialbotError as exc:
         fail(exc)
-    queue, store = app.queue_dir, app.store
-    kv = SQLiteKeyValue(app.settings.database_path)
-    report = ImportReport()
-    try:
-        for batch, is_listing, is_feed in (
-            (sources, False, False),
-            (listings, True, False),
-            (feeds, False, True),
-        ):
-            if batch:
-                part = run_import(
-                    list(batch),
-                    queue_dir=queue,
-                    ledger=KeyValueLedger(kv),
-                    is_approved=lambda release_id: bool(store.approvals(release_id)),
-                    settings=settings,
-                    listing=is_listing,
-                    feed=is_feed,
-                    follow_versions=not no_versions,
-                )
-                report.results.extend(part.results)
-                report.notes.extend(part.notes)
-    finally:
-        kv.close()
     for result in report.results:
         if result.status.value == "error":
             say(result.message, err=True)

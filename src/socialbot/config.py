@@ -396,11 +396,31 @@ class ImportSettings(BaseSettings):
         extra="ignore",
     )
 
-    allow_private_addresses: bool = False
-    max_body_bytes: int = Field(default=5_000_000, ge=1024)
-    page_timeout_seconds: float = Field(default=20.0, gt=0)
-    max_items: int = Field(default=50, ge=1)
-    max_redirects: int = Field(default=5, ge=0, le=20)
+    allow_private_addresses: bool = Field(
+        default=False,
+        description=(
+            "Let `import` fetch addresses in loopback, private, link-local or multicast ranges "
+            "(an intranet, or tests). Off: the desk cannot be used to reach internal services."
+        ),
+    )
+    max_body_bytes: int = Field(
+        default=5_000_000,
+        ge=1024,
+        description="Largest page or feed `import` reads, after decompression, in bytes.",
+    )
+    page_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="Wall-clock limit for fetching one page or feed."
+    )
+    max_items: int = Field(
+        default=50, ge=1, description="At most this many items per listing or feed run."
+    )
+    max_redirects: int = Field(
+        default=5, ge=0, le=20, description="Redirects followed per address, each re-checked."
+    )
+
+
+SECTIONS_OUTSIDE_SETTINGS: dict[str, type[BaseSettings]] = {"import": ImportSettings}
+"""Sections read by settings classes of their own (``import`` is a Python keyword)."""
 
 
 def load_import_settings(**overrides: Any) -> ImportSettings:
@@ -447,6 +467,9 @@ def setting_names(model: type[BaseSettings] | None = None) -> list[str]:
             names.append(f"{ENV_PREFIX}{name}".upper())
         else:
             names.extend(f"{ENV_PREFIX}{name}__{inner}".upper() for inner in section.model_fields)
+    if model is None:
+        for name, other in SECTIONS_OUTSIDE_SETTINGS.items():
+            names.extend(f"{ENV_PREFIX}{name}__{inner}".upper() for inner in other.model_fields)
     return names
 
 

@@ -96,10 +96,7 @@ def preview(
     if path.exists() or path.is_symlink() or store is None:
         release = read_release(path)
     else:
-        revision = store.latest_revisions([reference]).get(reference)
-        if revision is None:
-            raise ApprovalError(f"no release file or release id {reference!r}")
-        release = revision.release
+        release = find_release(settings, store, reference).release
     targets = list(networks or release.networks or NETWORKS)
     return compose_posts(release, targets, compose_options(settings, store))
 
@@ -215,7 +212,12 @@ def approve(
         if d.status in (DeliveryStatus.POSTED, DeliveryStatus.RETRACTED)
     }
     notes: list[str] = []
-    if all(n in done for n in targets):
+    dropped = [
+        n
+        for n, d in deliveries.items()
+        if n not in targets and d.status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+    ]
+    if all(n in done for n in targets) and not dropped:
         if all(done[n].revision == revision.number for n in targets):
             raise ApprovalError(
                 f"revision {revision.number} of {release.id} is already posted on "
@@ -477,6 +479,56 @@ def log(
 
 def audit(store: Store, release_id: str | None = None) -> list[AuditEntry]:
     return store.audit_trail(release_id)
+
+
+# -- importing -------------------------------------------------------------------------------
+
+
+def import_releases(
+    settings: Settings,
+    store: Store,
+    *,
+    sources: list[str] = (),  # type: ignore[assignment]
+    listings: list[str] = (),  # type: ignore[assignment]
+    feeds: list[str] = (),  # type: ignore[assignment]
+    follow_versions: bool = True,
+    import_settings: Any = None,
+) -> Any:
+    """Pages, listings and feeds become draft releases, in the queue and the store."""
+    from socialbot.config import load_import_settings
+    from socialbot.importer import ImportReport, run_import
+    from socialbot.importer.ledger import KeyValueLedger
+    from socialbot.releases import scan_queue
+
+    queue = settings.queue_dir
+    if not queue.is_dir():
+        raise ConfigurationError(f"SOCIALBOT_QUEUE_DIR: the queue directory {queue} does not exist")
+    options = import_settings or load_import_settings()
+
+    def is_approved(release_id: str) -> bool:
+        return bool(store.approvals(release_id))
+
+    report = ImportReport()
+    for batch, is_listing, is_feed in (
+        (sources, False, False),
+        (listings, True, False),
+        (feeds, False, True),
+    ):
+        if batch:
+            part = run_import(
+                list(batch),
+                queue_dir=queue,
+                ledger=KeyValueLedger(store),
+                is_approved=is_approved,
+                settings=options,
+                listing=is_listing,
+                feed=is_feed,
+                follow_versions=follow_versions,
+            )
+            report.results.extend(part.results)
+            report.notes.extend(part.notes)
+    scan_queue(queue, store)  # each new or updated draft becomes a revision in the store
+    return report
 
 
 # -- status ------------------------------------------------------------------------------------

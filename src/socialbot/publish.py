@@ -663,6 +663,16 @@ class Publisher:
         """Publish one delivery. Returns True when the network should not be called again."""
         latest = self._latest.get(delivery.release_id)
         if delivery.revision is not None and latest is not None and latest > delivery.revision:
+            if self.store.uncertain(delivery.id, unsettled_only=True):
+                # Resending the old revision could publish text that was corrected since;
+                # find out first whether the earlier attempt posted it.
+                error = (
+                    f"an attempt of revision {delivery.revision} may have posted it, and "
+                    f"revision {latest} came since; it is looked for before anything is sent"
+                )
+                if self.store.transition(delivery, DeliveryStatus.UNKNOWN, self.now(), error=error):
+                    log.info("%s on %s: %s", delivery.release_id, adapter.name, error)
+                return False
             report.problems.append(
                 Problem(
                     Kind.CHANGED_AFTER_APPROVAL,

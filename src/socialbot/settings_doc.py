@@ -22,7 +22,13 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from socialbot.config import ENV_PREFIX, NetworkSettings, Settings, section_model
+from socialbot.config import (
+    ENV_PREFIX,
+    SECTIONS_OUTSIDE_SETTINGS,
+    NetworkSettings,
+    Settings,
+    section_model,
+)
 
 SETTINGS_MD = Path("docs") / "settings.md"
 ENV_EXAMPLE = Path(".env.example")
@@ -102,6 +108,9 @@ def sections(model: type[Settings] = Settings) -> list[Section]:
             general.append(setting(f"{ENV_PREFIX}{name}".upper(), field))
             continue
         networks.append(network_section(name, nested))
+    if model is Settings:
+        for name, other in SECTIONS_OUTSIDE_SETTINGS.items():
+            networks.append(network_section(name, other))
     return [Section("", "General", tuple(general)), *networks]
 
 
@@ -173,7 +182,9 @@ def render_markdown(model: type[Settings] = Settings) -> str:
     for section in sections(model):
         heading = section.title if not section.name else f"{section.title} (`{section.name}`)"
         parts.append(f"\n## {heading}\n")
-        if section.name:
+        if section.name in SECTIONS_OUTSIDE_SETTINGS:
+            parts.append(f"\nSee [{section.name}.md]({section.name}.md).\n")
+        elif section.name:
             parts.append(
                 f"\nSet-up, what is posted and what can go wrong: "
                 f"[networks/{section.name}.md](networks/{section.name}.md).\n"

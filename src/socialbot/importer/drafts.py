@@ -76,9 +76,12 @@ def write_draft(release: Release, path: Path, comments: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     for quote_all in (False, True):
         text = render(release, comments, quote_all=quote_all)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".yaml")
-        tmp_path = Path(tmp)
+        # Written under its own name in a hidden folder beside the queue (the file name is
+        # the release id), then renamed into place: readers never see half a file.
+        folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=".import-"))
+        tmp_path = folder / path.name
         try:
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
                 handle.flush()
@@ -88,6 +91,7 @@ def write_draft(release: Release, path: Path, comments: list[str]) -> None:
                 return
         finally:
             tmp_path.unlink(missing_ok=True)
+            folder.rmdir()
     raise InvalidRelease(str(path), "could not be written so that it reads back unchanged")
 
 

@@ -9,6 +9,7 @@ small, and each backend's dialect is easier to read than an ORM's.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -281,7 +282,9 @@ class SQLiteStore:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.OperationalError):
+                    # SQLite may have rolled back by itself already (a full disk).
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:

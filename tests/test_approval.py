@@ -1,0 +1,586 @@
+"""Approval is a contract: exactly the approved posts go out, once, and can be taken back.
+
+Each test reproduces one finding of the approval issue through the CLI (or the
+drain) against the sandbox, whose accepted posts are the oracle.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sqlite3
+import time
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from socialbot.models import DeliveryStatus
+from socialbot.publish import DrainReport
+from socialbot.sandbox import Fault, SandboxServer
+from tests import drainer, faulty
+from tests.faulty import Clock
+from tests.helpers import run, write_release
+
+
+def log_rows() -> list[dict[str, object]]:
+    return [json.loads(line) for line in run("log", "--json").output.splitlines()]
+
+
+def approve(release: str, by: str = "Ana") -> dict[str, str]:
+    """Approve through the CLI; the exact posts it approved, per network."""
+    result = run("approve", release, "--by", by, "--json")
+    assert result.exit_code == 0, result.stderr
+    return {post["network"]: post["text"] for post in json.loads(result.stdout)}
+
+
+# -- what is approved is what is posted -------------------------------------------------------
+
+
+def test_the_mapping_file_utm_and_shaping_after_approval_change_nothing(
+    env: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+):
+    mapping = env / "hashtags.yaml"
+    mapping.write_text("topics:\n  Enlargement: EUEnlargement\n", encoding="utf-8")
+    write_release(env / "queue", "r1.json", networks=["x", "mastodon"], topics=["Enlargement"])
+    texts = approve("r1")
+    assert all("#EUEnlargement" in text for text in texts.values())
+
+    mapping.write_text("topics:\n  Enlargement: StopEnlargement\n", encoding="utf-8")
+    monkeypatch.setenv("SOCIALBOT_UTM", "true")
+    assert run("drain").exit_code == 0
+
+    sent = {p["network"]: p["text"] for p in sandbox.posts()}
+    assert all("#StopEnlargement" not in text and "utm_" not in text for text in sent.values())
+    assert {row["network"]: row["text"] for row in log_rows()} == {
+        "x": texts["x"],
+        "mastodon": texts["mastodon"],
+    }
+
+
+def test_a_preview_approve_and_drain_use_the_same_instance_limit(env: Path, sandbox: SandboxServer):
+    """Finding 2: approve counted against 500 while the drain composed against the instance."""
+    sandbox.networks["mastodon"].max_characters = 1000  # type: ignore[attr-defined]
+    write_release(
+        env / "queue",
+        "long.json",
+        networks=["mastodon"],
+        summary=" ".join(["Regions and cities ask for a stronger cohesion policy."] * 30),
+    )
+    assert "/500" in run("preview", "long").output  # no limit was ever read: the default
+    first = approve("long")
+    assert run("drain").exit_code == 0
+    [post] = sandbox.posts("mastodon")
+    assert post["text"] == first["mastodon"]
+    assert len(post["text"]) <= 500
+
+    # The drain remembered the instance's real limit: preview and approval use it now.
+    write_release(
+        env / "queue",
+        "longer.json",
+        networks=["mastodon"],
+        summary=" ".join(["Regions and cities ask for a stronger cohesion policy."] * 30),
+        title="A second statement",
+    )
+    preview = run("preview", "queue/longer.json")
+    assert "/1000" in preview.output
+    second = approve("longer")
+    assert run("drain").exit_code == 0
+    sent = [p["text"] for p in sandbox.posts("mastodon") if "second" in p["text"]]
+    assert sent == [second["mastodon"]]
+
+
+def test_a_lowered_limit_fails_with_a_sentence_saying_to_approve_again(
+    env: Path, sandbox: SandboxServer
+):
+    write_release(
+        env / "queue", "r1.json", networks=["mastodon"], summary="A lead of some length. " * 8
+    )
+    assert run("approve", "r1", "--by", "Ana").exit_code == 0
+    sandbox.networks["mastodon"].max_characters = 100  # type: ignore[attr-defined]
+
+    result = run("drain")
+
+    assert result.exit_code == 1
+    assert "approve it again" in result.stderr
+    assert sandbox.posts() == []
+    # Approving again composes against the limit the drain just read, and it goes out.
+    assert "/100" in run("preview", "r1").output
+    again = approve("r1")
+    assert run("drain").exit_code == 0
+    [post] = sandbox.posts()
+    assert post["text"] == again["mastodon"]
+
+
+def test_approving_an_id_never_approves_another_file(env: Path, sandbox: SandboxServer):
+    """Finding 3: budget-2027.json claiming id draft-leak, final.json claiming budget-2027."""
+    write_release(env / "queue", "budget-2027.json", id="draft-leak", title="DRAFT do not post")
+    write_release(env / "queue", "final.json", id="budget-2027", title="Final budget statement")
+
+    result = run("approve", "budget-2027", "--by", "Ana")
+
+    assert result.exit_code == 1
+    assert "differs from its file name" in result.stderr
+    assert run("log", "--approvals").output == ""
+    assert run("drain").exit_code == 1
+    assert sandbox.posts() == []
+
+
+def test_an_id_two_files_share_cannot_be_approved(env: Path, sandbox: SandboxServer):
+    write_release(env / "queue", "same.json", title="One")
+    write_release(env / "queue", "same.yaml", title="Other")
+    result = run("approve", "same", "--by", "Ana")
+    assert result.exit_code == 1
+    assert "is also used by" in result.stderr
+    assert run("log", "--approvals").output == ""
+
+
+def test_a_network_dropped_on_reapproval_is_never_posted(env: Path, sandbox: SandboxServer):
+    """Finding 4."""
+    path = write_release(env / "queue", "r1.json", networks=["x", "facebook"])
+    old = path.read_bytes()
+    assert run("approve", "r1", "--by", "Ana").exit_code == 0
+    sandbox.inject("facebook", Fault(status=429, retry_after=3600))
+    run("drain")
+    write_release(env / "queue", "r1.json", networks=["x"])
+    assert run("approve", "r1", "--by", "Ana").exit_code == 0
+    rows = {row["network"]: row["status"] for row in log_rows()}
+    assert rows == {"x": "posted", "facebook": "withdrawn"}
+
+    path.write_bytes(old)  # the old file back: a new revision nobody approved
+    sandbox.faults.clear()
+    faulty.drain(env, clock=Clock(timedelta(hours=2)))
+    assert [p["network"] for p in sandbox.posts()] == ["x"]
+
+
+def test_a_correction_never_picks_up_the_old_status_with_the_old_key(
+    env: Path, sandbox: SandboxServer
+):
+    """Finding 5: an uncertain attempt of revision 1 is settled before revision 2 is sent."""
+    write_release(env / "queue", "r1.json", networks=["mastodon"], title="Typo in the title")
+    assert run("approve", "r1", "--by", "Ana").exit_code == 0
+    sandbox.inject("mastodon", Fault(kind="accept-then-reset", times=3))
+    faulty.drain(env)  # revision 1 reached the network; its answer was lost
+    write_release(env / "queue", "r1.json", networks=["mastodon"], title="Title corrected")
+    approval = run("approve", "r1", "--by", "Ana")
+    assert approval.exit_code == 0
+    assert "may have posted the previous revision" in approval.output
+
+    # The attempt of revision 1 is looked for, found, and recorded as what was posted.
+    faulty.drain(env, clock=Clock(timedelta(minutes=5)))
+    faulty.drain(env, clock=Clock(timedelta(minutes=6)))
+
+    [post] = sandbox.posts("mastodon")
+    [row] = log_rows()
+    # The log tells the truth: revision 1 is what is on the network.
+    assert row["status"] == "posted" and row["revision"] == 1
+    assert row["text"] == post["text"] and "Typo" in post["text"]
+    refused = run("approve", "r1", "--by", "Ana")
+    assert refused.exit_code == 1 and "retract it" in refused.stderr
+
+
+# -- nothing lost, nothing stuck --------------------------------------------------------------
+
+
+def test_new_content_under_a_posted_id_is_refused_with_what_to_do(
+    env: Path, sandbox: SandboxServer
+):
+    """Finding 6: no silent loss."""
+    write_release(env / "queue", "r1.json", networks=["x"])
+    run("approve", "r1", "--by", "Ana")
+    assert run("drain").exit_code == 0
+    write_release(env / "queue", "r1.json", networks=["x"], title="Completely new statement")
+
+    result = run("approve", "r1", "--by", "Ana")
+
+    assert result.exit_code == 1
+    assert "already posted on every network it names" in result.stderr
+    assert "under a new id" in result.stderr
+    assert len(sandbox.posts()) == 1
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-01:00"])
+def test_a_time_outside_utc_is_one_line_and_the_rest_goes_out(
+    env: Path, sandbox: SandboxServer, when: str
+):
+    """Finding 7."""
+    write_release(env / "queue", "good.json", networks=["x"])
+    assert run("approve", "good", "--by", "Ana").exit_code == 0
+    write_release(env / "queue", "odd.json", networks=["x"], not_before=when)
+
+    drained = run("drain")
+    status = run("status")
+    refused = run("approve", "odd", "--by", "Ana")
+
+    assert drained.exit_code == 1 and "Traceback" not in drained.stderr
+    assert drained.stderr.count("\n") == 1 and "cannot be expressed in UTC" in drained.stderr
+    assert len(sandbox.posts()) == 1
+    assert status.exit_code == 1 and "queue/odd.json" in status.output
+    assert refused.exit_code == 1 and "cannot be expressed in UTC" in refused.stderr
+
+
+def test_a_removed_file_changes_nothing_and_withdraw_stops_it_for_good(
+    env: Path, sandbox: SandboxServer
+):
+    """Finding 8."""
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    path = write_release(env / "queue", "r1.json", networks=["x"], not_before=later)
+    content = path.read_bytes()
+    assert run("approve", "r1", "--by", "Ana").exit_code == 0
+    path.unlink()
+    assert run("drain").exit_code == 0  # nothing due, nothing wrong
+    assert {row["status"] for row in log_rows()} == {"pending"}
+
+    result = run("withdraw", "r1", "--by", "Ben", "--reason", "embargo moved")
+    assert result.exit_code == 0, result.output
+    assert "will never be posted on x" in result.output
+    path.write_bytes(content)
+    faulty.drain(env, clock=Clock(timedelta(days=2)))
+    assert sandbox.posts() == []
+    assert {row["status"] for row in log_rows()} == {"withdrawn"}
+    assert run("status").exit_code == 0
+    again = run("approve", "r1", "--by", "Ana")
+    assert again.exit_code == 1 and "withdrawn" in again.stderr
+
+
+def test_an_approved_release_is_posted_without_its_file(env: Path, sandbox: SandboxServer):
+    path = write_release(env / "queue", "r1.json", networks=["x"])
+    approval = approve("r1")
+    path.unlink()
+    assert run("drain").exit_code == 0
+    [post] = sandbox.posts()
+    assert post["text"] == approval["x"]
+
+
+def test_sigint_stops_the_drain_between_deliveries(env: Path, sandbox: SandboxServer):
+    """Finding 11: Ctrl-C stops a drain; it records what it did and says so."""
+    slugs = drainer.add_releases(env / "queue", "sig", range(6), networks=["x"])
+    sandbox.inject("x", Fault(kind="slow", delay=0.7, times=10))
+    process = drainer.start("drain", env=drainer.environment())
+    deadline = time.monotonic() + 20
+    while not sandbox.posts("x") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr
+    assert "stopped by a signal" in stderr
+    posted = len(sandbox.posts("x"))
+    assert 1 <= posted < len(slugs)
+    states = drainer.states(env / "socialbot.db")
+    assert "sending" not in states.values()
+    sandbox.faults.clear()
+    assert drainer.call("drain", env=drainer.environment()).returncode == 0
+    assert all(n == 1 for n in drainer.posts_per_delivery(sandbox, slugs).values())
+
+
+def test_sigterm_exits_143(env: Path, sandbox: SandboxServer):
+    drainer.add_releases(env / "queue", "term", range(4), networks=["x"])
+    sandbox.inject("x", Fault(kind="slow", delay=0.7, times=10))
+    process = drainer.start("drain", env=drainer.environment())
+    deadline = time.monotonic() + 20
+    while not sandbox.posts("x") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert process.returncode == 143
+
+
+# -- duplicates -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("network", ["mastodon", "bluesky"])
+def test_restoring_a_backup_meets_the_networks_own_refusal(
+    env: Path, sandbox: SandboxServer, network: str
+):
+    """Finding 12: keys derive from release, revision and network."""
+    slugs = drainer.add_releases(env / "queue", f"backup{network}", range(2), networks=[network])
+    database = env / "socialbot.db"
+    backup = env / "backup.db"
+    with closing(sqlite3.connect(database)) as source, closing(sqlite3.connect(backup)) as target:
+        source.backup(target)
+    assert run("drain").exit_code == 0
+    assert len(sandbox.posts(network)) == 2
+
+    for suffix in ("-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    shutil.copy(backup, database)
+    run("drain")
+
+    assert all(n == 1 for n in drainer.posts_per_delivery(sandbox, slugs).values())
+    assert {row["status"] for row in log_rows()} == {"posted"}
+
+
+def test_an_ambiguous_create_followed_by_other_errors_stays_uncertain(
+    env: Path, sandbox: SandboxServer
+):
+    """Finding 13: accept-then-reset, then 503 and 429 in the same run; a later run
+    after the key has expired looks for the post instead of sending it again."""
+    slugs = drainer.add_releases(env / "queue", "uncertain", range(1), networks=["mastodon"])
+    sandbox.inject("mastodon", Fault(kind="accept-then-reset"))
+    sandbox.inject("mastodon", Fault(status=503))
+    sandbox.inject("mastodon", Fault(status=429, retry_after=5))
+    faulty.drain(env)
+    assert len(sandbox.posts("mastodon")) == 1
+
+    faulty.drain(env, clock=Clock(timedelta(hours=2)))  # past the 1-hour key window
+    faulty.drain(env, clock=Clock(timedelta(hours=3)))
+
+    assert all(n == 1 for n in drainer.posts_per_delivery(sandbox, slugs).values())
+    assert {row["status"] for row in log_rows()} == {"posted"}
+
+
+def test_resolve_during_reconciliation_is_not_overwritten(env: Path, sandbox: SandboxServer):
+    """Finding 16: the operator's verdict and the drain's are compare-and-set."""
+    slugs = drainer.add_releases(env / "queue", "race", range(1), networks=["x"])
+    release = next(iter(slugs))
+    sandbox.inject("x", Fault(kind="accept-then-reset"))
+    faulty.drain(env)
+    url = sandbox.posts("x")[0]["url"]
+    with faulty.publisher(env) as publisher:
+        [unknown] = publisher.store.deliveries(status=DeliveryStatus.UNKNOWN)
+        assert run("resolve", release, "--network", "x", "--posted", url).exit_code == 0
+        publisher.reconcile(unknown, DrainReport())  # read before the operator acted
+        assert publisher.store.get(release, "x").status.value == "posted"  # type: ignore[union-attr]
+    faulty.drain(env)
+    assert drainer.posts_per_delivery(sandbox, slugs)[release, "x"] == 1
+
+
+# -- the rest of what was found ---------------------------------------------------------------
+
+
+def test_an_unquoted_hashtag_in_yaml_is_refused_with_what_to_do(workdir: Path):
+    (workdir / "queue" / "r1.yaml").write_text(
+        "title: Regions call for a stronger #CohesionPolicy after 2027\n"
+        "url: https://cor.europa.eu/en/news/Pages/cohesion.aspx\n"
+        "language: en  # English\n",
+        encoding="utf-8",
+    )
+    result = run("preview", "queue/r1.yaml")
+    assert result.exit_code == 1
+    assert "stops before '#CohesionPolicy'" in result.stderr
+    assert "double quotes" in result.stderr
+    (workdir / "queue" / "r1.yaml").write_text(
+        'title: "Regions call for a stronger #CohesionPolicy after 2027"\n'
+        "url: https://cor.europa.eu/en/news/Pages/cohesion.aspx\n"
+        "language: en  # English\n",
+        encoding="utf-8",
+    )
+    assert run("preview", "queue/r1.yaml").exit_code == 0
+
+
+def test_every_problem_of_a_file_is_reported(workdir: Path):
+    path = workdir / "queue" / "r1.json"
+    path.write_text(
+        json.dumps({"titel": "Typo", "url": "ftp://x", "language": "english"}), encoding="utf-8"
+    )
+    result = run("preview", str(path))
+    assert result.exit_code == 1
+    message = result.stderr
+    assert message.count("\n") == 1
+    for part in ("'titel'", "did you mean 'title'", "'url'", "'language'", "'title': is required"):
+        assert part in message, part
+
+
+def test_topics_as_the_media_centre_writes_them(workdir: Path):
+    write_release(
+        workdir / "queue", "r1.json", topics="Cohesion policy reform;Territorial cohesion;"
+    )
+    result = run("preview", "queue/r1.json", "--json")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_status_exits_1_while_credentials_are_missing_or_refused(
+    env: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+):
+    write_release(env / "queue", "r1.json", networks=["x", "facebook"])
+    run("approve", "r1", "--by", "Ana")
+    sandbox.inject("facebook", Fault(status=401, times=5))
+    run("drain")
+    status = run("status")
+    assert status.exit_code == 1
+    assert "facebook credentials:" in status.output
+    monkeypatch.setenv("SOCIALBOT_NETWORKS", "x")
+    status = run("status")
+    assert status.exit_code == 1
+    assert "deliveries to facebook wait, but its credentials are not set" in status.output
+
+
+def test_each_problem_is_printed_once_and_standing_ones_once_a_day(
+    env: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+):
+    write_release(env / "queue", "r1.json", networks=["facebook"])
+    (env / "queue" / "broken.yaml").write_text("title: [\n", encoding="utf-8")
+    run("approve", "r1", "--by", "Ana")
+    sandbox.inject("facebook", Fault(status=400))
+
+    first = run("drain")
+    second = run("drain")
+
+    assert first.exit_code == 1
+    lines = first.stderr.splitlines()
+    assert len(lines) == len(set(lines)) == 2, lines
+    assert (second.exit_code, second.stderr) == (0, "")
+    monkeypatch.setenv("SOCIALBOT_PROBLEM_REPEAT_HOURS", "0.0001")
+    time.sleep(0.5)
+    third = run("drain")
+    assert third.exit_code == 1 and sorted(third.stderr.splitlines()) == sorted(lines)
+
+
+def test_a_full_disk_is_one_sentence(tmp_path: Path):
+    from socialbot.errors import StoreError
+    from socialbot.models import Release
+    from socialbot.store import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    conn = store._connection()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    release = Release(id="r1", title="x" * 900, url="https://cor.europa.eu/", language="en")
+    with pytest.raises(StoreError, match="the disk is full"):
+        for n in range(200):
+            store.record_revision(
+                release.model_copy(update={"summary": str(n) * 4000}),
+                source="t",
+                author=None,
+                now=datetime.now(UTC),
+            )
+    store.close()
+
+
+# -- approvals by more than one person --------------------------------------------------------
+
+
+def test_two_approvals_by_different_people_are_needed(
+    env: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SOCIALBOT_APPROVALS_REQUIRED", "2")
+    write_release(env / "queue", "r1.json", networks=["x"])
+    first = run("approve", "r1", "--by", "Ana")
+    assert first.exit_code == 0 and "1 of 2 approvals" in first.output
+    assert run("approve", "r1", "--by", "ana").output.startswith("──")  # same person
+    assert run("drain").exit_code == 0
+    assert sandbox.posts() == []
+    assert "r1 (revision 1, 1 of 2 approvals)" in run("status").output
+
+    assert run("approve", "r1", "--by", "Ben").exit_code == 0
+    assert run("drain").exit_code == 0
+    assert len(sandbox.posts()) == 1
+
+
+def test_reject_is_recorded_and_posts_nothing(env: Path, sandbox: SandboxServer):
+    write_release(env / "queue", "r1.json", networks=["x"])
+    result = run("reject", "r1", "--by", "Ben", "--reason", "wrong figures")
+    assert result.exit_code == 0 and "rejected r1 revision 1" in result.output
+    assert run("drain").exit_code == 0
+    assert sandbox.posts() == []
+    audit = [json.loads(line) for line in run("log", "--audit", "--json").output.splitlines()]
+    assert [(a["action"], a["actor"]) for a in audit] == [("revision", ""), ("reject", "Ben")]
+    assert audit[1]["detail"] == "wrong figures"
+
+
+def test_the_audit_trail_records_every_action(env: Path, sandbox: SandboxServer):
+    write_release(env / "queue", "r1.json", networks=["x", "facebook"])
+    run("approve", "r1", "--by", "Ana")
+    run("pause", "--network", "facebook", "--by", "Olga", "--reason", "crisis")
+    run("drain")
+    run("resume", "--network", "facebook", "--by", "Olga")
+    run("retract", "r1", "--network", "x", "--by", "Olga", "--reason", "embargo")
+    actions = [
+        (a["action"], a["actor"], a["network"])
+        for a in map(json.loads, run("log", "--audit", "--json").output.splitlines())
+    ]
+    assert actions == [
+        ("revision", "", None),
+        ("approve", "Ana", None),
+        ("pause", "Olga", "facebook"),
+        ("resume", "Olga", "facebook"),
+        ("retract", "Olga", "x"),
+    ]
+    text = run("log", "--audit", "--release", "r1").output
+    assert "approve   r1 revision 1 by Ana" in text
+
+
+# -- withdraw, retract, pause -----------------------------------------------------------------
+
+
+def test_retract_deletes_what_was_posted_and_is_safe_to_repeat(env: Path, sandbox: SandboxServer):
+    write_release(env / "queue", "r1.json", networks=["x", "mastodon", "bluesky"])
+    run("approve", "r1", "--by", "Ana")
+    assert run("drain").exit_code == 0
+    assert len(sandbox.posts()) == 3
+
+    first = run("retract", "r1", "--by", "Olga", "--reason", "embargo broken")
+    second = run("retract", "r1", "--by", "Olga")
+
+    assert first.exit_code == 0, first.output
+    assert "deleted from" in first.output
+    assert sandbox.posts() == []
+    assert second.exit_code == 0
+    assert {row["status"] for row in log_rows()} == {"retracted"}
+    assert run("drain").exit_code == 0
+
+
+def test_pause_sends_nothing_and_status_shows_it_first(env: Path, sandbox: SandboxServer):
+    write_release(env / "queue", "r1.json", networks=["x", "facebook"])
+    run("approve", "r1", "--by", "Ana")
+    assert run("pause", "--by", "Olga", "--reason", "crisis at HQ").exit_code == 0
+
+    drained = run("drain")
+    status = run("status")
+
+    assert (drained.exit_code, drained.stderr) == (0, "")
+    assert sandbox.posts() == []
+    assert status.output.startswith("PAUSED every network: paused by Olga")
+    assert "crisis at HQ" in status.output
+    assert run("resume", "--by", "Olga").exit_code == 0
+    assert run("drain").exit_code == 0
+    assert len(sandbox.posts()) == 2
+
+
+def test_a_0_1_0_posting_log_is_upgraded_and_drained_without_a_duplicate(
+    env: Path, sandbox: SandboxServer
+):
+    from socialbot.store.sqlite import MIGRATIONS
+
+    database = env / "socialbot.db"
+    done = write_release(env / "queue", "done.json", networks=["x"], title="Already out")
+    waiting = write_release(env / "queue", "waiting.json", networks=["x"], title="Still to go")
+    from socialbot.releases import read_release
+
+    now = "2026-11-25T09:00:00.000000+00:00"
+    with sqlite3.connect(database) as conn:
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        for release_id, path in (("done", done), ("waiting", waiting)):
+            conn.execute(
+                "INSERT INTO approvals (release_id, content_hash, approved_by, approved_at,"
+                " source, networks) VALUES (?, ?, 'Ana', ?, ?, 'x')",
+                (release_id, read_release(path).content_hash(), now, f"queue/{path.name}"),
+            )
+        conn.execute(
+            "INSERT INTO deliveries (release_id, network, status, content_hash, approved_by,"
+            " approved_at, idempotency_key, attempts, text, remote_id, url, created_at,"
+            " updated_at, posted_at) VALUES ('done', 'x', 'posted', ?, 'Ana', ?, 'k0', 1,"
+            " 'Already out', '1', 'https://x.com/i/1', ?, ?, ?)",
+            (read_release(done).content_hash(), now, now, now, now),
+        )
+        conn.execute(
+            "INSERT INTO deliveries (release_id, network, status, content_hash, approved_by,"
+            " approved_at, idempotency_key, created_at, updated_at) VALUES"
+            " ('waiting', 'x', 'pending', ?, 'Ana', ?, 'k1', ?, ?)",
+            (read_release(waiting).content_hash(), now, now, now),
+        )
+
+    assert run("drain").exit_code == 0
+    assert run("drain").exit_code == 0
+
+    [post] = sandbox.posts()
+    assert post["text"].startswith("Still to go")
+    rows = {row["release"]: row for row in log_rows()}
+    assert rows["done"]["status"] == rows["waiting"]["status"] == "posted"
+    assert rows["waiting"]["text"] == post["text"]
