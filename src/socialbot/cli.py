@@ -20,8 +20,9 @@ import click
 from socialbot import __version__
 from socialbot.config import Settings, load_settings
 from socialbot.errors import ConfigurationError, SocialbotError
-from socialbot.models import NETWORKS, Delivery, DeliveryStatus, Post
-from socialbot.problems import Kind, Problem
+from socialbot.models import NETWORKS, DeliveryStatus
+from socialbot.problems import Kind
+from socialbot.render import format_table, render_post, render_problem
 from socialbot.store import Store, utcnow
 
 EXIT_ATTENTION = 1
@@ -135,14 +136,6 @@ def cli(ctx: click.Context, verbose: int) -> None:
 # -- the social-media team ------------------------------------------------------------
 
 
-def render_post(post: Post) -> None:
-    say(f"── {post.network} ── {post.length}/{post.limit}")
-    say(post.text)
-    for note in post.notes:
-        say(f"   note: {note}")
-    say()
-
-
 @cli.command()
 @click.argument("release")
 @click.option(
@@ -171,7 +164,7 @@ def preview(app: App, release: str, networks: tuple[str, ...], as_json: bool) ->
         say(json.dumps([post.as_dict() for post in result.posts], ensure_ascii=False, indent=2))
     else:
         for post in result.posts:
-            render_post(post)
+            say(render_post(post))
     for problem in result.problems:
         say(f"socialbot: {release}: {problem}", err=True)
     if result.problems:
@@ -203,7 +196,7 @@ def approve(app: App, release: str, approver: str, comment: str, as_json: bool) 
         say(json.dumps([p.as_dict() for p in approval.posts], ensure_ascii=False, indent=2))
     else:
         for post in approval.posts:
-            render_post(post)
+            say(render_post(post))
     when = (
         f", not before {revision.release.not_before.isoformat()}"
         if revision.release.not_before
@@ -359,25 +352,6 @@ def drain(app: App, verbose: int) -> None:
     sys.exit(result.exit_status)
 
 
-def render_problem(problem: Problem) -> str:
-    """One line: what, where, and the command that settles it."""
-    where = " on ".join(part for part in (problem.release, problem.network) if part)
-    text = f"{where}: {problem.detail}" if where and problem.release else problem.detail
-    release, network = problem.release, problem.network
-    if problem.kind is Kind.UNKNOWN:
-        text += (
-            f"; check the account, then run `socialbot resolve {release} --network {network} "
-            "--posted URL` or --not-posted"
-        )
-    elif problem.kind is Kind.FAILED:
-        text += f"; fix the cause, then run `socialbot retry {release} --network {network}`"
-    elif problem.kind is Kind.CHANGED_AFTER_APPROVAL:
-        text += f" (`socialbot approve {release}` or `socialbot withdraw {release}`)"
-    elif problem.kind is Kind.CREDENTIALS and network:
-        text = f"{network} credentials: {problem.detail} (check with `socialbot networks`)"
-    return text
-
-
 # -- operators ------------------------------------------------------------------------
 
 
@@ -472,40 +446,6 @@ def log_command(
         say("no deliveries match")
         return
     say(format_table(rows))
-
-
-def format_table(rows: list[Delivery]) -> str:
-    header = (
-        "UPDATED (UTC)",
-        "RELEASE",
-        "REV",
-        "NETWORK",
-        "STATUS",
-        "TRIES",
-        "APPROVED BY",
-        "URL / ERROR",
-    )
-    lines = [header]
-    for row in rows:
-        lines.append(
-            (
-                f"{row.updated_at:%Y-%m-%d %H:%M:%S}",
-                row.release_id,
-                str(row.revision or "-"),
-                row.network,
-                row.status.value,
-                str(row.attempts),
-                row.approved_by,
-                (row.url or row.error or "").replace("\n", " "),
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False))
-        + "  "
-        + line[-1]
-        for line in lines
-    )
 
 
 def parse_duration(text: str) -> timedelta:

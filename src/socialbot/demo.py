@@ -57,7 +57,7 @@ def start_sandbox(port: int) -> SandboxServer:
 def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bool = False) -> int:
     """Approve and drain ``queue_dir`` into a local sandbox; print what happened."""
     from socialbot import operations
-    from socialbot.cli import format_table, render_problem
+    from socialbot.render import format_table, render_problem
 
     if not queue_dir.is_dir():
         echo(f"socialbot: the queue directory {queue_dir} does not exist", err=True)
