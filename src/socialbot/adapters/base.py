@@ -203,10 +203,14 @@ class Adapter(ABC):
             raise transport_error(exc, self.name, creating=creating) from None
         try:
             chunks = []
-            for chunk in response.iter_raw():
-                chunks.append(chunk)
-                if time.monotonic() > end:
-                    raise self.deadline_error(creating=creating)
+            if response.is_stream_consumed:
+                # A transport that answered with the whole body in hand (a MockTransport).
+                chunks.append(response.content)
+            else:
+                for chunk in response.iter_raw():
+                    chunks.append(chunk)
+                    if time.monotonic() > end:
+                        raise self.deadline_error(creating=creating)
         except httpx.TransportError as exc:
             kind = type(exc).__name__
             if creating:
