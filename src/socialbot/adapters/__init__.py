@@ -11,14 +11,10 @@ from typing import Any
 
 from socialbot.adapters.base import Adapter, MemoryState, State
 from socialbot.config import Settings
+from socialbot.networks import PROFILES
 
-REGISTRY: dict[str, str] = {
-    "x": "socialbot.adapters.x:XAdapter",
-    "facebook": "socialbot.adapters.facebook:FacebookAdapter",
-    "mastodon": "socialbot.adapters.mastodon:MastodonAdapter",
-    "bluesky": "socialbot.adapters.bluesky:BlueskyAdapter",
-    "linkedin": "socialbot.adapters.linkedin:LinkedInAdapter",
-}
+REGISTRY: dict[str, str] = {name: profile.adapter for name, profile in PROFILES.items()}
+"""``module:Class`` of each network's adapter, from its profile."""
 
 
 def adapter_class(network: str) -> type[Adapter]:

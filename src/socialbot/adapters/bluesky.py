@@ -38,8 +38,8 @@ from socialbot.adapters.base import (
     new_client,
     utc_now,
 )
-from socialbot.compose import BLUESKY_MAX_BYTES, bluesky_facets, measure
-from socialbot.config import BlueskySettings, Settings
+from socialbot.compose import bluesky_facets, measure
+from socialbot.config import Settings
 from socialbot.errors import (
     AmbiguousError,
     AuthError,
@@ -50,13 +50,14 @@ from socialbot.errors import (
 )
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
+from socialbot.networks.bluesky import PROFILE, BlueskySettings
 
 log = logging.getLogger("socialbot.adapters.bluesky")
 
 NETWORK = "bluesky"
 COLLECTION = "app.bsky.feed.post"
-MAX_GRAPHEMES = 300
-MAX_BYTES = BLUESKY_MAX_BYTES
+MAX_GRAPHEMES = PROFILE.max_characters
+MAX_BYTES = PROFILE.max_bytes or 0
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
 FIND_PAGES = 5
 """At most this many pages of 100 posts are read looking for a post."""
@@ -220,10 +221,10 @@ class BlueskyAdapter(Adapter):
     """Posts to one Bluesky account, logged in with an app password."""
 
     name = NETWORK
-    idempotent = True
-    idempotency_window = None  # a record key stays taken for as long as the post exists
-    can_find = True
-    can_delete = True
+    idempotent = PROFILE.idempotent
+    idempotency_window = PROFILE.idempotency_window
+    can_find = PROFILE.can_find
+    can_delete = PROFILE.can_delete
     rate_limit_wait = DEFAULT_RATE_LIMIT_WAIT
 
     def __init__(

@@ -23,7 +23,7 @@ from socialbot.adapters.base import (
     server_failure,
     utc_now,
 )
-from socialbot.config import FacebookSettings, Settings
+from socialbot.config import Settings
 from socialbot.errors import (
     AuthError,
     DeliveryError,
@@ -33,6 +33,7 @@ from socialbot.errors import (
 )
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
+from socialbot.networks.facebook import PROFILE, FacebookSettings
 
 # Throttling codes (developers.facebook.com/docs/graph-api/overview/rate-limiting):
 # 4 app, 17 user, 32 page, 613 custom, 80001 page business use case.
@@ -52,9 +53,9 @@ DEFAULT_THROTTLE_WAIT = timedelta(minutes=10)
 class FacebookAdapter(Adapter):
     """Posts to a Page's feed."""
 
-    name = "facebook"
-    can_find = True
-    can_delete = True
+    name = PROFILE.name
+    can_find = PROFILE.can_find
+    can_delete = PROFILE.can_delete
     rate_limit_wait = DEFAULT_THROTTLE_WAIT
 
     def __init__(

@@ -31,7 +31,7 @@ from socialbot.adapters.base import (
     new_client,
 )
 from socialbot.compose import escape_little_text
-from socialbot.config import LinkedInSettings, Settings
+from socialbot.config import Settings
 from socialbot.errors import (
     AuthError,
     DeliveryError,
@@ -40,6 +40,7 @@ from socialbot.errors import (
 )
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
+from socialbot.networks.linkedin import PROFILE, LinkedInSettings
 
 RESTLI_PROTOCOL = "2.0.0"
 # Page roles that may post as the organization (posts-api, "Permissions").
@@ -61,9 +62,9 @@ RENEWAL_HELP = (
 class LinkedInAdapter(Adapter):
     """Posts as an organization page, with the release link as an article card."""
 
-    name = "linkedin"
-    can_find = True
-    can_delete = True
+    name = PROFILE.name
+    can_find = PROFILE.can_find
+    can_delete = PROFILE.can_delete
     rate_limit_wait = DEFAULT_THROTTLE_WAIT
 
     def __init__(

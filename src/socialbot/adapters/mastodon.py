@@ -27,7 +27,7 @@ from socialbot.adapters.base import (
     new_client,
     parse_json,
 )
-from socialbot.config import MastodonSettings, Settings
+from socialbot.config import Settings
 from socialbot.errors import (
     AuthError,
     DeliveryError,
@@ -36,11 +36,12 @@ from socialbot.errors import (
 )
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt, TextLimits
+from socialbot.networks.mastodon import PROFILE, MastodonSettings
 
 log = logging.getLogger("socialbot.adapters.mastodon")
 
-FALLBACK_LIMITS = TextLimits(500, 23)
-"""Stock Mastodon's limits, used when the instance does not report its own."""
+FALLBACK_LIMITS = TextLimits(PROFILE.max_characters, PROFILE.url_weight or 0)
+"""The profile's limits (stock Mastodon's), used when the instance does not report its own."""
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
 """Mastodon's API window is 5 minutes (docs.joinmastodon.org/api/rate-limits/)."""
 PAGE_SIZE = 40
@@ -55,14 +56,11 @@ _SPACE = re.compile(r"\s+")
 class MastodonAdapter(Adapter):
     """Posts statuses for one account."""
 
-    name = "mastodon"
-    idempotent = True
-    # PostStatusService keeps the key for 3,600 s after creating the status. We
-    # claim five minutes less, so a resend decided near the end of the hour
-    # (a run lasts at most a few minutes) still reaches the instance in time.
-    idempotency_window = timedelta(minutes=55)
-    can_find = True
-    can_delete = True
+    name = PROFILE.name
+    idempotent = PROFILE.idempotent
+    idempotency_window = PROFILE.idempotency_window
+    can_find = PROFILE.can_find
+    can_delete = PROFILE.can_delete
     rate_limit_wait = DEFAULT_RATE_LIMIT_WAIT
 
     def __init__(

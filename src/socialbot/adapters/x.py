@@ -39,7 +39,7 @@ from socialbot.adapters.base import (
     redacted,
     server_failure,
 )
-from socialbot.config import Settings, XSettings
+from socialbot.config import Settings
 from socialbot.errors import (
     AmbiguousError,
     AuthError,
@@ -51,6 +51,7 @@ from socialbot.errors import (
 )
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
+from socialbot.networks.x import PROFILE, XSettings
 
 TWEEPY_HOST = "https://api.twitter.com"
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=15)
@@ -156,9 +157,9 @@ class TransportBridge(HTTPAdapter):
 class XAdapter(Adapter):
     """Posts to X with tweepy's ``Client.create_tweet``."""
 
-    name = "x"
-    can_find = True
-    can_delete = True
+    name = PROFILE.name
+    can_find = PROFILE.can_find
+    can_delete = PROFILE.can_delete
     rate_limit_wait = DEFAULT_RATE_LIMIT_WAIT
 
     def __init__(

@@ -47,6 +47,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from socialbot.networks import PROFILES
+
 MAX_BODY = 5 * 1024 * 1024
 FaultKind = Literal[
     "error",
@@ -241,13 +243,8 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-NETWORK_SANDBOXES: dict[str, str] = {
-    "x": "socialbot.sandbox.x:XSandbox",
-    "facebook": "socialbot.sandbox.facebook:FacebookSandbox",
-    "mastodon": "socialbot.sandbox.mastodon:MastodonSandbox",
-    "linkedin": "socialbot.sandbox.linkedin:LinkedInSandbox",
-    "bluesky": "socialbot.sandbox.bluesky:BlueskySandbox",
-}
+NETWORK_SANDBOXES: dict[str, str] = {name: profile.sandbox for name, profile in PROFILES.items()}
+"""``module:Class`` of each network's fake, from its profile."""
 
 
 class SandboxServer:
