@@ -19,6 +19,7 @@ REGISTRY: tuple[str, ...] = (
     "mastodon",
     "bluesky",
     "linkedin",
+    "telegram",
 )
 """The networks, in the order posts are shown."""
 
