@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from socialbot import logs
-from socialbot.adapters.bluesky import BlueskyAdapter, record_key, session_path
+from socialbot.adapters.base import MemoryState
+from socialbot.adapters.bluesky import BlueskyAdapter, SessionFile, record_key, session_path
 from socialbot.compose import bluesky_facets
 from socialbot.config import Settings
 from socialbot.errors import (
@@ -566,8 +567,8 @@ def test_from_settings_keeps_the_session_next_to_the_database(
         request_timeout_seconds=7,
     )
     adapter = BlueskyAdapter.from_settings(settings)
-    assert adapter.sessions is not None
-    assert adapter.sessions.path == workdir / "state" / "bot.db.bluesky-session.json"
+    assert isinstance(adapter.state, SessionFile)
+    assert adapter.state.path == workdir / "state" / "bot.db.bluesky-session.json"
     assert adapter.http.timeout.read == 7
     assert adapter.post_url("3l2blrlakvt5l") == (
         "https://bsky.app/profile/cor-sandbox.bsky.social/post/3l2blrlakvt5l"
@@ -576,7 +577,7 @@ def test_from_settings_keeps_the_session_next_to_the_database(
     in_memory = BlueskyAdapter.from_settings(
         settings.model_copy(update={"database_url": "sqlite:///:memory:"})
     )
-    assert in_memory.sessions is None
+    assert isinstance(in_memory.state, MemoryState)
     in_memory.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from pydantic import SecretStr, create_model
@@ -387,7 +388,9 @@ def test_the_names_follow_the_model(monkeypatch: pytest.MonkeyPatch):
         bot_token: SecretStr | None = None
         base_url: str = "https://api.example.org"
 
-    model = create_model("WithExtra", __base__=Settings, extra=(ExtraSettings, ExtraSettings()))
+    model = cast(
+        Any, create_model("WithExtra", __base__=Settings, extra=(ExtraSettings, ExtraSettings()))
+    )
     names = setting_names(model)
     assert "SOCIALBOT_EXTRA__BOT_TOKEN" in names
     assert "SOCIALBOT_EXTRA__BASE_URL" in names

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import click
 import pytest
@@ -187,7 +188,7 @@ def test_every_setting_has_a_description():
 def test_a_setting_without_a_description_is_refused():
     from pydantic import create_model
 
-    model = create_model("Undocumented", __base__=Settings, shiny=(bool, False))
+    model = cast(Any, create_model("Undocumented", __base__=Settings, shiny=(bool, False)))
     with pytest.raises(settings_doc.UndocumentedSettingError, match="SOCIALBOT_SHINY has no"):
         settings_doc.render_markdown(model)
 

@@ -88,7 +88,7 @@ def test_from_settings_uses_every_x_setting(
     made = XAdapter.from_settings(Settings())
     try:
         assert made.check() == "@EU_CoR"
-        assert made.client.session.timeout == (3, 3)
+        assert made.request_timeout == 3
     finally:
         made.close()
     assert [(r["network"], r["path"]) for r in sandbox.requests] == [("x", "/2/users/me")]

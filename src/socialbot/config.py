@@ -7,218 +7,44 @@ Every credential is a ``SecretStr``, so it never shows in a repr or a log line.
 from __future__ import annotations
 
 import os
-import re
 import typing
 from collections.abc import Iterable
-from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from socialbot.errors import ConfigurationError
-from socialbot.models import NETWORKS
+from socialbot.networks import ENV_PREFIX, NETWORKS, PROFILES, NetworkSettings
+from socialbot.networks.bluesky import BlueskySettings
+from socialbot.networks.facebook import FacebookSettings
+from socialbot.networks.linkedin import LinkedInSettings
+from socialbot.networks.mastodon import MastodonSettings
+from socialbot.networks.x import XSettings
 
-ENV_PREFIX = "SOCIALBOT_"
-
-
-class NetworkSettings(BaseModel):
-    """Settings common to every network; subclasses list their credentials."""
-
-    credentials: ClassVar[tuple[str, ...]] = ()
-    base_url: str
-
-    def is_configured(self) -> bool:
-        """True when at least one credential is set (a partial set is an error)."""
-        return any(getattr(self, name) is not None for name in self.credentials)
-
-    def missing(self) -> list[str]:
-        return [name for name in self.credentials if getattr(self, name) is None]
-
-    def secret_values(self) -> list[str]:
-        """Every secret in this section, for redaction."""
-        values = []
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, SecretStr) and value.get_secret_value():
-                values.append(value.get_secret_value())
-        return values
-
-    @field_validator("base_url", "web_url", check_fields=False)
-    @classmethod
-    def _strip_slash(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+# The sections of the first five networks, where they were always imported from.
+__all__ = [
+    "ENV_PREFIX",
+    "BlueskySettings",
+    "CoreSettings",
+    "FacebookSettings",
+    "LinkedInSettings",
+    "MastodonSettings",
+    "NetworkSettings",
+    "Settings",
+    "XSettings",
+    "env_name",
+    "load_settings",
+]
 
 
-class XSettings(NetworkSettings):
-    """X (Twitter) API v2 with OAuth 1.0a user context."""
+class CoreSettings(BaseSettings):
+    """Everything socialbot reads from its environment but the networks' sections.
 
-    credentials: ClassVar[tuple[str, ...]] = (
-        "api_key",
-        "api_secret",
-        "access_token",
-        "access_token_secret",
-    )
-    api_key: SecretStr | None = Field(
-        None,
-        description="The app's API Key (the OAuth 1.0a consumer key).",
-    )
-    api_secret: SecretStr | None = Field(
-        None,
-        description="The app's API Key Secret (the consumer secret).",
-    )
-    access_token: SecretStr | None = Field(
-        None,
-        description=(
-            "The posting account's Access Token, generated after the app was given Read and write "
-            "permission."
-        ),
-    )
-    access_token_secret: SecretStr | None = Field(
-        None,
-        description="The posting account's Access Token Secret.",
-    )
-    base_url: str = Field(
-        "https://api.x.com",
-        description="Where X API requests go (the sandbox, a proxy).",
-    )
-    web_url: str = Field("https://x.com", description="Where public post addresses point.")
-
-
-class FacebookSettings(NetworkSettings):
-    """A Facebook Page through the Graph API."""
-
-    credentials: ClassVar[tuple[str, ...]] = ("page_id", "page_access_token")
-    page_id: str | None = Field(None, description="The Facebook Page's numeric ID.")
-    page_access_token: SecretStr | None = Field(
-        None,
-        description=(
-            "A Page access token with `pages_manage_posts` (a Page token from a long-lived user "
-            "token, or a system user's token)."
-        ),
-    )
-    base_url: str = Field("https://graph.facebook.com", description="Where Graph API requests go.")
-    web_url: str = Field(
-        "https://www.facebook.com",
-        description="Where public post addresses point.",
-    )
-    api_version: str = Field(
-        "v24.0",
-        description=(
-            "Graph API version. Meta retires each version about two years after its release, so "
-            "keep it current."
-        ),
-    )
-
-    @field_validator("api_version")
-    @classmethod
-    def _version_format(cls, value: str) -> str:
-        if not value.startswith("v") or not value[1:].replace(".", "", 1).isdigit():
-            raise ValueError("must look like v24.0")
-        return value
-
-
-class MastodonSettings(NetworkSettings):
-    """A Mastodon account on one instance."""
-
-    credentials: ClassVar[tuple[str, ...]] = ("access_token",)
-    access_token: SecretStr | None = Field(
-        None,
-        description=(
-            "Access token with the `write:statuses`, `read:statuses` and `read:accounts` scopes."
-        ),
-    )
-    base_url: str = Field(
-        "https://mastodon.social",
-        description="The Mastodon instance the account lives on (`https://`, no path).",
-    )
-    visibility: str = Field(
-        "public",
-        description="Visibility of each status: `public`, `unlisted`, `private` or `direct`.",
-    )
-
-    @field_validator("visibility")
-    @classmethod
-    def _visibility(cls, value: str) -> str:
-        if value not in ("public", "unlisted", "private", "direct"):
-            raise ValueError("must be public, unlisted, private or direct")
-        return value
-
-
-class BlueskySettings(NetworkSettings):
-    """A Bluesky account on its PDS, logged in with an app password."""
-
-    credentials: ClassVar[tuple[str, ...]] = ("handle", "app_password")
-    handle: str | None = Field(None, description="The account's handle, without the `@`.")
-    app_password: SecretStr | None = Field(
-        None,
-        description=(
-            "An app password (Settings → Privacy and security → App passwords), never the "
-            "account's own password."
-        ),
-    )
-    base_url: str = Field(
-        "https://bsky.social",
-        description="The account's PDS; change it only for an account not hosted by Bluesky.",
-    )
-    web_url: str = Field("https://bsky.app", description="Where public post addresses point.")
-
-
-class LinkedInSettings(NetworkSettings):
-    """A LinkedIn organization page through the versioned REST API."""
-
-    credentials: ClassVar[tuple[str, ...]] = ("access_token", "author")
-    access_token: SecretStr | None = Field(
-        None,
-        description=(
-            "Access token of a Super or Content admin of the page, with `w_organization_social`, "
-            "`r_organization_social` and `r_organization_admin`. It lasts 60 days."
-        ),
-    )
-    author: str | None = Field(
-        None,
-        description="The page, as its organization URN `urn:li:organization:N`.",
-    )
-    base_url: str = Field("https://api.linkedin.com", description="Where LinkedIn API requests go.")
-    web_url: str = Field(
-        "https://www.linkedin.com",
-        description="Where public post addresses point.",
-    )
-    api_version: str = Field(
-        "202609",
-        description=(
-            "The `LinkedIn-Version` header (`YYYYMM`). LinkedIn switches each version off about a "
-            "year after its release."
-        ),
-    )
-    token_expires: date | None = Field(
-        None,
-        description=(
-            "The access token's expiry date (`YYYY-MM-DD`): `status` and `networks` warn 14 days "
-            "before it."
-        ),
-    )
-
-    @field_validator("api_version")
-    @classmethod
-    def _version_format(cls, value: str) -> str:
-        if len(value) != 6 or not value.isdigit():
-            raise ValueError("must be YYYYMM, e.g. 202609")
-        return value
-
-    @field_validator("author")
-    @classmethod
-    def _organization_urn(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"urn:li:organization:\d+", value.strip()):
-            raise ValueError("must be the page's organization URN, e.g. urn:li:organization:123")
-        return value.strip() if value is not None else None
-
-
-class Settings(BaseSettings):
-    """Everything socialbot reads from its environment."""
+    ``Settings`` adds one field per network of ``socialbot.networks``, of that
+    network's settings class, so adding a network never touches this file.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -324,11 +150,10 @@ class Settings(BaseSettings):
         ),
     )
 
-    x: XSettings = XSettings()
-    facebook: FacebookSettings = FacebookSettings()
-    mastodon: MastodonSettings = MastodonSettings()
-    bluesky: BlueskySettings = BlueskySettings()
-    linkedin: LinkedInSettings = LinkedInSettings()
+    if TYPE_CHECKING:
+        # The network sections (settings.x, settings.mastodon, ...) are added from
+        # the registry below; to the type checker they are attributes of any kind.
+        def __getattr__(self, name: str) -> Any: ...
 
     @field_validator("networks", mode="before")
     @classmethod
@@ -383,6 +208,24 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         return [value for name in NETWORKS for value in self.section(name).secret_values()]
+
+
+def _with_networks() -> type[CoreSettings]:
+    fields: dict[str, Any] = {
+        name: (profile.settings, Field(default_factory=profile.settings))
+        for name, profile in PROFILES.items()
+    }
+    made: type[CoreSettings] = create_model(
+        "Settings", __base__=CoreSettings, __module__=__name__, **fields
+    )
+    made.__doc__ = """Everything socialbot reads from its environment, a section per network."""
+    return made
+
+
+if TYPE_CHECKING:
+    Settings = CoreSettings
+else:
+    Settings = _with_networks()
 
 
 class ImportSettings(BaseSettings):

@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-NETWORKS: tuple[str, ...] = ("x", "facebook", "mastodon", "bluesky", "linkedin")
-"""Every supported network, in the order posts are shown."""
+from socialbot.networks import NETWORKS as NETWORKS  # every supported network, in order
 
 # ISO 639-1, the two-letter codes (all 183 of them).
 LANGUAGES = frozenset(

@@ -753,7 +753,9 @@ class LazyAdapters(Mapping[str, "Adapter"]):
             from socialbot import logs
             from socialbot.adapters import create_adapter
 
-            self._made[network] = create_adapter(network, self.settings)
+            # The store keeps what adapters learn at run time (a Bluesky session), so no
+            # state lives in local files and every host shares it.
+            self._made[network] = create_adapter(network, self.settings, state=self.store)
             logs.register_secret(*self._made[network].secret_values())
         return self._made[network]
 

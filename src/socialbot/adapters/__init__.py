@@ -7,17 +7,14 @@ for importing tweepy or httpx.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
-from socialbot.adapters.base import Adapter
+from socialbot.adapters.base import Adapter, MemoryState, State
 from socialbot.config import Settings
+from socialbot.networks import PROFILES
 
-REGISTRY: dict[str, str] = {
-    "x": "socialbot.adapters.x:XAdapter",
-    "facebook": "socialbot.adapters.facebook:FacebookAdapter",
-    "mastodon": "socialbot.adapters.mastodon:MastodonAdapter",
-    "bluesky": "socialbot.adapters.bluesky:BlueskyAdapter",
-    "linkedin": "socialbot.adapters.linkedin:LinkedInAdapter",
-}
+REGISTRY: dict[str, str] = {name: profile.adapter for name, profile in PROFILES.items()}
+"""``module:Class`` of each network's adapter, from its profile."""
 
 
 def adapter_class(network: str) -> type[Adapter]:
@@ -26,10 +23,14 @@ def adapter_class(network: str) -> type[Adapter]:
     return cls
 
 
-def create_adapter(network: str, settings: Settings) -> Adapter:
-    """Build the adapter for ``network`` from its settings section."""
+def create_adapter(network: str, settings: Settings, **options: Any) -> Adapter:
+    """Build the adapter for ``network`` from its settings section.
+
+    ``options`` go to ``from_settings``: ``transport`` (an httpx transport) and
+    ``state`` (a ``State`` for what the adapter keeps between runs).
+    """
     cls = adapter_class(network)
-    return cls.from_settings(settings)
+    return cls.from_settings(settings, **options)
 
 
-__all__ = ["REGISTRY", "Adapter", "adapter_class", "create_adapter"]
+__all__ = ["REGISTRY", "Adapter", "MemoryState", "State", "adapter_class", "create_adapter"]

@@ -1,39 +1,98 @@
-"""What every network adapter offers, and the HTTP helpers they share.
+"""What every network adapter offers, and the exactly-once rules they all share.
 
 An adapter turns a ``Post`` into a post on one network and returns a
-``Receipt``. It translates its library's errors into ``socialbot.errors`` at
-this boundary, with the one distinction the publisher cannot make itself: was
-the request possibly processed (``AmbiguousError``) or certainly not
-(``TransientError``)?
+``Receipt``. It translates failures into ``socialbot.errors`` with the one
+distinction the publisher cannot make itself: was the request possibly
+processed (``AmbiguousError``) or certainly not (``TransientError``)?
+
+That distinction is made here, once, from whether the call *creates*
+something, never in an adapter:
+
+- a connection that was never made is transient;
+- any other transport failure, a 5xx, the request's deadline passing, or an
+  answer that cannot be read (cut off, not JSON, no id) is ambiguous on a
+  create and transient on anything else: a failure *after* a success status
+  on a create never means "nothing was created";
+- a 429 is rate-limited until the time the answer's headers give (``Retry-After``,
+  ``x-rate-limit-reset``, ``RateLimit-Reset``, ``X-RateLimit-Reset``), else the
+  adapter's own hint from its error body, else its default wait;
+- 408 (the server gave up waiting for the request) is transient.
+
+Each adapter only reads its own error bodies (``classify``) and its own
+success bodies.
+
+A wall-clock ``deadline`` (a ``time.monotonic()`` value the publisher sets)
+bounds every request: the timeout of each request is ``min(deadline,
+now + request_timeout)``, and answers are read in chunks with the clock
+checked between them, so an answer trickled a byte a second cannot outlast it.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Self
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from socialbot.errors import (
     AmbiguousError,
     DeliveryError,
     PermanentError,
+    RateLimited,
     TransientError,
 )
+from socialbot.logs import redact
 from socialbot.models import Post, Receipt, TextLimits
 
 if TYPE_CHECKING:
+    import httpx
+
     from socialbot.config import Settings
 
 USER_AGENT = "socialbot/0.1 (+https://github.com/socialbot)"
+CONNECT_TIMEOUT = 10.0
+
+
+class State(Protocol):
+    """A small key-value area an adapter keeps between runs (a session, say).
+
+    The store implements it; ``MemoryState`` keeps values for one process only.
+    """
+
+    def get_value(self, key: str) -> str | None: ...
+
+    def set_value(self, key: str, value: str) -> None: ...
+
+
+class Answer(Protocol):
+    """What rate-limit reading needs of an answer (httpx's or requests')."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+class MemoryState:
+    """``State`` in a dict: what an adapter uses when it is given none."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def get_value(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def set_value(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+
+class DeadlineExceeded(Exception):
+    """The request's wall-clock deadline passed before its answer was read."""
 
 
 class Adapter(ABC):
-    """One network. Subclasses declare their name and whether retries are safe."""
+    """One network. Subclasses declare their name and capabilities."""
 
     name: ClassVar[str]
     idempotent: ClassVar[bool] = False
@@ -42,30 +101,49 @@ class Adapter(ABC):
     """How long the network remembers the key (None: for ever)."""
     can_find: ClassVar[bool] = False
     """True when ``find`` can look for an earlier post among the account's own."""
+    can_delete: ClassVar[bool] = False
+    """True when ``delete`` can take a post down."""
+    rate_limit_wait: ClassVar[timedelta] = timedelta(minutes=5)
+    """How long a 429 that names no time is waited out."""
+
     deadline: float | None = None
-    """A ``time.monotonic()`` value by which every request must end (set by the drain)."""
+    """A ``time.monotonic()`` value every request must end by (None: no deadline)."""
+    request_timeout: float = 30.0
+    """The longest one request may take, deadline or not."""
+    http: httpx.Client
 
     @classmethod
     @abstractmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        """Build the adapter from the whole settings (it reads its own section)."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        state: State | None = None,
+    ) -> Self:
+        """Build the adapter from the whole settings (it reads its own section).
+
+        ``transport`` replaces the network (``httpx.MockTransport`` in tests);
+        ``state`` keeps what the adapter remembers between runs.
+        """
 
     @abstractmethod
     def publish(self, post: Post, *, key: str) -> Receipt:
         """Create the post; ``key`` is stable for the delivery across runs."""
 
     def find(self, text: str, since: datetime) -> Receipt | None:
-        """Return the account's post with this text created since ``since``, if any."""
+        """The account's post with this text created since ``since``, if any.
+
+        None only on a well-formed answer that proves absence; an answer that
+        cannot be read raises ``TransientError``.
+        """
         raise PermanentError(
             f"{self.name} has no way to list the account's recent posts", network=self.name
         )
 
-    can_delete: ClassVar[bool] = False
-    """True when ``delete`` can remove a post (a retraction)."""
-
     def delete(self, remote_id: str) -> None:
-        """Delete the post ``remote_id``; a post already gone counts as deleted."""
-        raise PermanentError(f"{self.name} cannot delete posts", network=self.name)
+        """Take down the post ``remote_id`` (a ``Receipt.remote_id``); gone already is done."""
+        raise PermanentError(f"socialbot cannot delete posts on {self.name}", network=self.name)
 
     def text_limits(self) -> TextLimits | None:
         """The text limits the network reports for this account, when it reports them."""
@@ -79,8 +157,199 @@ class Adapter(ABC):
         """Secrets obtained at run time (session tokens), for redaction."""
         return []
 
-    def close(self) -> None:  # noqa: B027 - most adapters have nothing to release
+    def close(self) -> None:
         """Release connections."""
+        http = getattr(self, "http", None)
+        if http is not None:
+            http.close()
+
+    # -- time ----------------------------------------------------------------------------
+
+    def time_left(self) -> float:
+        """Seconds the next request may take: ``min(deadline, now + request_timeout)``.
+
+        Raises ``TransientError`` when the deadline has passed: nothing is sent.
+        """
+        limit = self.request_timeout
+        if self.deadline is not None:
+            limit = min(limit, self.deadline - time.monotonic())
+        if limit <= 0:
+            raise TransientError(
+                "the run's deadline has passed; the request was not sent", network=self.name
+            )
+        return limit
+
+    def deadline_error(self, *, creating: bool) -> DeliveryError:
+        if creating:
+            return AmbiguousError(
+                "no complete answer before the request's deadline; the post may exist",
+                network=self.name,
+            )
+        return TransientError("no complete answer before the request's deadline", network=self.name)
+
+    # -- one HTTP exchange ---------------------------------------------------------------
+
+    def exchange(self, method: str, path: str, *, creating: bool, **kwargs: Any) -> httpx.Response:
+        """Send one request and read its whole answer, whatever its status, by the deadline."""
+        import httpx
+
+        limit = self.time_left()
+        end = time.monotonic() + limit
+        timeout = httpx.Timeout(limit, connect=min(limit, CONNECT_TIMEOUT))
+        request = self.http.build_request(method, path, timeout=timeout, **kwargs)
+        try:
+            response = self.http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, self.name, creating=creating) from None
+        try:
+            chunks = []
+            if response.is_stream_consumed:
+                # A transport that answered with the whole body in hand (a MockTransport).
+                chunks.append(response.content)
+            else:
+                for chunk in response.iter_raw():
+                    chunks.append(chunk)
+                    if time.monotonic() > end:
+                        raise self.deadline_error(creating=creating)
+        except httpx.TransportError as exc:
+            kind = type(exc).__name__
+            if creating:
+                raise AmbiguousError(
+                    f"the answer ({response.status_code}) was cut off ({kind}); the post may exist",
+                    network=self.name,
+                    status_code=response.status_code,
+                ) from None
+            raise TransientError(
+                f"the answer ({response.status_code}) was cut off ({kind})",
+                network=self.name,
+                status_code=response.status_code,
+            ) from None
+        finally:
+            response.close()
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            content=b"".join(chunks),
+            request=request,
+            extensions={"reason_phrase": response.extensions.get("reason_phrase", b"")},
+        )
+
+    def call(self, method: str, path: str, *, creating: bool, **kwargs: Any) -> httpx.Response:
+        """``exchange``, and a non-2xx answer raised as its error class."""
+        response = self.exchange(method, path, creating=creating, **kwargs)
+        if response.is_success:
+            return response
+        raise self.failure(response, creating=creating)
+
+    # -- classifying ---------------------------------------------------------------------
+
+    def failure(self, response: httpx.Response, *, creating: bool) -> DeliveryError:
+        """The error class of a non-2xx answer: shared rules first, then the adapter's."""
+        status = response.status_code
+        detail = self.error_detail(response)
+        code = self.error_code(response)
+        error: DeliveryError
+        if status == 429:
+            error = RateLimited(
+                f"rate limited ({detail})",
+                network=self.name,
+                retry_at=self.retry_at(response),
+                status_code=status,
+                api_code=code,
+            )
+        elif status >= 500:
+            error = server_failure(
+                self.name, f"{status} {detail}", creating=creating, status=status, api_code=code
+            )
+        elif status == 408:
+            error = TransientError(
+                f"{status} {detail}", network=self.name, status_code=status, api_code=code
+            )
+        else:
+            error = self.classify(response, creating=creating)
+        return redacted(error)
+
+    def classify(self, response: httpx.Response, *, creating: bool) -> DeliveryError:
+        """The adapter's reading of its own 4xx (and 3xx) error bodies."""
+        return PermanentError(
+            f"{self.name} refused the request: "
+            f"{response.status_code} {self.error_detail(response)}",
+            network=self.name,
+            status_code=response.status_code,
+        )
+
+    def error_detail(self, response: httpx.Response) -> str:
+        """What the network's error body says, in a few words."""
+        return response.reason_phrase or str(response.status_code)
+
+    def error_code(self, response: httpx.Response) -> int | str | None:
+        """The network's own error code in its error body, if any."""
+        return None
+
+    def retry_at(self, response: Answer) -> datetime:
+        """When a rate-limited call may be made again."""
+        now = utc_now()
+        headers = response.headers
+        return (
+            parse_retry_after(headers.get("retry-after"), now)
+            or parse_epoch(headers.get("x-rate-limit-reset"), now)
+            or parse_epoch(headers.get("ratelimit-reset"), now)
+            or parse_iso(headers.get("x-ratelimit-reset"), now)
+            or self.retry_hint(response, now)
+            or now + self.rate_limit_wait
+        )
+
+    def retry_hint(self, response: Any, now: datetime) -> datetime | None:
+        """The adapter's own idea of when to come back (from its error body), if any."""
+        return None
+
+    def unreadable(self, what: str, response: httpx.Response, *, creating: bool) -> DeliveryError:
+        """A success answer that cannot be read: ambiguous on a create, transient otherwise."""
+        message = f"the answer ({response.status_code}) {what}"
+        if creating:
+            return AmbiguousError(
+                message + "; the post may exist",
+                network=self.name,
+                status_code=response.status_code,
+            )
+        return TransientError(message, network=self.name, status_code=response.status_code)
+
+    def answer_object(self, response: httpx.Response, *, creating: bool) -> dict[str, Any]:
+        """A 2xx answer's JSON object; anything else is ``unreadable``."""
+        data = parse_json(response)
+        if not isinstance(data, dict):
+            raise self.unreadable("is not a JSON object", response, creating=creating)
+        return data
+
+
+def redacted(error: DeliveryError) -> DeliveryError:
+    """``error`` with every known secret masked in its message (a 429 may echo a token)."""
+    message = str(error)
+    clean = redact(message)
+    if clean != message:
+        error.args = (clean,)
+    return error
+
+
+def server_failure(
+    network: str,
+    detail: str,
+    *,
+    creating: bool,
+    status: int | None = None,
+    api_code: int | str | None = None,
+) -> DeliveryError:
+    """A failure on the network's side: the post may exist when the call creates one."""
+    if creating:
+        return AmbiguousError(
+            f"the network failed ({detail}); the post may exist",
+            network=network,
+            status_code=status,
+            api_code=api_code,
+        )
+    return TransientError(
+        f"the network failed ({detail})", network=network, status_code=status, api_code=api_code
+    )
 
 
 def utc_now() -> datetime:
@@ -127,53 +396,42 @@ def parse_iso(value: str | None, now: datetime) -> datetime | None:
     return max(when, now)
 
 
-def json_body(response: httpx.Response) -> dict[str, Any]:
-    """The response body as a JSON object, or an empty dict when it is not one."""
+def parse_json(response: httpx.Response) -> Any:
+    """The body as JSON, or None when it is not JSON."""
     try:
-        data = response.json()
+        return json.loads(response.content)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
+        return None
+
+
+def json_body(response: httpx.Response) -> dict[str, Any]:
+    """The response body as a JSON object, or an empty dict when it is not one (error bodies)."""
+    data = parse_json(response)
     return data if isinstance(data, dict) else {}
 
 
 def new_client(
-    base_url: str, timeout: float, headers: dict[str, str] | None = None
+    base_url: str,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+    transport: httpx.BaseTransport | None = None,
 ) -> httpx.Client:
     """An httpx client with explicit timeouts; connection failures fail fast."""
+    import httpx
+
     return httpx.Client(
         base_url=base_url,
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
         headers={"User-Agent": USER_AGENT, **(headers or {})},
         follow_redirects=False,
+        transport=transport,
     )
 
 
-def send(
-    http: httpx.Client,
-    method: str,
-    path: str,
-    *,
-    network: str,
-    creating: bool,
-    classify: Callable[[httpx.Response], DeliveryError],
-    **kwargs: Any,
-) -> httpx.Response:
-    """One request; a failure leaves as socialbot's error class, never as httpx's.
-
-    ``classify`` turns the network's error answer into an error class;
-    ``creating`` says whether a lost answer may mean a post was made.
-    """
-    try:
-        response = http.request(method, path, **kwargs)
-    except httpx.TransportError as exc:
-        raise transport_error(exc, network, creating=creating) from None
-    if response.is_success:
-        return response
-    raise classify(response)
-
-
-def transport_error(exc: httpx.TransportError, network: str, *, creating: bool) -> DeliveryError:
+def transport_error(exc: Exception, network: str, *, creating: bool) -> DeliveryError:
     """Classify an httpx failure by whether the request can have been processed."""
+    import httpx
+
     kind = type(exc).__name__
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return TransientError(f"could not connect ({kind})", network=network)

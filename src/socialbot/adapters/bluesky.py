@@ -7,8 +7,9 @@ chosen here, derived from the delivery's key, so a resend after an uncertain
 attempt can only land on the same record: it never creates a second post.
 
 Logging in (``createSession``) is limited to 30 per 5 minutes and 300 a day per
-account, so the session is kept in a file next to the database, reused by
-every run and renewed with ``refreshSession`` when the PDS says the access
+account, so the session is kept in the adapter's ``State`` (the store's
+key-value area; a private file next to a SQLite database until the store
+offers one), reused by every run and renewed with ``refreshSession`` when the PDS says the access
 token has expired; only when the refresh token is refused too does the
 adapter log in again.
 """
@@ -31,14 +32,13 @@ import httpx
 
 from socialbot.adapters.base import (
     Adapter,
+    MemoryState,
+    State,
     json_body,
     new_client,
-    parse_epoch,
-    parse_retry_after,
-    transport_error,
     utc_now,
 )
-from socialbot.compose import BLUESKY_MAX_BYTES, bluesky_facets, measure
+from socialbot.compose import bluesky_facets, measure
 from socialbot.config import Settings
 from socialbot.errors import (
     AmbiguousError,
@@ -46,18 +46,18 @@ from socialbot.errors import (
     DeliveryError,
     DuplicateError,
     PermanentError,
-    RateLimited,
     TransientError,
 )
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
+from socialbot.networks.bluesky import PROFILE, BlueskySettings
 
 log = logging.getLogger("socialbot.adapters.bluesky")
 
 NETWORK = "bluesky"
 COLLECTION = "app.bsky.feed.post"
-MAX_GRAPHEMES = 300
-MAX_BYTES = BLUESKY_MAX_BYTES
+MAX_GRAPHEMES = PROFILE.max_characters
+MAX_BYTES = PROFILE.max_bytes or 0
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
 FIND_PAGES = 5
 """At most this many pages of 100 posts are read looking for a post."""
@@ -120,25 +120,33 @@ class Session:
         return session
 
 
-class SessionFile:
-    """The session kept between runs: one JSON file, mode 0600, replaced atomically.
+SESSION_KEY = "bluesky.session"
+
+
+class Sessions:
+    """The session kept between runs in a ``State``, as one JSON value.
 
     It remembers which PDS and which login it belongs to, so changing either
     setting never reuses a session of another account.
     """
 
-    def __init__(self, path: Path, base_url: str, identifier: str) -> None:
-        self.path = path
+    def __init__(self, state: State, base_url: str, identifier: str) -> None:
+        self.state = state
         self.base_url = base_url
         self.identifier = identifier.lower()
 
     def load(self) -> Session | None:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+            raw = self.state.get_value(SESSION_KEY)
+        except OSError as exc:
+            log.warning("ignoring the unreadable Bluesky session (%s)", exc)
             return None
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring the unreadable Bluesky session file %s (%s)", self.path, exc)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            log.warning("ignoring the unreadable Bluesky session (%s)", exc)
             return None
         if not isinstance(data, dict):
             return None
@@ -157,7 +165,7 @@ class SessionFile:
         return session
 
     def save(self, session: Session) -> None:
-        """Write the session, or warn and carry on: a lost file only costs a login."""
+        """Keep the session, or warn and carry on: a lost session only costs a login."""
         data = {
             "base_url": self.base_url,
             "identifier": self.identifier,
@@ -165,9 +173,27 @@ class SessionFile:
             "saved_at": utc_now().isoformat(timespec="seconds"),
         }
         try:
-            write_private(self.path, json.dumps(data, indent=2).encode("utf-8"))
+            self.state.set_value(SESSION_KEY, json.dumps(data, indent=2))
         except OSError as exc:
-            log.warning("could not save the Bluesky session to %s (%s)", self.path, exc)
+            log.warning("could not save the Bluesky session (%s)", exc)
+
+
+class SessionFile:
+    """A ``State`` holding the one session value in a private file (mode 0600),
+    replaced atomically: where a SQLite database's session is kept until the
+    store offers its key-value area."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def get_value(self, key: str) -> str | None:
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def set_value(self, key: str, value: str) -> None:
+        write_private(self.path, value.encode("utf-8"))
 
 
 def write_private(path: Path, content: bytes) -> None:
@@ -195,9 +221,11 @@ class BlueskyAdapter(Adapter):
     """Posts to one Bluesky account, logged in with an app password."""
 
     name = NETWORK
-    idempotent = True
-    idempotency_window = None  # a record key stays taken for as long as the post exists
-    can_find = True
+    idempotent = PROFILE.idempotent
+    idempotency_window = PROFILE.idempotency_window
+    can_find = PROFILE.can_find
+    can_delete = PROFILE.can_delete
+    rate_limit_wait = DEFAULT_RATE_LIMIT_WAIT
 
     def __init__(
         self,
@@ -207,23 +235,35 @@ class BlueskyAdapter(Adapter):
         base_url: str,
         web_url: str,
         session_path: Path | None = None,
+        state: State | None = None,
         timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        register_secret(app_password)
         self.identifier = handle.strip().removeprefix("@")
         self._password = app_password
         self.base_url = base_url.rstrip("/")
         self.web_url = web_url.rstrip("/")
-        self.http = new_client(self.base_url, timeout)
-        self.sessions = (
-            SessionFile(session_path, self.base_url, self.identifier) if session_path else None
-        )
+        self.request_timeout = timeout
+        self.http = new_client(self.base_url, timeout, transport=transport)
+        if state is None:
+            state = SessionFile(session_path) if session_path else MemoryState()
+        self.state = state
+        self.sessions = Sessions(state, self.base_url, self.identifier)
         self._session: Session | None = None
         self._refused: AuthError | None = None
         self._lock = threading.RLock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        bsky = settings.bluesky
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        state: State | None = None,
+    ) -> Self:
+        bsky = settings.section("bluesky")
+        assert isinstance(bsky, BlueskySettings)
         assert bsky.handle and bsky.app_password
         # Only beside a SQLite file: a postgresql:// URL is no path (and may hold a password).
         database = settings.database_path if settings.database_url.startswith("sqlite:") else None
@@ -232,8 +272,14 @@ class BlueskyAdapter(Adapter):
             app_password=bsky.app_password.get_secret_value(),
             base_url=bsky.base_url,
             web_url=bsky.web_url,
-            session_path=None if database in (None, ":memory:") else session_path(database),
+            session_path=(
+                None
+                if state is not None or database in (None, ":memory:")
+                else session_path(database)
+            ),
+            state=state,
             timeout=settings.request_timeout_seconds,
+            transport=transport,
         )
 
     # -- posting -------------------------------------------------------------------------
@@ -273,6 +319,12 @@ class BlueskyAdapter(Adapter):
                     "record": record,
                 },
             )
+            uri = data.get("uri")
+            if not isinstance(uri, str) or not uri.startswith("at://"):
+                raise AmbiguousError(
+                    "the PDS answered without the record's uri; the post may exist",
+                    network=NETWORK,
+                )
         except (AmbiguousError, DuplicateError) as exc:
             # The record key is this delivery's: a record under it is this
             # delivery's post. The bsky.social PDS answers a create under a
@@ -291,7 +343,6 @@ class BlueskyAdapter(Adapter):
                     api_code=exc.api_code,
                 ) from None
             raise
-        uri = str(data.get("uri") or self._uri(rkey))
         return Receipt(uri, self.post_url(rkey))
 
     def post_url(self, rkey: str) -> str:
@@ -307,17 +358,19 @@ class BlueskyAdapter(Adapter):
         return f"at://{did}/{COLLECTION}/{rkey}"
 
     def _lookup(self, rkey: str) -> Receipt | None:
-        """The post under ``rkey`` if it exists; None when it does not or cannot be told."""
+        """The post under ``rkey`` if a well-formed answer shows it; None otherwise."""
         session = self._session
         if session is None:
             return None
         params = {"repo": session.did, "collection": COLLECTION, "rkey": rkey}
         try:
-            response = self.http.get("/xrpc/com.atproto.repo.getRecord", params=params)
-        except httpx.TransportError:
+            response = self.exchange(
+                "GET", "/xrpc/com.atproto.repo.getRecord", creating=False, params=params
+            )
+        except DeliveryError:
             return None
-        if response.is_success:
-            uri = str(json_body(response).get("uri") or self._uri(rkey))
+        uri = json_body(response).get("uri") if response.is_success else None
+        if isinstance(uri, str) and uri == self._uri(rkey):
             return Receipt(uri, self.post_url(rkey))
         return None
 
@@ -339,17 +392,25 @@ class BlueskyAdapter(Adapter):
                 creating=False,
                 params=lambda session, extra=params: {"actor": session.did, **extra},
             )
-            feed = data.get("feed")
-            items = feed if isinstance(feed, list) else []
+            items = data.get("feed")
+            if not isinstance(items, list) or not all(
+                isinstance(item, dict) and isinstance(item.get("post"), dict) for item in items
+            ):
+                raise TransientError(
+                    "the PDS answered the author feed without a list of posts", network=NETWORK
+                )
             did = self._session.did if self._session else ""
             for item in items:
-                view = item.get("post") if isinstance(item, dict) else None
-                if not isinstance(view, dict) or item.get("reason"):
+                view = item["post"]
+                if item.get("reason"):
                     continue  # a repost, not one of the account's own posts
                 author = view.get("author")
                 record = view.get("record")
                 if not isinstance(author, dict) or not isinstance(record, dict):
-                    continue
+                    raise TransientError(
+                        "the PDS answered the author feed with a post without its record",
+                        network=NETWORK,
+                    )
                 if author.get("did") != did:
                     continue
                 created = _parse_time(record.get("createdAt")) or _parse_time(view.get("indexedAt"))
@@ -372,12 +433,26 @@ class BlueskyAdapter(Adapter):
             raise AuthError(f"the account @{handle} is {status}", network=NETWORK)
         return f"@{handle} ({did})"
 
+    def delete(self, remote_id: str) -> None:
+        """``com.atproto.repo.deleteRecord`` of the post (its at:// URI, or its record key).
+
+        Deleting a record that does not exist succeeds on the PDS, so a post
+        that is gone already counts as deleted.
+        """
+        rkey = remote_id.rstrip("/").rpartition("/")[2]
+        prefix = remote_id.rpartition("/")[0]
+        if remote_id.startswith("at://") and not prefix.endswith("/" + COLLECTION):
+            raise PermanentError(f"{remote_id} is not a Bluesky post", network=NETWORK)
+        self._call(
+            "POST",
+            "com.atproto.repo.deleteRecord",
+            creating=False,
+            body=lambda session: {"repo": session.did, "collection": COLLECTION, "rkey": rkey},
+        )
+
     def secret_values(self) -> list[str]:
         session = self._session
         return [session.access_jwt, session.refresh_jwt] if session else []
-
-    def close(self) -> None:
-        self.http.close()
 
     # -- XRPC and the session ------------------------------------------------------------
 
@@ -405,8 +480,8 @@ class BlueskyAdapter(Adapter):
                 method, nsid, session, creating=creating, body=body, params=params
             )
         if response.is_success:
-            return json_body(response)
-        raise xrpc_error(response, creating=creating)
+            return self.answer_object(response, creating=creating)
+        raise self.failure(response, creating=creating)
 
     def _send(
         self,
@@ -418,22 +493,20 @@ class BlueskyAdapter(Adapter):
         body: Any,
         params: Any,
     ) -> httpx.Response:
-        try:
-            return self.http.request(
-                method,
-                f"/xrpc/{nsid}",
-                json=body(session) if callable(body) else body,
-                params=params(session) if callable(params) else params,
-                headers={"Authorization": f"Bearer {session.access_jwt}"},
-            )
-        except httpx.TransportError as exc:
-            raise transport_error(exc, NETWORK, creating=creating) from None
+        return self.exchange(
+            method,
+            f"/xrpc/{nsid}",
+            creating=creating,
+            json=body(session) if callable(body) else body,
+            params=params(session) if callable(params) else params,
+            headers={"Authorization": f"Bearer {session.access_jwt}"},
+        )
 
     def _ensure_session(self) -> Session:
         with self._lock:
             if self._session is not None:
                 return self._session
-            stored = self.sessions.load() if self.sessions else None
+            stored = self.sessions.load()
             if stored is not None:
                 self._session = stored
                 return stored
@@ -446,16 +519,16 @@ class BlueskyAdapter(Adapter):
                 return self._session  # another thread renewed it meanwhile
             # Another process may have rotated the refresh token since we read
             # the file; its refresh token is then the only one still valid.
-            stored = self.sessions.load() if self.sessions else None
+            stored = self.sessions.load()
             refresh = stored if stored is not None and stored != expired else expired
             response = self._post_unauthenticated(
                 "com.atproto.server.refreshSession",
                 headers={"Authorization": f"Bearer {refresh.refresh_jwt}"},
             )
             if response.is_success:
-                return self._keep(Session.from_response(json_body(response)))
+                return self._keep(self._session_from(response))
             if response.status_code == 429 or response.status_code >= 500:
-                raise xrpc_error(response, creating=False)
+                raise self.failure(response, creating=False)
             log.info(
                 "bluesky: the refresh token was refused (%s); logging in again",
                 describe(response),
@@ -471,9 +544,9 @@ class BlueskyAdapter(Adapter):
             json={"identifier": self.identifier, "password": self._password},
         )
         if response.is_success:
-            return self._keep(Session.from_response(json_body(response)))
+            return self._keep(self._session_from(response))
         if response.status_code == 429 or response.status_code >= 500:
-            raise xrpc_error(response, creating=False)
+            raise self.failure(response, creating=False)
         error, message = error_fields(response)
         hint = ""
         if error == "AuthFactorTokenRequired":
@@ -490,16 +563,26 @@ class BlueskyAdapter(Adapter):
     def _post_unauthenticated(
         self, nsid: str, *, json: Any = None, headers: dict[str, str] | None = None
     ) -> httpx.Response:
-        try:
-            return self.http.post(f"/xrpc/{nsid}", json=json, headers=headers)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, NETWORK, creating=False) from None
+        return self.exchange("POST", f"/xrpc/{nsid}", creating=False, json=json, headers=headers)
+
+    def _session_from(self, response: httpx.Response) -> Session:
+        return Session.from_response(self.answer_object(response, creating=False))
 
     def _keep(self, session: Session) -> Session:
         self._session = session
-        if self.sessions is not None:
-            self.sessions.save(session)
+        self.sessions.save(session)
         return session
+
+    # -- reading XRPC errors -------------------------------------------------------------
+
+    def error_detail(self, response: httpx.Response) -> str:
+        return describe(response)
+
+    def error_code(self, response: httpx.Response) -> int | str | None:
+        return error_fields(response)[0] or None
+
+    def classify(self, response: httpx.Response, *, creating: bool) -> DeliveryError:
+        return xrpc_error(response)
 
 
 def session_path(database_path: str) -> Path:
@@ -555,27 +638,11 @@ def describe(response: httpx.Response) -> str:
     )
 
 
-def xrpc_error(response: httpx.Response, *, creating: bool) -> DeliveryError:
-    """Classify an XRPC error answer into socialbot's error classes."""
+def xrpc_error(response: httpx.Response) -> DeliveryError:
+    """Classify an XRPC 4xx answer into socialbot's error classes."""
     status = response.status_code
     error, message = error_fields(response)
     described = describe(response)
-    if status == 429:
-        # docs.bsky.app/docs/advanced-guides/rate-limits: RateLimit-Reset is
-        # a Unix time; proxies in front of the PDS may send Retry-After.
-        now = utc_now()
-        retry_at = (
-            parse_retry_after(response.headers.get("retry-after"), now)
-            or parse_epoch(response.headers.get("ratelimit-reset"), now)
-            or now + DEFAULT_RATE_LIMIT_WAIT
-        )
-        return RateLimited(
-            f"rate limited ({described})",
-            network=NETWORK,
-            retry_at=retry_at,
-            status_code=status,
-            api_code=error or None,
-        )
     if status == 401 or error in TOKEN_ERRORS or error in ACCOUNT_ERRORS:
         return AuthError(
             f"Bluesky refused the session ({described})",
@@ -590,15 +657,6 @@ def xrpc_error(response: httpx.Response, *, creating: bool) -> DeliveryError:
             status_code=status,
             api_code=error or None,
         )
-    if status >= 500:
-        if creating:
-            return AmbiguousError(
-                f"the PDS failed ({described}); the post may exist",
-                network=NETWORK,
-                status_code=status,
-                api_code=error or None,
-            )
-        return TransientError(f"the PDS failed ({described})", network=NETWORK, status_code=status)
     return PermanentError(
         f"Bluesky rejected the request: {described}",
         network=NETWORK,

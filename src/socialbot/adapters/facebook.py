@@ -11,21 +11,29 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
-from socialbot.adapters.base import Adapter, json_body, new_client, send, utc_now
+from socialbot.adapters.base import (
+    Adapter,
+    State,
+    json_body,
+    new_client,
+    server_failure,
+    utc_now,
+)
 from socialbot.config import Settings
 from socialbot.errors import (
-    AmbiguousError,
     AuthError,
     DeliveryError,
     DuplicateError,
     PermanentError,
     RateLimited,
-    TransientError,
 )
+from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
+from socialbot.networks.facebook import PROFILE, FacebookSettings
 
 # Throttling codes (developers.facebook.com/docs/graph-api/overview/rate-limiting):
 # 4 app, 17 user, 32 page, 613 custom, 80001 page business use case.
@@ -33,6 +41,9 @@ RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80001})
 # Expired, invalid or insufficient tokens and permissions.
 AUTH_CODES = frozenset({102, 190, 10, *range(200, 300)})
 DUPLICATE_CODE = 506
+# "Unsupported request. Object with ID ... does not exist": a deleted post.
+GONE_CODE = 100
+GONE_SUBCODE = 33
 # 368 is documented as "temporarily blocked for policy violations: wait and
 # retry"; only when its message speaks of a duplicate is it one.
 BLOCKED_CODE = 368
@@ -42,8 +53,10 @@ DEFAULT_THROTTLE_WAIT = timedelta(minutes=10)
 class FacebookAdapter(Adapter):
     """Posts to a Page's feed."""
 
-    name = "facebook"
-    can_find = True
+    name = PROFILE.name
+    can_find = PROFILE.can_find
+    can_delete = PROFILE.can_delete
+    rate_limit_wait = DEFAULT_THROTTLE_WAIT
 
     def __init__(
         self,
@@ -54,17 +67,30 @@ class FacebookAdapter(Adapter):
         web_url: str,
         api_version: str,
         timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        register_secret(page_access_token)
         self.page_id = page_id
         self.version = api_version
         self.web_url = web_url.rstrip("/")
+        self.request_timeout = timeout
         self.http = new_client(
-            base_url, timeout, headers={"Authorization": f"Bearer {page_access_token}"}
+            base_url,
+            timeout,
+            headers={"Authorization": f"Bearer {page_access_token}"},
+            transport=transport,
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        fb = settings.facebook
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        state: State | None = None,
+    ) -> Self:
+        fb = settings.section("facebook")
+        assert isinstance(fb, FacebookSettings)
         assert fb.page_id and fb.page_access_token
         return cls(
             page_id=fb.page_id,
@@ -73,16 +99,15 @@ class FacebookAdapter(Adapter):
             web_url=fb.web_url,
             api_version=fb.api_version,
             timeout=settings.request_timeout_seconds,
+            transport=transport,
         )
 
     def publish(self, post: Post, *, key: str) -> Receipt:
         data = {"message": post.text, "link": post.link}
         response = self._send("POST", f"{self.page_id}/feed", creating=True, data=data)
-        post_id = str(json_body(response).get("id", ""))
-        if not post_id:
-            raise AmbiguousError(
-                "the Graph API accepted the post but returned no id", network=self.name
-            )
+        post_id = self.answer_object(response, creating=True).get("id")
+        if not isinstance(post_id, str) or not post_id:
+            raise self.unreadable("names no post id", response, creating=True)
         return Receipt(post_id, self.post_url(post_id))
 
     def post_url(self, post_id: str) -> str:
@@ -96,40 +121,65 @@ class FacebookAdapter(Adapter):
             "limit": "100",
         }
         response = self._send("GET", f"{self.page_id}/feed", creating=False, params=params)
-        for item in json_body(response).get("data", []):
-            if isinstance(item, dict) and item.get("message") == text:
+        items = self.answer_object(response, creating=False).get("data")
+        if not isinstance(items, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("id"), str) for item in items
+        ):
+            raise self.unreadable("is not a list of posts", response, creating=False)
+        for item in items:
+            if item.get("message") == text:
                 return Receipt(str(item["id"]), self.post_url(str(item["id"])))
         return None
 
+    def delete(self, remote_id: str) -> None:
+        """``DELETE /{post-id}``; a post that is gone already counts as deleted."""
+        path = f"/{self.version}/{quote(remote_id, safe='')}"
+        response = self.exchange("DELETE", path, creating=False)
+        if response.is_success or response.status_code == 404:
+            return
+        error = graph_error_fields(response)
+        if error.get("code") == GONE_CODE and error.get("error_subcode") == GONE_SUBCODE:
+            return
+        raise self.failure(response, creating=False)
+
     def check(self) -> str:
         response = self._send("GET", self.page_id, creating=False, params={"fields": "id,name"})
-        page = json_body(response)
+        page = self.answer_object(response, creating=False)
         return f"Page {page.get('name', '?')} ({page.get('id', self.page_id)})"
 
-    def close(self) -> None:
-        self.http.close()
-
     def _send(self, method: str, path: str, *, creating: bool, **kwargs: Any) -> httpx.Response:
-        return send(
-            self.http,
-            method,
-            f"/{self.version}/{path}",
-            network=self.name,
-            creating=creating,
-            classify=lambda response: graph_error(response, creating=creating),
-            **kwargs,
-        )
+        return self.call(method, f"/{self.version}/{path}", creating=creating, **kwargs)
+
+    def error_detail(self, response: httpx.Response) -> str:
+        error = graph_error_fields(response)
+        message = str(error.get("message") or response.reason_phrase or response.status_code)
+        code = error.get("code")
+        return f"{message} (code {code})" if code is not None else message
+
+    def error_code(self, response: httpx.Response) -> int | str | None:
+        code = graph_error_fields(response).get("code")
+        return code if isinstance(code, int | str) else None
+
+    def retry_hint(self, response: httpx.Response, now: datetime) -> datetime | None:
+        return throttled_until(response)
+
+    def classify(self, response: httpx.Response, *, creating: bool) -> DeliveryError:
+        return graph_error(response, creating=creating)
+
+
+def graph_error_fields(response: httpx.Response) -> dict[str, Any]:
+    error = json_body(response).get("error")
+    return error if isinstance(error, dict) else {}
 
 
 def graph_error(response: httpx.Response, *, creating: bool) -> DeliveryError:
     """Classify a Graph API error body (``{"error": {"code", "message", ...}}``)."""
-    error = json_body(response).get("error")
-    error = error if isinstance(error, dict) else {}
+    error = graph_error_fields(response)
     code = error.get("code")
     message = str(error.get("message") or response.reason_phrase or response.status_code)
     status = response.status_code
     described = f"{message} (code {code})" if code is not None else message
-    if code in RATE_LIMIT_CODES or status == 429:
+    if code in RATE_LIMIT_CODES:
         return RateLimited(
             f"throttled: {described}",
             network="facebook",
@@ -154,15 +204,10 @@ def graph_error(response: httpx.Response, *, creating: bool) -> DeliveryError:
             status_code=status,
             api_code=code,
         )
-    if status >= 500 or code in (1, 2) or error.get("is_transient"):
-        if creating:
-            return AmbiguousError(
-                f"the Graph API failed ({described}); the post may exist",
-                network="facebook",
-                status_code=status,
-                api_code=code,
-            )
-        return TransientError(described, network="facebook", status_code=status, api_code=code)
+    if code in (1, 2) or error.get("is_transient"):
+        return server_failure(
+            "facebook", described, creating=creating, status=status, api_code=code
+        )
     return PermanentError(
         f"the Graph API rejected the post: {described}",
         network="facebook",

@@ -20,29 +20,27 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
 from socialbot.adapters.base import (
     Adapter,
+    State,
     json_body,
     new_client,
-    parse_retry_after,
-    send,
-    utc_now,
 )
 from socialbot.compose import escape_little_text
 from socialbot.config import Settings
 from socialbot.errors import (
-    AmbiguousError,
     AuthError,
     DeliveryError,
     DuplicateError,
     PermanentError,
-    RateLimited,
-    TransientError,
 )
+from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
+from socialbot.networks.linkedin import PROFILE, LinkedInSettings
 
 RESTLI_PROTOCOL = "2.0.0"
 # Page roles that may post as the organization (posts-api, "Permissions").
@@ -64,8 +62,10 @@ RENEWAL_HELP = (
 class LinkedInAdapter(Adapter):
     """Posts as an organization page, with the release link as an article card."""
 
-    name = "linkedin"
-    can_find = True
+    name = PROFILE.name
+    can_find = PROFILE.can_find
+    can_delete = PROFILE.can_delete
+    rate_limit_wait = DEFAULT_THROTTLE_WAIT
 
     def __init__(
         self,
@@ -76,8 +76,11 @@ class LinkedInAdapter(Adapter):
         web_url: str,
         api_version: str,
         timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        register_secret(access_token)
         self.author = author
+        self.request_timeout = timeout
         self.api_version = api_version
         self.web_url = web_url.rstrip("/")
         self.http = new_client(
@@ -88,11 +91,19 @@ class LinkedInAdapter(Adapter):
                 "LinkedIn-Version": api_version,
                 "X-Restli-Protocol-Version": RESTLI_PROTOCOL,
             },
+            transport=transport,
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        li = settings.linkedin
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        state: State | None = None,
+    ) -> Self:
+        li = settings.section("linkedin")
+        assert isinstance(li, LinkedInSettings)
         assert li.access_token and li.author
         return cls(
             access_token=li.access_token.get_secret_value(),
@@ -101,6 +112,7 @@ class LinkedInAdapter(Adapter):
             web_url=li.web_url,
             api_version=li.api_version,
             timeout=settings.request_timeout_seconds,
+            transport=transport,
         )
 
     def publish(self, post: Post, *, key: str) -> Receipt:
@@ -129,12 +141,8 @@ class LinkedInAdapter(Adapter):
             "POST", "/rest/posts", creating=True, json=body, headers={"X-RestLi-Method": "CREATE"}
         )
         urn = response.headers.get("x-restli-id", "").strip()
-        if not urn:
-            raise AmbiguousError(
-                f"LinkedIn answered {response.status_code} but named no post (no x-restli-id)",
-                network=self.name,
-                status_code=response.status_code,
-            )
+        if not urn.startswith("urn:li:"):
+            raise self.unreadable("named no post (no x-restli-id)", response, creating=True)
         return Receipt(urn, self.post_url(urn))
 
     def post_url(self, urn: str) -> str:
@@ -161,10 +169,13 @@ class LinkedInAdapter(Adapter):
                 params=params,
                 headers={"X-RestLi-Method": "FINDER"},
             )
-            elements = json_body(response).get("elements")
-            elements = elements if isinstance(elements, list) else []
+            elements = self.answer_object(response, creating=False).get("elements")
+            if not isinstance(elements, list) or not all(
+                isinstance(item, dict) and isinstance(item.get("id"), str) for item in elements
+            ):
+                raise self.unreadable("is not a list of posts", response, creating=False)
             for item in elements:
-                if not isinstance(item, dict) or item.get("lifecycleState") != "PUBLISHED":
+                if item.get("lifecycleState") != "PUBLISHED":
                     continue
                 commentary = str(item.get("commentary", ""))
                 if commentary == wanted or _UNESCAPE.sub(r"\1", commentary) == text:
@@ -179,6 +190,18 @@ class LinkedInAdapter(Adapter):
                 return None
             start += FIND_PAGE
         return None
+
+    def delete(self, remote_id: str) -> None:
+        """``DELETE /rest/posts/{urn}`` (URL-encoded); a post that is gone already is done."""
+        response = self.exchange(
+            "DELETE",
+            f"/rest/posts/{quote(remote_id, safe='')}",
+            creating=False,
+            headers={"X-RestLi-Method": "DELETE"},
+        )
+        if response.is_success or response.status_code in (404, 410):
+            return
+        raise self.failure(response, creating=False)
 
     def check(self) -> str:
         """Prove the token may post as the page: its page roles, then the page's name."""
@@ -215,39 +238,40 @@ class LinkedInAdapter(Adapter):
         page = json_body(self._send("GET", f"/rest/organizations/{found['id']}", creating=False))
         return f"{page.get('localizedName', '?')} ({self.author}) as {posting[0]}"
 
-    def close(self) -> None:
-        self.http.close()
-
     def _send(self, method: str, path: str, *, creating: bool, **kwargs: Any) -> httpx.Response:
-        return send(
-            self.http,
-            method,
-            path,
-            network=self.name,
-            creating=creating,
-            classify=lambda response: linkedin_error(
-                response, creating=creating, api_version=self.api_version
-            ),
-            **kwargs,
-        )
+        return self.call(method, path, creating=creating, **kwargs)
+
+    def error_detail(self, response: httpx.Response) -> str:
+        body = json_body(response)
+        message = str(body.get("message") or response.reason_phrase or response.status_code)
+        code = body.get("code") or body.get("serviceErrorCode")
+        return f"{message.strip()} ({code})" if code else message.strip()
+
+    def error_code(self, response: httpx.Response) -> int | str | None:
+        body = json_body(response)
+        code = body.get("code") or body.get("serviceErrorCode")
+        return code if isinstance(code, int | str) else None
+
+    def retry_hint(self, response: httpx.Response, now: datetime) -> datetime | None:
+        """LinkedIn sends no rate-limit headers: a daily quota resets at midnight UTC
+        (learn.microsoft.com/linkedin/shared/api-guide/concepts/rate-limits); any other
+        429 is "infrastructure protection", which passes by itself."""
+        if "DAY limit" in str(json_body(response).get("message") or ""):
+            return next_midnight(now)
+        return None
+
+    def classify(self, response: httpx.Response, *, creating: bool) -> DeliveryError:
+        return linkedin_error(response, api_version=self.api_version)
 
 
-def linkedin_error(response: httpx.Response, *, creating: bool, api_version: str) -> DeliveryError:
-    """Classify a LinkedIn error body (``{"status", "message", "code", "serviceErrorCode"}``)."""
+def linkedin_error(response: httpx.Response, *, api_version: str) -> DeliveryError:
+    """Classify a LinkedIn 4xx body (``{"status", "message", "code", "serviceErrorCode"}``)."""
     body = json_body(response)
     status = response.status_code
     message = str(body.get("message") or response.reason_phrase or status).strip()
     code = body.get("code") or body.get("serviceErrorCode")
     api_code = code if isinstance(code, int | str) else None
     described = f"{message} ({code})" if code else message
-    if status == 429:
-        return RateLimited(
-            f"throttled: {described}",
-            network="linkedin",
-            retry_at=throttled_until(response, message),
-            status_code=status,
-            api_code=api_code,
-        )
     if status == 401:
         return AuthError(
             f"LinkedIn refused the access token ({described}); it must be renewed. {RENEWAL_HELP}",
@@ -274,42 +298,12 @@ def linkedin_error(response: httpx.Response, *, creating: bool, api_version: str
         )
     if status in (400, 409, 422) and "duplicate" in message.lower():
         return DuplicateError(described, network="linkedin", status_code=status, api_code=api_code)
-    if status >= 500:
-        if creating:
-            return AmbiguousError(
-                f"LinkedIn failed ({status} {described}); the post may exist",
-                network="linkedin",
-                status_code=status,
-                api_code=api_code,
-            )
-        return TransientError(
-            f"LinkedIn failed ({status} {described})",
-            network="linkedin",
-            status_code=status,
-            api_code=api_code,
-        )
     return PermanentError(
         f"LinkedIn rejected the request ({status}): {described}",
         network="linkedin",
         status_code=status,
         api_code=api_code,
     )
-
-
-def throttled_until(response: httpx.Response, message: str) -> datetime:
-    """When LinkedIn will take calls again.
-
-    LinkedIn documents no rate-limit headers: daily quotas reset at midnight
-    UTC (learn.microsoft.com/linkedin/shared/api-guide/concepts/rate-limits).
-    A ``Retry-After`` is honoured when one comes.
-    """
-    now = utc_now()
-    retry_at = parse_retry_after(response.headers.get("retry-after"), now)
-    if retry_at is not None:
-        return retry_at
-    if "DAY limit" in message:
-        return next_midnight(now)
-    return now + DEFAULT_THROTTLE_WAIT
 
 
 def next_midnight(now: datetime) -> datetime:

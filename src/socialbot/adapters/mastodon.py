@@ -16,35 +16,32 @@ import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from socialbot.adapters.base import (
     Adapter,
+    State,
     json_body,
     new_client,
-    parse_iso,
-    parse_retry_after,
-    send,
-    utc_now,
+    parse_json,
 )
 from socialbot.config import Settings
 from socialbot.errors import (
-    AmbiguousError,
     AuthError,
     DeliveryError,
     PermanentError,
-    RateLimited,
     TransientError,
 )
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt, TextLimits
+from socialbot.networks.mastodon import PROFILE, MastodonSettings
 
 log = logging.getLogger("socialbot.adapters.mastodon")
 
-FALLBACK_LIMITS = TextLimits(500, 23)
-"""Stock Mastodon's limits, used when the instance does not report its own."""
+FALLBACK_LIMITS = TextLimits(PROFILE.max_characters, PROFILE.url_weight or 0)
+"""The profile's limits (stock Mastodon's), used when the instance does not report its own."""
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=5)
 """Mastodon's API window is 5 minutes (docs.joinmastodon.org/api/rate-limits/)."""
 PAGE_SIZE = 40
@@ -59,13 +56,12 @@ _SPACE = re.compile(r"\s+")
 class MastodonAdapter(Adapter):
     """Posts statuses for one account."""
 
-    name = "mastodon"
-    idempotent = True
-    # PostStatusService keeps the key for 3,600 s after creating the status. We
-    # claim five minutes less, so a resend decided near the end of the hour
-    # (a run lasts at most a few minutes) still reaches the instance in time.
-    idempotency_window = timedelta(minutes=55)
-    can_find = True
+    name = PROFILE.name
+    idempotent = PROFILE.idempotent
+    idempotency_window = PROFILE.idempotency_window
+    can_find = PROFILE.can_find
+    can_delete = PROFILE.can_delete
+    rate_limit_wait = DEFAULT_RATE_LIMIT_WAIT
 
     def __init__(
         self,
@@ -74,25 +70,38 @@ class MastodonAdapter(Adapter):
         base_url: str,
         visibility: str = "public",
         timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         register_secret(access_token)
         self.base_url = base_url.rstrip("/")
         self.visibility = visibility
+        self.request_timeout = timeout
         self.http = new_client(
-            self.base_url, timeout, headers={"Authorization": f"Bearer {access_token}"}
+            self.base_url,
+            timeout,
+            headers={"Authorization": f"Bearer {access_token}"},
+            transport=transport,
         )
         self._limits: TextLimits | None = None
         self._account: dict[str, Any] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        section = settings.mastodon
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        state: State | None = None,
+    ) -> Self:
+        section = settings.section("mastodon")
+        assert isinstance(section, MastodonSettings)
         assert section.access_token is not None
         return cls(
             access_token=section.access_token.get_secret_value(),
             base_url=section.base_url,
             visibility=section.visibility,
             timeout=settings.request_timeout_seconds,
+            transport=transport,
         )
 
     # -- the Adapter protocol ------------------------------------------------------------
@@ -104,14 +113,10 @@ class MastodonAdapter(Adapter):
         response = self._send(
             "POST", "/api/v1/statuses", creating=True, data=data, headers={"Idempotency-Key": key}
         )
-        status = json_body(response)
-        status_id = str(status.get("id") or "")
-        if not status_id:
-            raise AmbiguousError(
-                f"the instance answered {response.status_code} without a status id",
-                network=self.name,
-                status_code=response.status_code,
-            )
+        status = self.answer_object(response, creating=True)
+        status_id = status.get("id")
+        if not isinstance(status_id, str) or not status_id:
+            raise self.unreadable("names no status id", response, creating=True)
         return Receipt(status_id, self.status_url(status))
 
     def find(self, text: str, since: datetime) -> Receipt | None:
@@ -126,7 +131,7 @@ class MastodonAdapter(Adapter):
             response = self._send(
                 "GET", f"/api/v1/accounts/{account_id}/statuses", creating=False, params=params
             )
-            statuses = json_list(response)
+            statuses = self.statuses(response)
             if not statuses:
                 return None
             for status in statuses:
@@ -145,6 +150,28 @@ class MastodonAdapter(Adapter):
             params = {**params, "max_id": str(last.get("id"))}
         return None
 
+    def statuses(self, response: httpx.Response) -> list[dict[str, Any]]:
+        """A page of statuses; an answer that is not one cannot prove anything absent."""
+        data = parse_json(response)
+        if not isinstance(data, list) or not all(
+            isinstance(status, dict)
+            and isinstance(status.get("id"), str)
+            and isinstance(status.get("content"), str)
+            and parse_time(status.get("created_at")) is not None
+            for status in data
+        ):
+            raise self.unreadable("is not a list of statuses", response, creating=False)
+        return data
+
+    def delete(self, remote_id: str) -> None:
+        """``DELETE /api/v1/statuses/:id``; a status that is gone already counts as deleted."""
+        response = self.exchange(
+            "DELETE", f"/api/v1/statuses/{quote(remote_id, safe='')}", creating=False
+        )
+        if response.is_success or response.status_code in (404, 410):
+            return
+        raise self.failure(response, creating=False)
+
     def text_limits(self) -> TextLimits:
         """The instance's status limits, asked once per adapter (500/23 when unknown)."""
         if self._limits is None:
@@ -161,16 +188,13 @@ class MastodonAdapter(Adapter):
         described = f"{name} {who}" if name else who
         return f"{described}; statuses up to {limits.max_characters} characters"
 
-    def close(self) -> None:
-        self.http.close()
-
     # -- helpers -------------------------------------------------------------------------
 
     def account(self) -> dict[str, Any]:
         """The token's account (``verify_credentials``), asked once per adapter."""
         if self._account is None:
             response = self._send("GET", "/api/v1/accounts/verify_credentials", creating=False)
-            self._account = json_body(response)
+            self._account = self.answer_object(response, creating=False)
         return self._account
 
     def status_url(self, status: dict[str, Any]) -> str:
@@ -208,32 +232,21 @@ class MastodonAdapter(Adapter):
         return FALLBACK_LIMITS
 
     def _send(self, method: str, path: str, *, creating: bool, **kwargs: Any) -> httpx.Response:
-        return send(
-            self.http,
-            method,
-            path,
-            network=self.name,
-            creating=creating,
-            classify=lambda response: mastodon_error(response, creating=creating),
-            **kwargs,
-        )
+        return self.call(method, path, creating=creating, **kwargs)
+
+    def error_detail(self, response: httpx.Response) -> str:
+        message = str(json_body(response).get("error") or response.reason_phrase)
+        return f"{message} (HTTP {response.status_code})"
+
+    def classify(self, response: httpx.Response, *, creating: bool) -> DeliveryError:
+        return mastodon_error(response)
 
 
-def mastodon_error(response: httpx.Response, *, creating: bool) -> DeliveryError:
-    """Classify an error answer (``{"error": "..."}``, or a proxy's HTML page)."""
+def mastodon_error(response: httpx.Response) -> DeliveryError:
+    """Classify a 4xx or 3xx answer (``{"error": "..."}``, or a proxy's HTML page)."""
     status = response.status_code
     message = str(json_body(response).get("error") or response.reason_phrase or status)
     described = f"{message} (HTTP {status})"
-    if status == 429:
-        now = utc_now()
-        retry_at = (
-            parse_retry_after(response.headers.get("Retry-After"), now)
-            or parse_iso(response.headers.get("X-RateLimit-Reset"), now)
-            or now + DEFAULT_RATE_LIMIT_WAIT
-        )
-        return RateLimited(
-            f"rate limited: {described}", network="mastodon", retry_at=retry_at, status_code=status
-        )
     if status == 401:
         return AuthError(
             f"the instance refused the access token: {described}; create a new one under "
@@ -249,16 +262,6 @@ def mastodon_error(response: httpx.Response, *, creating: bool) -> DeliveryError
             network="mastodon",
             status_code=status,
         )
-    if status >= 500:
-        if creating:
-            return AmbiguousError(
-                f"the instance failed ({described}); the status may exist",
-                network="mastodon",
-                status_code=status,
-            )
-        return TransientError(described, network="mastodon", status_code=status)
-    if status == 408:
-        return TransientError(described, network="mastodon", status_code=status)
     if 300 <= status < 400:
         return PermanentError(
             f"the instance redirects to {response.headers.get('Location', '?')} ({status}); "
@@ -330,15 +333,6 @@ def comparable(text: str) -> str:
     """Text reduced to what survives Mastodon's rendering: mentions without their
     domain (``@user@host`` shows as ``@user``) and whitespace collapsed."""
     return _SPACE.sub(" ", _MENTION.sub(r"@\1", text)).strip()
-
-
-def json_list(response: httpx.Response) -> list[dict[str, Any]]:
-    """The objects of a JSON array body; an empty list when the body is not one."""
-    try:
-        data = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return []
-    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
 
 def parse_time(value: Any) -> datetime | None:

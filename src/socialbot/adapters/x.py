@@ -8,18 +8,37 @@ cron run must not sleep through a 15-minute window.
 
 from __future__ import annotations
 
+import io
 import re
+import time
 import unicodedata
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Self
 
+import httpx
 import requests
 import tweepy
+from requests.adapters import HTTPAdapter
+from requests.exceptions import ChunkedEncodingError, ConnectTimeout, ReadTimeout, RequestException
 from requests.exceptions import ConnectionError as RequestsConnectionError
-from requests.exceptions import ConnectTimeout, RequestException, Timeout
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.response import HTTPResponse
 
-from socialbot.adapters.base import USER_AGENT, Adapter, parse_epoch, parse_retry_after, utc_now
+from socialbot.adapters.base import (
+    CONNECT_TIMEOUT,
+    USER_AGENT,
+    Adapter,
+    State,
+    redacted,
+    server_failure,
+)
 from socialbot.config import Settings
 from socialbot.errors import (
     AmbiguousError,
@@ -30,21 +49,45 @@ from socialbot.errors import (
     RateLimited,
     TransientError,
 )
+from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
+from socialbot.networks.x import PROFILE, XSettings
 
 TWEEPY_HOST = "https://api.twitter.com"
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=15)
 _URL = re.compile(r"\S+\.\S+")
 
 
-class RedirectingSession(requests.Session):
-    """Sends tweepy's requests to ``base_url`` and gives each one a timeout."""
+class DeadlineTimeout(ReadTimeout):
+    """The request's wall-clock deadline passed while its answer was being read."""
 
-    def __init__(self, base_url: str, timeout: float) -> None:
+
+class NotConnected(RequestsConnectionError):
+    """The connection was never made (raised by the transport bridge)."""
+
+
+class RedirectingSession(requests.Session):
+    """Sends tweepy's requests to ``base_url``, each bounded by the adapter's deadline.
+
+    Each request's timeout is what ``time_left`` allows, and its answer is read
+    in whatever pieces arrive, with the clock checked between them, so a
+    trickled answer cannot outlast the deadline.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        time_left: Callable[[], float] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         super().__init__()
         self.base_url = base_url.rstrip("/")
-        self.timeout = (min(timeout, 10.0), timeout)
+        self.timeout = timeout
+        self.time_left = time_left or (lambda: timeout)
         self.headers["User-Agent"] = USER_AGENT
+        if transport is not None:
+            self.mount(self.base_url, TransportBridge(transport))
 
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
@@ -52,15 +95,72 @@ class RedirectingSession(requests.Session):
         url = url.decode() if isinstance(url, bytes) else url
         if not url.startswith(TWEEPY_HOST + "/"):
             raise ValueError(f"refusing to send an X request outside the API: {url}")
-        kwargs.setdefault("timeout", self.timeout)
-        return super().request(method, self.base_url + url[len(TWEEPY_HOST) :], *args, **kwargs)
+        limit = self.time_left()
+        end = time.monotonic() + limit
+        kwargs["timeout"] = (min(limit, CONNECT_TIMEOUT), limit)
+        kwargs["stream"] = True
+        response = super().request(method, self.base_url + url[len(TWEEPY_HOST) :], *args, **kwargs)
+        try:
+            chunks = []
+            while chunk := response.raw.read1(65536, decode_content=True):
+                chunks.append(chunk)
+                if time.monotonic() > end:
+                    raise DeadlineTimeout("no complete answer before the request's deadline")
+        except (ProtocolError, ReadTimeoutError, OSError) as exc:
+            raise ChunkedEncodingError(f"the answer was cut off ({type(exc).__name__})") from None
+        finally:
+            response.close()
+        response._content = b"".join(chunks)
+        setattr(response, "_content_consumed", True)  # noqa: B010 - not in requests' stubs
+        return response
+
+
+class TransportBridge(HTTPAdapter):
+    """Sends requests' requests through an httpx transport (``httpx.MockTransport`` in tests),
+    so X's decisions are tested the same way as every other network's."""
+
+    def __init__(self, transport: httpx.BaseTransport) -> None:
+        super().__init__()
+        self.transport = transport
+
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        body = request.body or b""
+        outgoing = httpx.Request(
+            str(request.method),
+            str(request.url),
+            headers=dict(request.headers),
+            content=body.encode() if isinstance(body, str) else body,
+        )
+        try:
+            answer = self.transport.handle_request(outgoing)
+            answer.read()
+            content = answer.content
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise NotConnected(str(exc), request=request) from None
+        except httpx.TimeoutException as exc:
+            raise ReadTimeout(str(exc), request=request) from None
+        except httpx.TransportError as exc:
+            raise RequestsConnectionError(str(exc), request=request) from None
+        raw = HTTPResponse(
+            body=io.BytesIO(content),
+            headers=dict(answer.headers.items()),
+            status=answer.status_code,
+            reason=answer.reason_phrase,
+            preload_content=False,
+            decode_content=False,
+        )
+        return self.build_response(request, raw)
 
 
 class XAdapter(Adapter):
     """Posts to X with tweepy's ``Client.create_tweet``."""
 
-    name = "x"
-    can_find = True
+    name = PROFILE.name
+    can_find = PROFILE.can_find
+    can_delete = PROFILE.can_delete
+    rate_limit_wait = DEFAULT_RATE_LIMIT_WAIT
 
     def __init__(
         self,
@@ -72,8 +172,11 @@ class XAdapter(Adapter):
         base_url: str,
         web_url: str,
         timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        register_secret(api_key, api_secret, access_token, access_token_secret)
         self.web_url = web_url.rstrip("/")
+        self.request_timeout = timeout
         self.client = tweepy.Client(
             consumer_key=api_key,
             consumer_secret=api_secret,
@@ -81,12 +184,19 @@ class XAdapter(Adapter):
             access_token_secret=access_token_secret,
             wait_on_rate_limit=False,
         )
-        self.client.session = RedirectingSession(base_url, timeout)
+        self.client.session = RedirectingSession(base_url, timeout, self.time_left, transport)
         self._user_id: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        x = settings.x
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        state: State | None = None,
+    ) -> Self:
+        x = settings.section("x")
+        assert isinstance(x, XSettings)
         assert x.api_key and x.api_secret and x.access_token and x.access_token_secret
         return cls(
             api_key=x.api_key.get_secret_value(),
@@ -96,14 +206,28 @@ class XAdapter(Adapter):
             base_url=x.base_url,
             web_url=x.web_url,
             timeout=settings.request_timeout_seconds,
+            transport=transport,
         )
 
     def publish(self, post: Post, *, key: str) -> Receipt:
         try:
             response = self.client.create_tweet(text=post.text, user_auth=True)
+            tweet_id = response.data["id"]
+        except tweepy.HTTPException as exc:
+            raise self.translate(exc, creating=True) from None
         except (tweepy.TweepyException, RequestException) as exc:
-            raise translate(exc, creating=True) from None
-        tweet_id = str(response.data["id"])
+            raise self.translate(exc, creating=True) from None
+        except (ValueError, TypeError, KeyError):
+            # A success status whose body is not the created post: it may exist.
+            raise AmbiguousError(
+                "X answered the create without the new post's id; the post may exist",
+                network=self.name,
+            ) from None
+        if not isinstance(tweet_id, str) or not tweet_id.isdigit():
+            raise AmbiguousError(
+                "X answered the create without the new post's id; the post may exist",
+                network=self.name,
+            )
         return Receipt(tweet_id, self.post_url(tweet_id))
 
     def post_url(self, tweet_id: str) -> str:
@@ -125,20 +249,41 @@ class XAdapter(Adapter):
                 user_auth=True,
             )
         except (tweepy.TweepyException, RequestException) as exc:
-            raise translate(exc, creating=False) from None
+            raise self.translate(exc, creating=False) from None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise TransientError("X answered the timeline unreadably", network=self.name) from None
+        tweets = response.data
+        count = response.meta.get("result_count") if isinstance(response.meta, dict) else None
+        if not isinstance(count, int) or (tweets is None) != (count == 0):
+            raise TransientError(
+                "X answered the timeline without its posts or their count", network=self.name
+            )
         wanted = comparable(text)
-        for tweet in response.data or []:
+        for tweet in tweets or []:
             if comparable(tweet.text) == wanted:
                 return Receipt(str(tweet.id), self.post_url(str(tweet.id)))
         return None
 
+    def delete(self, remote_id: str) -> None:
+        """``DELETE /2/tweets/:id``; a post that is gone already counts as deleted."""
+        try:
+            self.client.delete_tweet(remote_id, user_auth=True)
+        except tweepy.NotFound:
+            return
+        except (tweepy.TweepyException, RequestException) as exc:
+            raise self.translate(exc, creating=False) from None
+        except (ValueError, TypeError, KeyError):
+            raise TransientError("X answered the delete unreadably", network=self.name) from None
+
     def check(self) -> str:
         try:
             response = self.client.get_me(user_auth=True)
+            self._user_id = str(response.data.id)
+            return f"@{response.data.username}"
         except (tweepy.TweepyException, RequestException) as exc:
-            raise translate(exc, creating=False) from None
-        self._user_id = str(response.data.id)
-        return f"@{response.data.username}"
+            raise self.translate(exc, creating=False) from None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise TransientError("X answered users/me unreadably", network=self.name) from None
 
     def _me(self) -> str:
         if self._user_id is None:
@@ -149,6 +294,59 @@ class XAdapter(Adapter):
     def close(self) -> None:
         self.client.session.close()
 
+    def translate(self, exc: Exception, *, creating: bool) -> DeliveryError:
+        """Turn a tweepy or requests exception into socialbot's error classes."""
+        if isinstance(exc, tweepy.HTTPException):
+            return redacted(self.http_error(exc, creating=creating))
+        if isinstance(exc, ConnectTimeout | NotConnected) or _never_connected(exc):
+            return TransientError(f"could not connect ({type(exc).__name__})", network="x")
+        if isinstance(exc, DeadlineTimeout):
+            return self.deadline_error(creating=creating)
+        if creating:
+            # Sent, and then something failed: whatever it was, the post may exist.
+            return AmbiguousError(
+                f"the request failed after it was sent ({type(exc).__name__}); the post may exist",
+                network="x",
+            )
+        return TransientError(f"the request failed ({type(exc).__name__})", network="x")
+
+    def http_error(self, exc: tweepy.HTTPException, *, creating: bool) -> DeliveryError:
+        """An error answer: the shared rules for 429, 5xx and 408, then X's own bodies."""
+        response = exc.response
+        status = response.status_code
+        detail = "; ".join(str(m) for m in exc.api_messages) or response.reason or str(status)
+        codes = exc.api_codes
+        code = codes[0] if codes else None
+        if status == 429:
+            retry_at = self.retry_at(response)
+            return RateLimited(
+                f"rate limited ({detail})", network="x", retry_at=retry_at, status_code=status
+            )
+        if status >= 500:
+            return server_failure("x", f"{status} {detail}", creating=creating, status=status)
+        if status == 408:
+            return TransientError(f"{status} {detail}", network="x", status_code=status)
+        if status == 401:
+            return AuthError(
+                f"X refused the credentials ({detail})",
+                network="x",
+                status_code=status,
+                api_code=code,
+            )
+        if status == 403 and "duplicate content" in detail.lower():
+            return DuplicateError(detail, network="x", status_code=status, api_code=code)
+        if status == 403 and ("not permitted" in detail.lower() or "client" in detail.lower()):
+            # A read-only app or an app outside a project: every post will fail alike.
+            return AuthError(
+                f"X refused to let these credentials post ({detail})",
+                network="x",
+                status_code=status,
+                api_code=code,
+            )
+        return PermanentError(
+            f"X rejected the post: {detail}", network="x", status_code=status, api_code=code
+        )
+
 
 def comparable(text: str) -> str:
     """A post's text without links and with whitespace folded, for matching."""
@@ -156,64 +354,8 @@ def comparable(text: str) -> str:
     return " ".join(word for word in words if not _URL.fullmatch(word.rstrip(".,)…")))
 
 
-def translate(exc: Exception, *, creating: bool) -> DeliveryError:
-    """Turn a tweepy or requests exception into socialbot's error classes."""
-    if isinstance(exc, tweepy.HTTPException):
-        return _http_error(exc, creating=creating)
-    if isinstance(exc, ConnectTimeout) or _never_connected(exc):
-        return TransientError(f"could not connect ({type(exc).__name__})", network="x")
-    if isinstance(exc, Timeout | RequestsConnectionError) and creating:
-        return AmbiguousError(
-            f"no answer after the request was sent ({type(exc).__name__}); the post may exist",
-            network="x",
-        )
-    if isinstance(exc, RequestException):
-        return TransientError(f"the request failed ({type(exc).__name__})", network="x")
-    return PermanentError(f"tweepy failed: {type(exc).__name__}", network="x")
-
-
 def _never_connected(exc: Exception) -> bool:
     reason = exc.args[0] if exc.args else None
     if isinstance(reason, MaxRetryError):
         reason = reason.reason
     return isinstance(reason, NewConnectionError | ConnectTimeoutError)
-
-
-def _http_error(exc: tweepy.HTTPException, *, creating: bool) -> DeliveryError:
-    response = exc.response
-    status = response.status_code
-    detail = "; ".join(str(m) for m in exc.api_messages) or response.reason or str(status)
-    codes = exc.api_codes
-    code = codes[0] if codes else None
-    now = utc_now()
-    if status == 429:
-        retry_at = (
-            parse_retry_after(response.headers.get("retry-after"), now)
-            or parse_epoch(response.headers.get("x-rate-limit-reset"), now)
-            or now + DEFAULT_RATE_LIMIT_WAIT
-        )
-        return RateLimited(
-            f"rate limited ({detail})", network="x", retry_at=retry_at, status_code=status
-        )
-    if status == 401:
-        return AuthError(
-            f"X refused the credentials ({detail})", network="x", status_code=status, api_code=code
-        )
-    if status == 403 and "duplicate content" in detail.lower():
-        return DuplicateError(detail, network="x", status_code=status, api_code=code)
-    if status == 403 and ("not permitted" in detail.lower() or "client" in detail.lower()):
-        # A read-only app or an app outside a project: every post will fail alike.
-        return AuthError(
-            f"X refused to let these credentials post ({detail})",
-            network="x",
-            status_code=status,
-            api_code=code,
-        )
-    if status >= 500:
-        message = f"X answered {status} ({detail})"
-        if creating:
-            return AmbiguousError(message + "; the post may exist", network="x", status_code=status)
-        return TransientError(message, network="x", status_code=status)
-    return PermanentError(
-        f"X rejected the post: {detail}", network="x", status_code=status, api_code=code
-    )

@@ -1,5 +1,8 @@
 """How long a text is, counted the way each network counts it.
 
+Each network's profile (``socialbot.networks``) names its counting rule, its
+default limit and URL weight and any byte cap; the counting functions are here.
+
 - X: twitter-text v3's weighted length (see ``twitter_text``).
 - Mastodon: grapheme clusters after each URL (with a scheme) is replaced by the
   instance's ``characters_reserved_per_url`` characters (mastodon
@@ -13,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import regex
@@ -21,24 +25,17 @@ from socialbot.compose.richtext import escape_little_text
 from socialbot.compose.twitter_text import mastodon_urls, parse_tweet
 from socialbot.errors import ComposeError
 from socialbot.models import TextLimits
+from socialbot.networks import PROFILES
+from socialbot.networks.base import Counting
 
 DEFAULT_LIMITS: dict[str, TextLimits] = {
-    "x": TextLimits(280, 23),
-    "facebook": TextLimits(63_206, 0),
-    "mastodon": TextLimits(500, 23),
-    "bluesky": TextLimits(300, 0),
-    "linkedin": TextLimits(3000, 0),
+    name: TextLimits(profile.max_characters, profile.url_weight or 0)
+    for name, profile in PROFILES.items()
 }
 """Each network's limit when the network has not told us its own."""
 
-BLUESKY_MAX_BYTES = 3000
-NETWORK_NAMES = {
-    "x": "X",
-    "facebook": "Facebook",
-    "mastodon": "Mastodon",
-    "bluesky": "Bluesky",
-    "linkedin": "LinkedIn",
-}
+BLUESKY_MAX_BYTES: int = PROFILES["bluesky"].max_bytes or 0
+NETWORK_NAMES = {name: profile.display_name for name, profile in PROFILES.items()}
 
 _GRAPHEME = regex.compile(r"\X")
 
@@ -71,18 +68,26 @@ def measure(network: str, text: str, *, url_weight: int | None = None) -> int:
     ``url_weight`` overrides what one URL counts for (X and Mastodon), e.g. a
     Mastodon instance's ``characters_reserved_per_url``.
     """
-    if network == "x":
-        return parse_tweet(text, url_length=url_weight).weighted_length
-    if network == "mastodon":
-        weight = DEFAULT_LIMITS["mastodon"].url_weight if url_weight is None else url_weight
-        return mastodon_length(text, weight)
-    if network == "bluesky":
-        return len(graphemes(text))
-    if network == "linkedin":
-        return utf16_length(escape_little_text(text))
-    if network == "facebook":
-        return utf16_length(text)
-    raise ComposeError(network, "is not a network socialbot knows")
+    found = PROFILES.get(network)
+    if found is None:
+        raise ComposeError(network, "is not a network socialbot knows")
+    if url_weight is None:
+        url_weight = found.url_weight
+    return COUNTERS[found.counting](text, url_weight)
+
+
+def _twitter(text: str, url_weight: int | None) -> int:
+    return parse_tweet(text, url_length=url_weight).weighted_length
+
+
+COUNTERS: dict[Counting, Callable[[str, int | None], int]] = {
+    "twitter": _twitter,
+    "mastodon": lambda text, weight: mastodon_length(text, weight or 0),
+    "graphemes": lambda text, weight: len(graphemes(text)),
+    "utf16": lambda text, weight: utf16_length(text),
+    "little-text": lambda text, weight: utf16_length(escape_little_text(text)),
+}
+"""Each counting rule a profile can name."""
 
 
 @dataclass(frozen=True)
@@ -96,12 +101,12 @@ class Budget:
 
     @classmethod
     def for_network(cls, network: str, limits: TextLimits | None = None) -> Budget:
-        if network not in DEFAULT_LIMITS:
+        found = PROFILES.get(network)
+        if found is None:
             raise ComposeError(network, "is not a network socialbot knows")
         limits = limits or DEFAULT_LIMITS[network]
-        weight = limits.url_weight if network in ("x", "mastodon") else None
-        max_bytes = BLUESKY_MAX_BYTES if network == "bluesky" else None
-        return cls(network, limits.max_characters, weight, max_bytes)
+        weight = limits.url_weight if found.url_weight is not None else None
+        return cls(network, limits.max_characters, weight, found.max_bytes)
 
     def length(self, text: str) -> int:
         return measure(self.network, text, url_weight=self.url_weight)

@@ -112,6 +112,8 @@ class Window:
 class BlueskySandbox(NetworkSandbox):
     name = "bluesky"
     create_path = r"/xrpc/com\.atproto\.repo\.createRecord"
+    list_path = r"/xrpc/app\.bsky\.feed\.getAuthorFeed"
+    secret_name = "app_password"  # noqa: S105 - a field name
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -150,6 +152,7 @@ class BlueskySandbox(NetworkSandbox):
             ("GET", r"/xrpc/com\.atproto\.server\.getSession", self.get_session),
             ("POST", r"/xrpc/com\.atproto\.repo\.createRecord", self.create_record),
             ("GET", r"/xrpc/com\.atproto\.repo\.getRecord", self.get_record),
+            ("POST", r"/xrpc/com\.atproto\.repo\.deleteRecord", self.delete_record),
             ("GET", r"/xrpc/app\.bsky\.feed\.getAuthorFeed", self.author_feed),
         ]
 
@@ -354,6 +357,24 @@ class BlueskySandbox(NetworkSandbox):
                 if post["rkey"] == rkey:
                     return post
         return None
+
+    def delete_record(self, request: Request, match: re.Match[str]) -> Response:
+        """``com.atproto.repo.deleteRecord``: a record that does not exist is no error."""
+        claims = self.authenticate(request, ACCESS_SCOPES)
+        if isinstance(claims, Response):
+            return claims
+        body = json_input(request)
+        if isinstance(body, Response):
+            return body
+        for field in ("repo", "collection", "rkey"):
+            if not isinstance(body.get(field), str):
+                return xrpc_error(400, message=f'Input must have the property "{field}"')
+        if body["repo"] not in (self.did, self.handle):
+            return xrpc_error(400, message=f"Could not find repo: {body['repo']}")
+        if body["collection"] == COLLECTION:
+            self.delete_post(body["rkey"], field="rkey")
+        rev = tid(time.time_ns() // 1000)
+        return Response.json(200, {"commit": {"cid": cid_for({"rev": rev}), "rev": rev}})
 
     def get_record(self, request: Request, match: re.Match[str]) -> Response:
         params = {name: request.param(name) for name in ("repo", "collection", "rkey")}

@@ -50,6 +50,8 @@ def graph_error(status: int, code: int, message: str, **extra: Any) -> Response:
 class FacebookSandbox(NetworkSandbox):
     name = "facebook"
     create_path = rf"/{_VERSION}/(?P<page>[^/]+)/feed"
+    list_path = create_path
+    secret_name = "page_access_token"  # noqa: S105 - a field name
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -72,6 +74,7 @@ class FacebookSandbox(NetworkSandbox):
             ("POST", self.create_path, self.create_post),
             ("GET", self.create_path, self.list_posts),
             ("GET", rf"/{_VERSION}/(?P<page>\d+)", self.page),
+            ("DELETE", rf"/{_VERSION}/(?P<post>\d+_\d+)", self.delete),
         ]
 
     def create_post(self, request: Request, match: re.Match[str]) -> Response:
@@ -116,6 +119,21 @@ class FacebookSandbox(NetworkSandbox):
                 if _epoch(p["created_at"]) >= since
             ][: int(request.param("limit") or 25)]
         return self.with_usage(Response.json(200, {"data": data, "paging": {}}))
+
+    def delete(self, request: Request, match: re.Match[str]) -> Response:
+        """``DELETE /{post-id}``: ``{"success": true}``; a post that is gone is error 100/33."""
+        token = _bearer(request) or request.param("access_token")
+        if token != self.credentials["page_access_token"]:
+            return graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
+        if not self.delete_post(match["post"]):
+            return graph_error(
+                400,
+                100,
+                f"Unsupported delete request. Object with ID '{match['post']}' does not exist, "
+                "cannot be loaded due to missing permissions, or does not support this operation",
+                error_subcode=33,
+            )
+        return self.with_usage(Response.json(200, {"success": True}))
 
     def page(self, request: Request, match: re.Match[str]) -> Response:
         denied = self.check(request, match)

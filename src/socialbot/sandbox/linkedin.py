@@ -31,7 +31,7 @@ import re
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import regex
 
@@ -131,6 +131,7 @@ def current_version(now: datetime | None = None) -> str:
 class LinkedInSandbox(NetworkSandbox):
     name = "linkedin"
     create_path = r"/rest/posts"
+    list_path = r"/rest/posts"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -164,6 +165,7 @@ class LinkedInSandbox(NetworkSandbox):
             ("POST", r"/rest/posts", self.create_post),
             ("GET", r"/rest/posts", self.find_posts),
             ("GET", r"/rest/organizationAcls", self.organization_acls),
+            ("DELETE", r"/rest/posts/(?P<urn>[^/]+)", self.delete_post_route),
             ("GET", r"/rest/organizations/(?P<id>[^/]+)", self.organization),
         ]
 
@@ -227,6 +229,18 @@ class LinkedInSandbox(NetworkSandbox):
                 }
             )
         return Response(201, b"", {"x-restli-id": urn, "x-linkedin-id": urn})
+
+    def delete_post_route(self, request: Request, match: re.Match[str]) -> Response:
+        """``DELETE /rest/posts/{encoded urn}``: 204; a post that is gone is 404."""
+        denied = self.gate(request, "partnerApiPostsExternal.DELETE", "w_organization_social")
+        if denied is not None:
+            return denied
+        if ":" in match["urn"]:
+            return restli_error(400, "The post URN in the path must be URL-encoded")
+        urn = unquote(match["urn"])
+        if not self.delete_post(urn):
+            return restli_error(404, f"Post {urn} not found")
+        return Response(204)
 
     def find_posts(self, request: Request, match: re.Match[str]) -> Response:
         denied = self.gate(

@@ -110,6 +110,7 @@ class Window:
 class MastodonSandbox(NetworkSandbox):
     name = "mastodon"
     create_path = r"/api/v1/statuses"
+    list_path = r"/api/v1/accounts/[^/]+/statuses"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -144,6 +145,7 @@ class MastodonSandbox(NetworkSandbox):
             ("GET", r"/api/v1/accounts/(?P<id>[^/]+)/statuses", self.account_statuses),
             ("GET", r"/api/v2/instance", self.instance_v2),
             ("GET", r"/api/v1/instance", self.instance_v1),
+            ("DELETE", r"/api/v1/statuses/(?P<id>[^/]+)", self.delete_status),
         ]
 
     def reset(self) -> None:
@@ -229,6 +231,21 @@ class MastodonSandbox(NetworkSandbox):
                 self.keys[key] = (status_id, now)
         headers = self.rate_headers(now, family)
         return Response.json(200, self.status_json(post), headers)
+
+    def delete_status(self, request: Request, match: re.Match[str]) -> Response:
+        """``DELETE /api/v1/statuses/:id``: the deleted status, with its ``text``; 404 if gone."""
+        now = time.time()
+        throttled = self.throttle(now)
+        if throttled is not None:
+            return throttled
+        denied = self.authorize(request, WRITE_STATUSES, now)
+        if denied is not None:
+            return denied
+        with self.lock:
+            post = next((p for p in self.posts if p["id"] == match["id"]), None)
+            if post is None or not self.delete_post(match["id"]):
+                return self.reply(404, {"error": NOT_FOUND}, now)
+        return self.reply(200, {**self.status_json(post), "text": post["text"]}, now)
 
     def verify_credentials(self, request: Request, match: re.Match[str]) -> Response:
         now = time.time()

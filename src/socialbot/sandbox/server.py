@@ -15,7 +15,17 @@ headers; 429 carries its rate-limit reset hint), ``slow`` (wait ``delay``
 seconds, then answer normally), ``hang`` (wait ``delay`` seconds, then close
 without processing), ``reset`` (reset the connection without processing),
 ``accept-then-hang`` and ``accept-then-reset`` (process the request, so the
-post exists, then hang or reset instead of answering).
+post exists, then hang or reset instead of answering), ``truncated`` (process
+the request, then send its answer's headers and half its body and close),
+``html`` (process the request, then answer its status with a proxy's HTML
+page instead of the body: a 2xx on a create, a 200 on a list), ``trickle``
+(process the request, then send the answer one byte every ``delay`` seconds).
+An ``error`` with ``echo_secret`` puts the account's token in the error's
+message, as some proxies and APIs do.
+
+Each network's ``list_path`` is the request ``find`` reads (a regex), for
+faults on it: ``Fault(kind="html", path=net.list_path, method="GET")``.
+Deleted posts leave ``posts`` and are kept in ``deleted``.
 """
 
 from __future__ import annotations
@@ -37,8 +47,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from socialbot.networks import PROFILES
+
 MAX_BODY = 5 * 1024 * 1024
-FaultKind = Literal["error", "slow", "hang", "reset", "accept-then-hang", "accept-then-reset"]
+FaultKind = Literal[
+    "error",
+    "slow",
+    "hang",
+    "reset",
+    "accept-then-hang",
+    "accept-then-reset",
+    "truncated",
+    "html",
+    "trickle",
+]
 RetryHint = Literal["native", "retry-after-seconds", "retry-after-date", "past-date", "none"]
 
 
@@ -57,6 +79,8 @@ class Fault:
     path: str | None = None
     """A regex on the request path; default: the network's create endpoint."""
     method: str | None = None
+    echo_secret: bool = False
+    """For errors: the message repeats the account's token."""
 
 
 @dataclass
@@ -89,6 +113,9 @@ class Response:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    delivery: Literal["whole", "truncated", "trickle"] = "whole"
+    interval: float = 1.0
+    """Seconds between bytes when trickled."""
 
     @classmethod
     def json(cls, status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
@@ -112,11 +139,17 @@ class NetworkSandbox:
     name: ClassVar[str]
     create_path: ClassVar[str]
     """Regex of the endpoint that creates posts (the default target of faults)."""
+    list_path: ClassVar[str] = r"$^"
+    """Regex of the endpoint ``find`` reads (the account's recent posts)."""
+    secret_name: ClassVar[str] = "access_token"  # noqa: S105 - a field name
+    """The credential an ``echo_secret`` error repeats."""
 
     def __init__(self, server: SandboxServer, credentials: dict[str, str] | None = None) -> None:
         self.server = server
         self.credentials = {**self.default_credentials(), **(credentials or {})}
         self.posts: list[dict[str, Any]] = []
+        self.deleted: list[dict[str, Any]] = []
+        """Posts taken down through the network's delete call, in order."""
         self.lock = threading.RLock()
         self.counter = 0
 
@@ -153,6 +186,20 @@ class NetworkSandbox:
             self.posts.append(post)
         return post
 
+    def delete_post(self, post_id: str, field: str = "id") -> bool:
+        """Take down the post whose ``field`` is ``post_id``; False when there is none."""
+        with self.lock:
+            for post in self.posts:
+                if post.get(field) == post_id:
+                    self.posts.remove(post)
+                    self.deleted.append({**post, "deleted_at": now_iso()})
+                    return True
+        return False
+
+    def secret(self) -> str:
+        """The credential an ``echo_secret`` fault repeats."""
+        return self.credentials.get(self.secret_name, "")
+
     def find_post(self, web_path: str) -> dict[str, Any] | None:
         with self.lock:
             for post in self.posts:
@@ -163,19 +210,41 @@ class NetworkSandbox:
     def reset(self) -> None:
         with self.lock:
             self.posts.clear()
+            self.deleted.clear()
+
+
+def echo(body: bytes, secret: str) -> bytes:
+    """An error body whose message repeats ``secret`` (JSON bodies: the first message field)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body + f" token={secret}".encode()
+
+    def add(node: Any) -> bool:
+        if isinstance(node, dict):
+            for key in ("message", "error", "detail", "description", "title"):
+                if isinstance(node.get(key), str):
+                    node[key] += f" (access token {secret})"
+                    return True
+            return any(add(value) for value in node.values())
+        return False
+
+    add(data)
+    return json.dumps(data).encode()
+
+
+PROXY_PAGE = (
+    "<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
+    "<body><h1>Checking your browser before accessing the site.</h1></body></html>"
+)
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-NETWORK_SANDBOXES: dict[str, str] = {
-    "x": "socialbot.sandbox.x:XSandbox",
-    "facebook": "socialbot.sandbox.facebook:FacebookSandbox",
-    "mastodon": "socialbot.sandbox.mastodon:MastodonSandbox",
-    "linkedin": "socialbot.sandbox.linkedin:LinkedInSandbox",
-    "bluesky": "socialbot.sandbox.bluesky:BlueskySandbox",
-}
+NETWORK_SANDBOXES: dict[str, str] = {name: profile.sandbox for name, profile in PROFILES.items()}
+"""``module:Class`` of each network's fake, from its profile."""
 
 
 class SandboxServer:
@@ -409,13 +478,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
         fault = self.sandbox.take_fault(name, request)
         if fault is not None and fault.kind in ("error", "hang", "reset"):
             if fault.kind == "error":
-                return network.error_response(fault)
+                response = network.error_response(fault)
+                if fault.echo_secret:
+                    response.body = echo(response.body, network.secret())
+                return response
             self._drop(fault)
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
         response = self._handle(network, request)
         if fault is not None and fault.kind.startswith("accept-then-"):
             self._drop(fault)
+        if fault is not None and fault.kind == "html":
+            response = Response.html(response.status, PROXY_PAGE)
+        elif fault is not None and fault.kind in ("truncated", "trickle"):
+            response.delivery = "truncated" if fault.kind == "truncated" else "trickle"
+            response.interval = fault.delay
         return response
 
     def _handle(self, network: NetworkSandbox, request: Request) -> Response:
@@ -458,7 +535,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()
-            if self.command != "HEAD":
+            if self.command == "HEAD":
+                return
+            if response.delivery == "truncated":
+                # Half the promised body, then the connection closes.
+                self.wfile.write(response.body[: len(response.body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+            elif response.delivery == "trickle":
+                for byte in response.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(response.interval)
+            else:
                 self.wfile.write(response.body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True

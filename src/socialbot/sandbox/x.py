@@ -46,6 +46,7 @@ def problem(status: int, title: str, detail: str | None = None) -> dict[str, Any
 class XSandbox(NetworkSandbox):
     name = "x"
     create_path = r"/2/tweets"
+    list_path = r"/2/users/\d+/tweets"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,6 +74,7 @@ class XSandbox(NetworkSandbox):
             ("POST", r"/2/tweets", self.create_tweet),
             ("GET", r"/2/users/me", self.users_me),
             ("GET", r"/2/users/(?P<id>\d+)/tweets", self.user_tweets),
+            ("DELETE", r"/2/tweets/(?P<id>[^/]+)", self.delete_tweet),
         ]
 
     # -- endpoints -----------------------------------------------------------------------
@@ -114,6 +116,23 @@ class XSandbox(NetworkSandbox):
             )
         data = {"id": tweet_id, "text": tco(text), "edit_history_tweet_ids": [tweet_id]}
         return self.reply(201, {"data": data})
+
+    def delete_tweet(self, request: Request, match: re.Match[str]) -> Response:
+        """``DELETE /2/tweets/:id``: ``{"data": {"deleted": true}}``; an unknown id is 404."""
+        denied = self.authenticate(request)
+        if denied is not None:
+            return denied
+        if not self.delete_post(match["id"]):
+            return self.reply(
+                404,
+                {
+                    **problem(
+                        404, "Not Found Error", f"Could not find tweet with id: [{match['id']}]."
+                    ),
+                    "type": "https://api.twitter.com/2/problems/resource-not-found",
+                },
+            )
+        return self.reply(200, {"data": {"deleted": True}})
 
     def users_me(self, request: Request, match: re.Match[str]) -> Response:
         denied = self.authenticate(request)

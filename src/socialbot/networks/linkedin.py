@@ -1,0 +1,76 @@
+"""A LinkedIn organization page through the versioned REST API."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import ClassVar
+
+from pydantic import Field, SecretStr, field_validator
+
+from socialbot.networks.base import NetworkSettings, Profile
+
+
+class LinkedInSettings(NetworkSettings):
+    """A LinkedIn organization page through the versioned REST API."""
+
+    credentials: ClassVar[tuple[str, ...]] = ("access_token", "author")
+    access_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Access token of a Super or Content admin of the page, with `w_organization_social`, "
+            "`r_organization_social` and `r_organization_admin`. It lasts 60 days."
+        ),
+    )
+    author: str | None = Field(
+        None,
+        description="The page, as its organization URN `urn:li:organization:N`.",
+    )
+    base_url: str = Field("https://api.linkedin.com", description="Where LinkedIn API requests go.")
+    web_url: str = Field(
+        "https://www.linkedin.com",
+        description="Where public post addresses point.",
+    )
+    api_version: str = Field(
+        "202609",
+        description=(
+            "The `LinkedIn-Version` header (`YYYYMM`). LinkedIn switches each version off about a "
+            "year after its release."
+        ),
+    )
+    token_expires: date | None = Field(
+        None,
+        description=(
+            "The access token's expiry date (`YYYY-MM-DD`): `status` and `networks` warn 14 days "
+            "before it."
+        ),
+    )
+
+    @field_validator("api_version")
+    @classmethod
+    def _version_format(cls, value: str) -> str:
+        if len(value) != 6 or not value.isdigit():
+            raise ValueError("must be YYYYMM, e.g. 202609")
+        return value
+
+    @field_validator("author")
+    @classmethod
+    def _organization_urn(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"urn:li:organization:\d+", value.strip()):
+            raise ValueError("must be the page's organization URN, e.g. urn:li:organization:123")
+        return value.strip() if value is not None else None
+
+
+PROFILE = Profile(
+    name="linkedin",
+    display_name="LinkedIn",
+    settings=LinkedInSettings,
+    adapter="socialbot.adapters.linkedin:LinkedInAdapter",
+    sandbox="socialbot.sandbox.linkedin:LinkedInSandbox",
+    max_characters=3000,
+    counting="little-text",
+    rich_text="little-text",
+    link_card=True,
+    can_find=True,
+    can_delete=True,
+)

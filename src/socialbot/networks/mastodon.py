@@ -1,0 +1,58 @@
+"""A Mastodon account on its instance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar
+
+from pydantic import Field, SecretStr, field_validator
+
+from socialbot.networks.base import NetworkSettings, Profile
+
+
+class MastodonSettings(NetworkSettings):
+    """A Mastodon account on one instance."""
+
+    credentials: ClassVar[tuple[str, ...]] = ("access_token",)
+    access_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Access token with the `write:statuses`, `read:statuses` and `read:accounts` scopes."
+        ),
+    )
+    base_url: str = Field(
+        "https://mastodon.social",
+        description="The Mastodon instance the account lives on (`https://`, no path).",
+    )
+    visibility: str = Field(
+        "public",
+        description="Visibility of each status: `public`, `unlisted`, `private` or `direct`.",
+    )
+
+    @field_validator("visibility")
+    @classmethod
+    def _visibility(cls, value: str) -> str:
+        if value not in ("public", "unlisted", "private", "direct"):
+            raise ValueError("must be public, unlisted, private or direct")
+        return value
+
+
+PROFILE = Profile(
+    name="mastodon",
+    display_name="Mastodon",
+    settings=MastodonSettings,
+    adapter="socialbot.adapters.mastodon:MastodonAdapter",
+    sandbox="socialbot.sandbox.mastodon:MastodonSandbox",
+    # Stock Mastodon's limits, used until the instance reports its own.
+    max_characters=500,
+    counting="mastodon",
+    url_weight=23,
+    languages=True,
+    idempotent=True,
+    # PostStatusService keeps the key for 3,600 s after creating the status. We
+    # claim five minutes less, so a resend decided near the end of the hour
+    # (a run lasts at most a few minutes) still reaches the instance in time.
+    idempotency_window=timedelta(minutes=55),
+    can_find=True,
+    can_delete=True,
+)

@@ -1,0 +1,65 @@
+"""The network registry: one profile per network, read by everything else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from socialbot import networks
+from socialbot.adapters import REGISTRY, adapter_class
+from socialbot.compose import DEFAULT_LIMITS, measure
+from socialbot.compose.counting import NETWORK_NAMES, Budget
+from socialbot.config import Settings, env_name
+from socialbot.models import NETWORKS
+from socialbot.networks import PROFILES, profile
+from socialbot.sandbox.server import NETWORK_SANDBOXES
+
+
+def test_every_reader_of_networks_reads_the_registry():
+    assert NETWORKS == networks.NETWORKS == tuple(PROFILES)
+    assert set(REGISTRY) == set(NETWORK_SANDBOXES) == set(PROFILES)
+    assert set(DEFAULT_LIMITS) == set(NETWORK_NAMES) == set(PROFILES)
+    assert set(Settings.model_fields) >= set(PROFILES)
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_a_profile_is_what_its_adapter_and_settings_say(name: str):
+    found = profile(name)
+    adapter = adapter_class(name)
+    assert adapter.name == found.name == name
+    assert adapter.idempotent == found.idempotent
+    assert adapter.idempotency_window == found.idempotency_window
+    assert adapter.can_find == found.can_find
+    assert adapter.can_delete == found.can_delete
+    assert isinstance(Settings().section(name), found.settings)
+    assert DEFAULT_LIMITS[name].max_characters == found.max_characters
+    assert NETWORK_NAMES[name] == found.display_name
+    assert found.env_names() == [env_name(name, field) for field in found.settings.model_fields]
+    assert Budget.for_network(name).max_bytes == found.max_bytes
+
+
+def test_an_unknown_network_is_named_with_the_known_ones():
+    with pytest.raises(KeyError, match="supported: x, facebook"):
+        profile("myspace")
+
+
+def test_counting_follows_the_profile_rule():
+    text = "Café 👩‍👩‍👧 https://cor.europa.eu/en/news/Pages/a-very-long-address-indeed.aspx"
+    assert measure("bluesky", text) == len(text) - 4  # the family is one grapheme
+    assert measure("mastodon", text) == 5 + 2 + 23
+    assert measure("x", text) == 5 + 2 + 1 + 23
+    assert measure("facebook", text) == len(text.encode("utf-16-le")) // 2
+
+
+def test_importing_the_registry_imports_no_network_library():
+    code = (
+        "import sys, socialbot.networks, socialbot.config, socialbot.models;"
+        "heavy = [m for m in ('tweepy', 'requests', 'httpx', 'regex', 'socialbot.compose')"
+        " if m in sys.modules]; print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
