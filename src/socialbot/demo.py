@@ -7,6 +7,7 @@ database is never touched. Every run starts afresh, so it shows the same posts.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,8 +55,39 @@ def start_sandbox(port: int) -> SandboxServer:
         return SandboxServer(port=0).start()
 
 
+DEMO_PAGE = "/media-centre/en/news/affordable-housing-plan"
+"""A press-release page the sandbox serves, imported by the demo."""
+
+
+def import_demo_page(
+    server: SandboxServer, settings: Settings, store: SQLiteStore, echo: Callable[..., None]
+) -> None:
+    """Import a press-release page from the sandbox's media centre, as `socialbot import` does."""
+    from socialbot import operations
+    from socialbot.config import ImportSettings
+
+    url = server.url + DEMO_PAGE
+    report = operations.import_releases(
+        settings,
+        store,
+        sources=[url],
+        follow_versions=False,
+        import_settings=ImportSettings(allow_private_addresses=True),
+    )
+    for result in report.results:
+        if result.status.value == "error":
+            echo(f"socialbot: {result.message}", err=True)
+        else:
+            echo(f"imported {result.release_id} from {url} (a draft, approved below as 'demo')")
+    echo()
+
+
 def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bool = False) -> int:
-    """Approve and drain ``queue_dir`` into a local sandbox; print what happened."""
+    """Import a page, approve the queue and drain it into a local sandbox; print what happened.
+
+    The user's queue is copied into the throwaway state first, so nothing of
+    theirs changes.
+    """
     from socialbot import operations
     from socialbot.render import format_table, render_problem
 
@@ -64,6 +96,9 @@ def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bo
         return 2
     server = start_sandbox(port)
     with tempfile.TemporaryDirectory(prefix="socialbot-demo-") as state:
+        shown_queue = queue_dir
+        queue_dir = Path(state) / "queue"
+        shutil.copytree(shown_queue, queue_dir, symlinks=True)
         settings = sandbox_settings(
             server,
             queue_dir=queue_dir,
@@ -73,7 +108,8 @@ def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bo
         store = SQLiteStore(settings.database_path)
         active = settings.active_networks()
         echo(f"sandbox: {server.url}  (networks: {', '.join(active)})")
-        echo(f"queue:   {queue_dir}\n")
+        echo(f"queue:   {shown_queue}\n")
+        import_demo_page(server, settings, store, echo)
         for entry in scan_queue(queue_dir, store):
             if entry.error or entry.release_id is None:
                 continue

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import html
 import importlib
+import importlib.resources
 import json
 import re
 import socket
@@ -387,6 +388,26 @@ class SandboxServer:
         return Response.html(200, "".join(parts))
 
 
+MEDIA_CENTRE = "/media-centre"
+"""A few press-release pages, for trying ``socialbot import`` (and the demo) offline."""
+
+
+def media_centre_page(path: str, base: str = "https://cor.europa.eu") -> Response:
+    """``/media-centre/{lang}/news/{slug}``: a packaged page, as the media centre serves it.
+
+    Its canonical address and language versions name the real site, as a saved page's
+    would; only the copy is served from here.
+    """
+    match = re.fullmatch(re.escape(MEDIA_CENTRE) + r"/([a-z]{2})/news/([a-z0-9-]+)", path)
+    if match is None:
+        return Response.html(404, "<h1>Not found</h1>")
+    language, slug = match.groups()
+    page = importlib.resources.files("socialbot.sandbox") / "pages" / f"{slug}-{language}.html"
+    if not page.is_file():
+        return Response.html(404, "<h1>Not found</h1>")
+    return Response.html(200, page.read_text(encoding="utf-8").replace("BASE_URL", base))
+
+
 def _post_html(post: dict[str, Any]) -> str:
     url = html.escape(str(post.get("url", "")))
     return (
@@ -466,6 +487,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return self._add_faults(request)
         if path == "/_sandbox/settings":
             return Response.json(200, self.sandbox.settings())
+        if path.startswith(MEDIA_CENTRE + "/"):
+            return media_centre_page(path)
         name, _, rest = path.lstrip("/").partition("/")
         network = self.sandbox.networks.get(name)
         if network is None:
