@@ -652,3 +652,53 @@ def test_a_429_that_echoes_the_token_stores_no_secret(env: Path, sandbox: Sandbo
     blob = b"".join(p.read_bytes() for p in env.iterdir() if p.name.startswith("socialbot.db"))
     assert token.encode() not in blob
     assert token not in run("status").output
+
+
+def test_the_author_of_a_revision_cannot_approve_it(workdir: Path):
+    from socialbot import operations
+    from socialbot.config import load_settings
+    from socialbot.errors import ApprovalError
+    from socialbot.models import Release
+    from socialbot.store import SQLiteStore
+
+    settings = load_settings()
+    store = SQLiteStore(settings.database_path)
+    try:
+        release = Release(
+            id="desk-1",
+            title="Written in the desk",
+            url="https://cor.europa.eu/en/news/desk",
+            language="en",
+            networks=["x"],
+        )
+        store.record_revision(release, source="desk", author="Ana", now=datetime.now(UTC))
+        with pytest.raises(ApprovalError, match="someone else must approve it"):
+            operations.approve(settings, store, "desk-1", by="ana")
+        result = operations.approve(settings, store, "desk-1", by="Ben")
+        assert result.in_force and [p.network for p in result.approval.posts] == ["x"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("made", [True, False])
+def test_withdrawing_a_delivery_in_doubt_looks_for_it_first(
+    env: Path, sandbox: SandboxServer, made: bool
+):
+    slugs = drainer.add_releases(env / "queue", f"doubt{made}", range(1), networks=["x"])
+    release = next(iter(slugs))
+    sandbox.inject("x", Fault(kind="accept-then-reset" if made else "reset"))
+    faulty.drain(env)
+    [row] = log_rows()
+    assert row["status"] == "unknown"
+
+    result = run("withdraw", release, "--by", "Ana", "--reason", "wrong day")
+    assert "may already have been posted; it is looked for first" in result.output
+
+    faulty.drain(env)
+    faulty.drain(env)
+    [row] = log_rows()
+    assert row["status"] == ("posted" if made else "withdrawn")
+    assert drainer.posts_per_delivery(sandbox, slugs)[release, "x"] == (1 if made else 0)
+    if made:  # it was out before the withdrawal: retract takes it down
+        assert run("retract", release, "--by", "Ana").exit_code == 0
+        assert sandbox.posts("x") == []
