@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 from socialbot import operations
 from socialbot.config import Settings, load_settings
 from socialbot.desk.app import CSP, create_app
-from socialbot.desk.users import Role, Users
+from socialbot.desk.users import Role, User, Users
 from socialbot.models import DeliveryStatus
 from socialbot.sandbox import SandboxServer
 from socialbot.store import SQLiteStore, Store
@@ -58,6 +58,12 @@ def add_users(store: Store) -> None:
         ("ada", Role.ADMIN),
     ):
         users.add(name, role, PASSWORD)
+
+
+def user(store: Store, name: str) -> User:
+    found = Users(store).get(name)
+    assert found is not None
+    return found
 
 
 class Browser:
@@ -187,6 +193,7 @@ def test_sign_out_ends_the_session(desk):
     _, _, app = desk
     b = browser(app, "alice")
     cookie = b.client.cookies.get("socialbot_desk")
+    assert cookie is not None
     assert b.post("/sign-out", {}).status_code == 303
     replay = TestClient(app, cookies={"socialbot_desk": cookie})
     assert replay.get("/inbox", follow_redirects=False).status_code == 303
@@ -334,7 +341,7 @@ def test_every_role_is_refused_what_it_may_not_do(desk, name, path, data):
     add_release(store, author="carol")
     assert browser(app, name).post(path, data).status_code == 403
     assert store.approvals("r1") == [] and store.pauses() == {}
-    assert Users(store).get("eve") is None and Users(store).get("olga").role is Role.OPERATOR
+    assert Users(store).get("eve") is None and user(store, "olga").role is Role.OPERATOR
     assert len(store.revisions("r1")) == 1
 
 
@@ -583,10 +590,10 @@ def test_the_admin_manages_users(desk):
     _, store, app = desk
     ada = browser(app, "ada")
     ada.post("/users/add", {"name": "eve", "role": "author", "password": PASSWORD}, "/users")
-    assert Users(store).get("eve").role is Role.AUTHOR
+    assert user(store, "eve").role is Role.AUTHOR
     ada.post("/users/role", {"name": "eve", "role": "approver"}, "/users")
-    assert Users(store).get("eve").role is Role.APPROVER
+    assert user(store, "eve").role is Role.APPROVER
     ada.post("/users/disable", {"name": "eve"}, "/users")
-    assert Users(store).get("eve").disabled
+    assert user(store, "eve").disabled
     page = ada.client.get("/users").text
     assert "eve" in page and "disabled" in page and "argon2" not in page
