@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -597,3 +598,135 @@ def test_the_admin_manages_users(desk):
     assert user(store, "eve").disabled
     page = ada.client.get("/users").text
     assert "eve" in page and "disabled" in page and "argon2" not in page
+
+
+# -- the CLI's users commands, both databases, the demo ----------------------------------------
+
+
+def test_users_commands(workdir: Path):
+    from click.testing import CliRunner
+
+    from socialbot.cli import cli
+
+    runner = CliRunner()
+    added = runner.invoke(
+        cli, ["users", "add", "ana", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n"
+    )
+    assert added.exit_code == 0, added.output
+    assert "added ana (admin)" in added.output
+    short = runner.invoke(
+        cli, ["users", "add", "bo", "--role", "author", "--password-stdin"], input="short\n"
+    )
+    assert short.exit_code == 2 and "at least 10 characters" in short.output
+    prompted = runner.invoke(
+        cli, ["users", "add", "bo", "--role", "author"], input=f"{PASSWORD}\n{PASSWORD}\n"
+    )
+    assert prompted.exit_code == 0, prompted.output
+    assert PASSWORD not in prompted.output
+    assert runner.invoke(cli, ["users", "set-role", "bo", "approver"]).exit_code == 0
+    assert runner.invoke(cli, ["users", "disable", "bo"]).exit_code == 0
+    listed = runner.invoke(cli, ["users", "list"]).output
+    assert re.search(r"ana\s+admin\s+enabled", listed)
+    assert re.search(r"bo\s+approver\s+disabled", listed)
+    assert runner.invoke(cli, ["users", "disable", "nobody"]).exit_code == 2
+    store = SQLiteStore(str(workdir / "socialbot.db"))
+    try:
+        assert "argon2id" in user(store, "ana").password_hash
+        assert PASSWORD not in "".join(store.get_value(k) or "" for k in store.keys("desk:"))
+    finally:
+        store.close()
+
+
+def test_the_desk_works_on_both_databases(workdir: Path, database_url: str):
+    from socialbot.store import open_store
+
+    store = open_store(database_url)
+    try:
+        add_users(store)
+        settings = make_settings(workdir, database_url=database_url)
+        app = create_app(settings, store, users=Users(store, FAST))
+        alice = browser(app, "alice")
+        alice.post("/releases/new", {**edit_form(), "id": "pg1", "submit": "1"}, "/releases/new")
+        bob = browser(app, "bob")
+        assert "awaiting approval" in bob.client.get("/inbox").text
+        bob.post("/releases/pg1/approve", {"revision": "1"}, "/releases/pg1")
+        assert [a.approved_by for a in store.approvals("pg1")] == ["bob"]
+        assert "posting" in bob.client.get("/inbox?state=posting").text
+    finally:
+        store.close()
+
+
+def test_demo_desk_serves_the_desk_with_demo_users(tmp_path: Path):
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "queue", tmp_path / "queue")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCIALBOT_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    desk_port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "socialbot",
+            "demo",
+            "--desk",
+            "--port",
+            str(free_port()),
+            "--desk-port",
+            str(desk_port),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C stops" in line:
+                break
+        output = "".join(lines)
+        assert f"http://127.0.0.1:{desk_port}/" in output
+        passwords = dict(re.findall(r"name (\w+)\s+password (\S+)", output))
+        assert set(passwords) == {"author", "approver", "operator", "admin"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{desk_port}") as client:
+            for _ in range(100):
+                try:
+                    page = client.get("/sign-in")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert token
+            signed = client.post(
+                "/sign-in",
+                data={"name": "approver", "password": passwords["approver"], "csrf": token[1]},
+            )
+            assert signed.status_code == 303
+            inbox = client.get("/inbox")
+            assert "awaiting approval" in inbox.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            if process.stdout is not None:
+                process.stdout.close()
+    assert process.returncode == 0
