@@ -115,16 +115,21 @@ class Person:
         self.served = served
         self.problems: list[str] = []
         self.dialogs: list[str] = []
-        self.page.on(
-            "console",
-            lambda m: self.problems.append(m.text) if m.type == "error" else None,
-        )
-        self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        self.page.on("console", self.console)
+        self.page.on("dialog", self.dialog)
         self.open("/sign-in")
         self.page.get_by_label("Name").fill(name)
         self.page.get_by_label("Password").fill(PASSWORD)
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_url("**/inbox")
+
+    def console(self, message: Any) -> None:
+        if message.type == "error":  # a script error, a CSP breach, a missing file
+            self.problems.append(message.text)
+
+    def dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
 
     def open(self, path: str) -> Any:
         self.page.goto(self.served.url + path)
