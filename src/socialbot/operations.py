@@ -744,7 +744,7 @@ def networks(settings: Settings, store: Store | None = None) -> list[NetworkChec
             checks.append(NetworkCheck(network, False, configured, None, detail))
             continue
         try:
-            adapter = create_adapter(network, settings, state=store)
+            adapter = create_adapter(network, settings)
             try:
                 who = adapter.check()
                 limits = adapter.text_limits()
