@@ -71,20 +71,42 @@ class Preview:
     release: Release
     posts: list[Post]
     problems: list[ComposeError]
+    media: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    """The prepared image bytes the posts refer to, by digest (stored at approval)."""
 
 
-def compose_posts(release: Release, networks: list[str], options: ComposeOptions) -> Preview:
-    """Every network's post, as preview and approval compose it (one code path)."""
+def compose_posts(
+    release: Release,
+    networks: list[str],
+    options: ComposeOptions,
+    *,
+    source: str | None = None,
+    store: Store | None = None,
+) -> Preview:
+    """Every network's post, as preview and approval compose it (one code path).
+
+    A release's images are read beside ``source`` (its file) and prepared for
+    each network (``socialbot.attachments``).
+    """
     from socialbot.compose import compose
 
     posts: list[Post] = []
     problems: list[ComposeError] = []
+    if release.images:
+        from socialbot.attachments import text_options
+
+        options = text_options(release, options)
     for network in networks:
         try:
             posts.append(compose(release, network, options))
         except ComposeError as exc:
             problems.append(exc)
-    return Preview(release, posts, problems)
+    if not release.images:
+        return Preview(release, posts, problems)
+    from socialbot.attachments import attach
+
+    attached = attach(release, posts, source=source, store=store)
+    return Preview(release, attached.posts, problems + attached.problems, attached.files)
 
 
 def preview(
@@ -95,11 +117,14 @@ def preview(
 
     path = Path(reference)
     if path.exists() or path.is_symlink() or store is None:
-        release = read_release(path)
+        release, source = read_release(path), str(path)
     else:
-        release = find_release(settings, store, reference).release
+        revision = find_release(settings, store, reference)
+        release, source = revision.release, revision.source
     targets = list(networks or release.networks or NETWORKS)
-    return compose_posts(release, targets, compose_options(settings, store))
+    return compose_posts(
+        release, targets, compose_options(settings, store), source=source, store=store
+    )
 
 
 # -- finding a release ----------------------------------------------------------------------
@@ -236,11 +261,15 @@ def approve(
                 f"replaced (retract it there to take it back)"
             )
     sendable = [n for n in targets if n not in done]
-    composed = compose_posts(release, sendable, compose_options(settings, store))
+    composed = compose_posts(
+        release, sendable, compose_options(settings, store), source=revision.source, store=store
+    )
     if composed.problems:
         raise ApprovalError(
             f"{release.id} cannot be approved: " + "; ".join(str(p) for p in composed.problems)
         )
+    for digest, (mime, data) in composed.media.items():  # before the approval refers to them
+        store.put_media(digest, mime, data)
     approval = Approval(
         release_id=release.id,
         content_hash=revision.content_hash,

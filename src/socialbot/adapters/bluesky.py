@@ -24,6 +24,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ import httpx
 
 from socialbot.adapters.base import (
     Adapter,
+    Media,
     MemoryState,
     State,
     json_body,
@@ -324,10 +326,14 @@ class BlueskyAdapter(Adapter):
 
     # -- posting -------------------------------------------------------------------------
 
-    def publish(self, post: Post, *, key: str) -> Receipt:
+    def publish(self, post: Post, *, key: str, media: Sequence[Media] = ()) -> Receipt:
         text = post.text
         facets = list(post.facets) or bluesky_facets(text)
         check_post(text, facets)
+        # Uploaded on every attempt; a resend lands on the same record key all the same.
+        blobs = [(item, self.upload_blob(item)) for item in self.attachments(post, media)]
+        if blobs:
+            self.uploaded()
         rkey = record_key(key)
         record: dict[str, Any] = {
             "$type": COLLECTION,
@@ -338,15 +344,27 @@ class BlueskyAdapter(Adapter):
             record["langs"] = [post.language]
         if facets:
             record["facets"] = facets
-        if post.link:
+        if blobs and post.attach != "card":
             record["embed"] = {
-                "$type": "app.bsky.embed.external",
-                "external": {
-                    "uri": post.link,
-                    "title": post.title,
-                    "description": post.description,
-                },
+                "$type": "app.bsky.embed.images",
+                "images": [
+                    {
+                        "image": blob,
+                        "alt": item.image.alt,
+                        "aspectRatio": {"width": item.image.width, "height": item.image.height},
+                    }
+                    for item, blob in blobs
+                ],
             }
+        elif post.link:
+            external: dict[str, Any] = {
+                "uri": post.link,
+                "title": post.title,
+                "description": post.description,
+            }
+            if blobs:
+                external["thumb"] = blobs[0][1]
+            record["embed"] = {"$type": "app.bsky.embed.external", "external": external}
         try:
             data = self._call(
                 "POST",
@@ -384,6 +402,31 @@ class BlueskyAdapter(Adapter):
                 ) from None
             raise
         return Receipt(uri, self.post_url(rkey))
+
+    def upload_blob(self, item: Media) -> dict[str, Any]:
+        """``com.atproto.repo.uploadBlob``: the bytes as they are, typed; returns the blob."""
+        session = self._ensure_session()
+        for attempt in range(2):
+            response = self.exchange(
+                "POST",
+                "/xrpc/com.atproto.repo.uploadBlob",
+                creating=False,
+                content=item.data,
+                headers={
+                    "Authorization": f"Bearer {session.access_jwt}",
+                    "Content-Type": item.image.mime,
+                },
+            )
+            if attempt == 0 and token_refused(response):
+                session = self._renew(session)
+                continue
+            break
+        if not response.is_success:
+            raise self.failure(response, creating=False)
+        blob = self.answer_object(response, creating=False).get("blob")
+        if not isinstance(blob, dict) or blob.get("$type") != "blob":
+            raise self.unreadable("names no blob", response, creating=False)
+        return blob
 
     def post_url(self, rkey: str) -> str:
         """The post's page: ``{web_url}/profile/{handle}/post/{rkey}``."""
