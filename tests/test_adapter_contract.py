@@ -567,9 +567,13 @@ def test_a_failed_upload_is_never_ambiguous_and_posts_nothing(
         pytest.skip(f"{network} uploads the photo in the create itself")
     adapter = make()
     media = approved_images(network, 2)
-    kind = "reset" if fault == "reset" else "error"
     status = 429 if fault == "rate-limited" else 503
-    sandbox.inject(network, Fault(kind=kind, status=status, path=UPLOAD_PATHS[network]))
+    sandbox.inject(
+        network,
+        Fault(
+            kind="reset" if fault == "reset" else "error", status=status, path=UPLOAD_PATHS[network]
+        ),
+    )
     with pytest.raises((TransientError, RateLimited)) as raised:
         adapter.publish(with_images(network, media), key=key(), media=media)
     assert not isinstance(raised.value, AmbiguousError)
