@@ -123,11 +123,10 @@ def attach(
     files: dict[str, tuple[str, bytes]] = {}
     if not release.images:
         return Attached(posts, problems, files)
-    wanted = max((image_count(release, p.network) for p in posts), default=0)
-    if not wanted:
-        return Attached(posts, problems, files)
+    # Every image the release names is read and checked, whether or not a network of
+    # this approval attaches it: a hostile file or a missing alt text is refused now.
     loaded: list[SourceImage | None] = []
-    for ref in release.images[:wanted]:
+    for ref in release.images:
         try:
             if not ref.alt or not ref.alt.strip():
                 problems.append(

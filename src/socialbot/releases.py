@@ -102,12 +102,20 @@ def read_release(path: Path, queue_dir: Path | None = None) -> Release:
         raise InvalidRelease(str(path), f"does not validate ({type(exc).__name__})") from None
 
 
+MEDIA_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".heic", ".tif", ".tiff", ".bmp", ".svg"}
+)
+"""Images a release names sit beside it in the queue; they are not releases."""
+
+
 def release_files(queue_dir: Path) -> Iterable[os.DirEntry[str]]:
-    """The candidate files of the queue: everything but hidden and backup files."""
+    """The candidate files of the queue: everything but hidden and backup files and images."""
     try:
         with os.scandir(queue_dir) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
                 if entry.name.startswith(".") or entry.name.endswith("~"):
+                    continue
+                if os.path.splitext(entry.name)[1].lower() in MEDIA_SUFFIXES:
                     continue
                 if entry.is_dir(follow_symlinks=False):
                     continue

@@ -1,0 +1,199 @@
+"""Images with alt text through the whole pipeline: file ─▶ approval ─▶ store ─▶ every network.
+
+The sandbox is the oracle: it records the digest of the bytes it received, their size and any
+metadata left in them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from socialbot.media import LIMITS
+from socialbot.sandbox import SandboxServer
+from socialbot.store import SQLiteStore
+from tests import drainer
+from tests.helpers import run, write_release
+from tests.test_media import XMP, camera_exif, encode, photo
+
+ALT = "Members of the European Committee of the Regions vote in the plenary hall in Brussels"
+
+
+@pytest.fixture(scope="module")
+def camera_jpeg() -> bytes:
+    """A 6000×4000 camera JPEG with EXIF, GPS and XMP."""
+    return encode(photo(6000, 4000), quality=95, exif=camera_exif(), xmp=XMP)
+
+
+def release_with(env: Path, name: str, images: list[dict[str, str]], **fields: object) -> Path:
+    return write_release(env / "queue", name, images=images, **fields)
+
+
+def test_a_camera_photo_reaches_every_network_within_its_limits_without_metadata(
+    env: Path, sandbox: SandboxServer, camera_jpeg: bytes
+):
+    (env / "queue" / "plenary.jpg").write_bytes(camera_jpeg)
+    release_with(env, "r1.json", [{"file": "plenary.jpg", "alt": ALT}], attach="images")
+
+    preview = run("preview", "r1")
+    assert preview.exit_code == 0, preview.stderr
+    assert ALT in preview.output
+    assert "scaled from 6000×4000" in preview.output and "GPS removed" in preview.output
+
+    approved = run("approve", "r1", "--by", "Ana")
+    assert approved.exit_code == 0, approved.stderr
+    assert run("drain").exit_code == 0
+
+    store = SQLiteStore(str(env / "socialbot.db"))
+    try:
+        [approval] = store.approvals("r1")
+        approved_digests = {post.network: post.images[0].digest for post in approval.posts}
+    finally:
+        store.close()
+    posts = {post["network"]: post for post in sandbox.posts()}
+    assert set(posts) == set(sandbox.networks)
+    for network, post in posts.items():
+        [image] = post["images"]
+        assert image["metadata"] == [], (network, image)
+        assert image["alt"] == ALT or network == "telegram", network
+        assert image["digest"] == approved_digests[network], network  # exactly what was approved
+        assert image["bytes"] <= LIMITS[network].max_bytes, network
+
+
+def test_four_images_and_a_card_thumbnail(env: Path, sandbox: SandboxServer):
+    queue = env / "queue"
+    for n in range(4):
+        buffer = io.BytesIO()
+        photo(1200, 800).rotate(n * 90, expand=True).save(buffer, "JPEG", quality=85)
+        (queue / f"p{n}.jpg").write_bytes(buffer.getvalue())
+    images = [{"file": f"p{n}.jpg", "alt": f"Photo {n} of the plenary"} for n in range(4)]
+    release_with(env, "album.json", images, networks=["mastodon", "bluesky"], attach="images")
+    release_with(
+        env,
+        "card.json",
+        images[:1],
+        networks=["bluesky", "linkedin"],
+        attach="card",
+        title="A card with a thumbnail",
+    )
+    for release in ("album", "card"):
+        assert run("approve", release, "--by", "Ana").exit_code == 0
+    assert run("drain").exit_code == 0
+
+    by = {
+        (p["network"], "card" if "thumbnail" in p["text"] else "album"): p for p in sandbox.posts()
+    }
+    assert len(by[("mastodon", "album")]["images"]) == 4
+    assert [i["alt"] for i in by[("bluesky", "album")]["images"]] == [i["alt"] for i in images]
+    assert by[("bluesky", "card")]["thumb"]["digest"]
+    assert by[("linkedin", "card")]["thumb"]["digest"]
+
+
+def png_with_huge_text_chunk() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (10, 10), "white").save(buffer, "PNG")
+    data = buffer.getvalue()
+    payload = b"Comment\0" + b"x" * (2 * 1024 * 1024)
+    chunk = (
+        struct.pack(">I", len(payload))
+        + b"tEXt"
+        + payload
+        + struct.pack(">I", zlib.crc32(b"tEXt" + payload) & 0xFFFFFFFF)
+    )
+    return data[:-12] + chunk + data[-12:]
+
+
+def bomb() -> bytes:
+    ihdr = struct.pack(">IIBBBBB", 60_000, 60_000, 8, 2, 0, 0, 0)
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+HOSTILE = {
+    "bomb.png": bomb,
+    "truncated.jpg": lambda: encode(photo(800, 600), quality=90)[:5000],
+    "text-chunk.png": png_with_huge_text_chunk,
+    "drawing.svg": lambda: (
+        b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    ),
+    "huge.jpg": lambda: b"\xff\xd8\xff" + b"\0" * (40 * 1024 * 1024),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_hostile_image_is_refused_at_approval_and_the_rest_goes_out(
+    env: Path, sandbox: SandboxServer, name: str
+):
+    (env / "queue" / name).write_bytes(HOSTILE[name]())
+    release_with(env, "bad.json", [{"file": name, "alt": "An image"}], networks=["x"])
+    slugs = drainer.add_releases(env / "queue", "beside", range(1), networks=["x"])
+
+    result = run("approve", "bad", "--by", "Ana")
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and name in result.stderr
+    assert run("drain").exit_code == 0
+    assert all(n == 1 for n in drainer.posts_per_delivery(sandbox, slugs).values())
+    assert len(sandbox.posts()) == 1
+
+
+def test_an_image_without_alt_text_cannot_be_approved(env: Path, camera_jpeg: bytes):
+    (env / "queue" / "p.jpg").write_bytes(camera_jpeg)
+    release_with(env, "r1.json", [{"file": "p.jpg", "alt": " "}], networks=["x"])
+    result = run("approve", "r1", "--by", "Ana")
+    assert result.exit_code == 1 and "alt" in result.stderr
+
+
+def test_an_image_path_outside_the_release_folder_is_refused(env: Path, tmp_path: Path):
+    release_with(env, "r1.json", [{"file": "../secret.jpg", "alt": "x"}], networks=["x"])
+    result = run("approve", "r1", "--by", "Ana")
+    assert result.exit_code == 1 and "beside the release" in result.stderr
+
+
+def test_a_crash_between_upload_and_create_posts_once_with_its_images(
+    env: Path, sandbox: SandboxServer
+):
+    buffer = io.BytesIO()
+    photo(1200, 800).save(buffer, "JPEG", quality=85)
+    (env / "queue" / "p.jpg").write_bytes(buffer.getvalue())
+    digest_of_file = hashlib.sha256(buffer.getvalue()).hexdigest()
+    networks = ["x", "facebook", "mastodon", "bluesky", "linkedin"]
+    release_with(
+        env,
+        "r1.json",
+        [{"file": "p.jpg", "alt": "The plenary"}],
+        networks=networks,
+        attach="images",
+    )
+    assert run("approve", "r1", "--by", "Ana").exit_code == 0
+
+    killed = drainer.call("drain", env=drainer.environment(SOCIALBOT_CRASH_AT="after-upload"))
+    assert killed.returncode == -9
+    assert sandbox.posts() == []  # uploaded, never created
+
+    for _ in range(6):
+        drainer.call("drain", env=drainer.environment(SOCIALBOT_RECONCILE_AFTER_SECONDS="0"))
+    posts = sandbox.posts()
+    assert sorted(p["network"] for p in posts) == sorted(networks)
+    for post in posts:
+        [image] = post["images"]
+        assert image["alt"] == "The plenary" and image["digest"] != digest_of_file
+    rows = [json.loads(line) for line in run("log", "--json").output.splitlines()]
+    assert {row["status"] for row in rows} == {"posted"}
