@@ -1,3 +1,3 @@
 """socialbot: cross-post approved press releases, exactly once per network."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

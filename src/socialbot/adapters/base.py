@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
+from socialbot import __version__
 from socialbot.errors import (
     AmbiguousError,
     DeliveryError,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 
     from socialbot.config import Settings
 
-USER_AGENT = "socialbot/0.1 (+https://github.com/socialbot)"
+USER_AGENT = f"socialbot/{__version__} (+https://github.com/socialbot)"
 CONNECT_TIMEOUT = 10.0
 
 
