@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from socialbot.models import DeliveryStatus
+from socialbot.models import Delivery, DeliveryStatus
 from socialbot.sandbox import SandboxServer
 from socialbot.store import Store, open_store
 from tests.helpers import run, write_release
@@ -96,21 +96,30 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "socialbot", *args]
 
 
-def start(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    """Start ``socialbot ARGS`` as a process of its own."""
+def start(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start ``socialbot ARGS`` as a process of its own (in ``cwd``, default: the test's)."""
     return subprocess.Popen(
         command(*args),
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def call(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run ``socialbot ARGS`` to completion."""
+def call(
+    *args: str, env: dict[str, str], timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``socialbot ARGS`` to completion (in ``cwd``, default: the test's)."""
     return subprocess.run(
-        command(*args), env=env, capture_output=True, text=True, timeout=timeout, check=False
+        command(*args),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
     )
 
 
@@ -183,6 +192,7 @@ class TakeBacks:
     edited: set[str] = field(default_factory=set)
     """Releases with a revision made after their first approval."""
     approved_edits: set[str] = field(default_factory=set)
+    last_output: str = ""
 
     def withdraw(self, release: str, env: dict[str, str], **extra: str) -> None:
         result = call("withdraw", release, "--by", "Olga Desk", "--reason", "test",
@@ -197,6 +207,7 @@ class TakeBacks:
                       env={**env, **extra})  # fmt: skip
         assert "Traceback" not in result.stderr, result.stderr
         self.retracted.setdefault(release, now())
+        self.last_output = result.stdout + result.stderr
         return result.returncode
 
     def pause(self, env: dict[str, str], network: str | None = None) -> None:
@@ -317,6 +328,11 @@ def check_takebacks(sandbox: SandboxServer, ledger: TakeBacks, *, settled: bool)
         status = delivery.status
         made = len(live.get(key, [])) + len(gone.get(key, []))
         if release in ledger.retracted:
+            if by_hand(delivery):
+                # Marked posted by an operator, with its address but not its id: retract
+                # says to delete it by hand (see test_faults' xfail on it).
+                assert len(live.get(key, [])) == 1 and status is DeliveryStatus.POSTED
+                continue
             if settled:
                 assert status in (DeliveryStatus.RETRACTED, DeliveryStatus.WITHDRAWN), (key, status)
             assert not live.get(key) or not settled, f"{key} is still on the network"
@@ -344,6 +360,15 @@ def check_takebacks(sandbox: SandboxServer, ledger: TakeBacks, *, settled: bool)
                 assert len(live.get(key, [])) == 1, f"{key} is logged posted but not online"
         if status is DeliveryStatus.POSTED:
             assert made == 1 and len(live.get(key, [])) == 1, f"{key} posted, {made} on the network"
+
+
+def by_hand(delivery: Delivery) -> bool:
+    """A posted delivery an operator resolved with a URL: socialbot cannot delete it."""
+    return (
+        delivery.status is DeliveryStatus.POSTED
+        and delivery.remote_id is None
+        and "operator" in (delivery.error or "")
+    )
 
 
 def deleted_posts(sandbox: SandboxServer) -> list[dict[str, Any]]:
