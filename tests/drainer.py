@@ -300,8 +300,8 @@ def check_takebacks(sandbox: SandboxServer, ledger: TakeBacks, *, settled: bool)
         approved_texts: dict[tuple[str, str], set[str]] = {}
         for release in ledger.slugs:
             for approval in store.approvals(release):
-                for post in approval.posts:
-                    approved_texts.setdefault((release, post.network), set()).add(post.text)
+                for snapshot in approval.posts:
+                    approved_texts.setdefault((release, snapshot.network), set()).add(snapshot.text)
         claimed = {key: first_claimed(store, d.id, d.sent_at) for key, d in deliveries.items()}
     for key in set(live) | set(gone):
         made = live.get(key, []) + gone.get(key, [])
@@ -317,16 +317,16 @@ def check_takebacks(sandbox: SandboxServer, ledger: TakeBacks, *, settled: bool)
             if network is not None and net != network:
                 continue
             for post in posts:
-                created = datetime.fromisoformat(post["created_at"].replace("Z", "+00:00"))
-                if paused_at < created < resumed_at:
+                posted_at = datetime.fromisoformat(post["created_at"].replace("Z", "+00:00"))
+                if paused_at < posted_at < resumed_at:
                     when = claimed[release, net]
                     assert when is not None and when <= paused_at, (
-                        f"{release} on {net} was posted at {created:%H:%M:%S.%f}, while paused"
+                        f"{release} on {net} was posted at {posted_at:%H:%M:%S.%f}, while paused"
                     )
     for key, delivery in deliveries.items():
         release, network = key
         status = delivery.status
-        made = len(live.get(key, [])) + len(gone.get(key, []))
+        created = len(live.get(key, [])) + len(gone.get(key, []))
         if release in ledger.retracted:
             if by_hand(delivery):
                 # Marked posted by an operator, with its address but not its id: retract
@@ -340,13 +340,13 @@ def check_takebacks(sandbox: SandboxServer, ledger: TakeBacks, *, settled: bool)
                 assert len(gone.get(key, [])) == 1, f"{key} is retracted but was not deleted"
                 assert not live.get(key)
             if status is DeliveryStatus.WITHDRAWN:
-                assert made == 0, f"{key} is withdrawn but was posted"
+                assert created == 0, f"{key} is withdrawn but was posted"
         elif release in ledger.withdrawn:
             if settled:
                 assert status in (DeliveryStatus.WITHDRAWN, DeliveryStatus.POSTED), (key, status)
             if status is DeliveryStatus.WITHDRAWN:
-                assert made == 0, f"{key} is withdrawn but was posted"
-            if made:
+                assert created == 0, f"{key} is withdrawn but was posted"
+            if created:
                 when = claimed[key]
                 assert when is not None and when <= ledger.withdrawn[release], (
                     f"{release} on {network} was claimed after its withdrawal was recorded"
@@ -354,12 +354,14 @@ def check_takebacks(sandbox: SandboxServer, ledger: TakeBacks, *, settled: bool)
         elif settled:
             if status is DeliveryStatus.WITHDRAWN:
                 # Only a network the re-approved revision dropped: never posted.
-                assert made == 0 and release in ledger.edited, (key, status)
+                assert created == 0 and release in ledger.edited, (key, status)
             else:
                 assert status is DeliveryStatus.POSTED, (key, status, delivery.error)
                 assert len(live.get(key, [])) == 1, f"{key} is logged posted but not online"
         if status is DeliveryStatus.POSTED:
-            assert made == 1 and len(live.get(key, [])) == 1, f"{key} posted, {made} on the network"
+            assert created == 1 and len(live.get(key, [])) == 1, (
+                f"{key} posted, {created} on the network"
+            )
 
 
 def by_hand(delivery: Delivery) -> bool:

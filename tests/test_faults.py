@@ -386,7 +386,7 @@ def test_the_run_budget_ends_the_run_and_leaves_the_rest_pending(
     elapsed = time.monotonic() - started
     assert elapsed < 4, elapsed
     assert report.exit_status == 1
-    assert any(o.status.value == "pending" for o in report.outcomes) or not report.posted
+    assert "pending" in drainer.states().values()
     assert any("time budget ran out" in str(p) for p in report.problems)
     sandbox.faults.clear()
     faulty.drain(env)

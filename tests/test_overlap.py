@@ -10,8 +10,12 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import subprocess
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -211,3 +215,84 @@ def test_one_drain_at_a_time_across_hosts_while_others_keep_starting(
         assert "another drain" in other.stderr and "on " in other.stderr, other.stderr
     counts = drainer.posts_per_delivery(sandbox, slugs)
     assert all(counts[r, n] == 1 for r in slugs for n in sandbox.networks), counts
+
+
+# -- overlapping drains while people take things back ---------------------------------------
+
+
+def test_overlapping_drains_while_people_withdraw_retract_pause_and_reapprove(
+    db_env: Path, sandbox: SandboxServer
+) -> None:
+    """Drains on three hosts (no queue files there: a drain needs none) run side by side
+    with withdraw, retract, pause/resume and a re-approval: 0 duplicates, 0 lost,
+    nothing posted that was withdrawn before it was claimed, paused or never approved."""
+    overlap_with_takebacks(db_env, sandbox, rounds=1)
+
+
+@pytest.mark.slow
+def test_long_overlap_with_takebacks(db_env: Path, sandbox: SandboxServer) -> None:
+    overlap_with_takebacks(db_env, sandbox, rounds=5)
+
+
+def side_by_side(*actions: Callable[[], object]) -> None:
+    """Run each action (a command of its own) at the same time; re-raise what failed."""
+    with ThreadPoolExecutor(max_workers=len(actions)) as pool:
+        for result in [pool.submit(action) for action in actions]:
+            result.result()
+
+
+def overlap_with_takebacks(env: Path, sandbox: SandboxServer, *, rounds: int) -> None:
+    for network in sandbox.networks:
+        sandbox.latency[network] = 0.1
+    environment = drainer.environment()
+    hosts = [host(env / "hosts", name, None) for name in ("a", "b", "c")]
+    ledger = drainer.TakeBacks()
+    networks = sorted(sandbox.networks)
+
+    def drains() -> list[subprocess.Popen[str]]:
+        return [
+            drainer.start("drain", env={**environment, **extra}, cwd=cwd) for cwd, extra in hosts
+        ]
+
+    def finish(processes: list[subprocess.Popen[str]]) -> None:
+        for process in processes:
+            code = process.wait(timeout=120)
+            _, stderr = process.communicate()
+            assert "Traceback" not in stderr and "locked" not in stderr, stderr
+            assert code in (0, 1), stderr
+
+    def pause_and_resume(network: str) -> None:
+        ledger.pause(environment, network)
+        time.sleep(0.5)
+        ledger.resume(environment, network)
+
+    for round_number in range(rounds):
+        made = drainer.add_releases(
+            env / "queue", "side", range(round_number * 6, round_number * 6 + 6)
+        )
+        ledger.slugs.update(made)
+        a, b, c, d, e, _ = made
+        ledger.edit(env / "queue", c)
+        running = drains()
+        side_by_side(
+            partial(ledger.withdraw, a, environment),
+            partial(ledger.retract, b, environment),
+            partial(ledger.approve, c, environment),
+            partial(pause_and_resume, networks[round_number % len(networks)]),
+        )
+        finish(running)
+        running = drains()
+        side_by_side(
+            partial(ledger.retract, d, environment), partial(ledger.withdraw, e, environment)
+        )
+        finish(running)
+        drained = [drainer.call("drain", env=environment) for _ in range(2)]
+        assert drained[-1].returncode == 0, drained[-1].stderr
+        drainer.check_takebacks(sandbox, ledger, settled=False)
+    for (release, _), status in drainer.states().items():
+        taken_back = release in ledger.withdrawn and release not in ledger.retracted
+        if taken_back and status == "posted":
+            assert ledger.retract(release, environment) == 0, ledger.last_output
+    assert drainer.call("drain", env=environment).returncode == 0
+    drainer.check_takebacks(sandbox, ledger, settled=True)
+    assert drainer.integrity() == "ok"
