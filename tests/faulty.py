@@ -20,7 +20,8 @@ from socialbot.config import load_settings
 from socialbot.operations import LazyAdapters
 from socialbot.publish import DrainReport, Publisher, RetryPolicy
 from socialbot.sandbox import SandboxServer
-from socialbot.store import SQLiteStore
+from socialbot.store import open_store
+from tests.drainer import opened
 
 FAST = RetryPolicy(
     max_attempts=3,
@@ -66,7 +67,7 @@ def publisher(
 ) -> Iterator[Publisher]:
     """A Publisher for the current environment's settings and database."""
     settings = load_settings()
-    store = SQLiteStore(settings.database_path)
+    store = open_store(settings.database_url)
     active = settings.active_networks()
     adapters = LazyAdapters(settings, active)
     try:
@@ -95,14 +96,17 @@ def idempotent(network: str) -> bool:
     return adapter_class(network).idempotent
 
 
+def can_find(network: str) -> bool:
+    """Whether the network lets socialbot look for a post that may exist (Telegram does not)."""
+    return adapter_class(network).can_find
+
+
 def status_of(workdir: Path, release: str, network: str) -> str:
-    store = SQLiteStore(str(workdir / "socialbot.db"))
-    try:
+    """The delivery's status, read through the store of the test's database."""
+    with opened() as store:
         delivery = store.get(release, network)
         assert delivery is not None
         return delivery.status.value
-    finally:
-        store.close()
 
 
 def requests_to(sandbox: SandboxServer, network: str, method: str | None = None) -> int:
