@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -449,13 +448,12 @@ def log_command(
 
 
 def parse_duration(text: str) -> timedelta:
-    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
-    if not match:
-        raise Failure(
-            f"--since {text!r}: use a number and a unit, e.g. 30m, 12h, 1d, 2w", EXIT_USAGE
-        )
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match[2]]
-    return timedelta(**{unit: int(match[1])})
+    from socialbot.operations import duration
+
+    try:
+        return duration(text)
+    except ValueError as exc:
+        raise Failure(f"--since {text!r}: {exc}", EXIT_USAGE) from None
 
 
 @cli.command()

@@ -8,6 +8,7 @@ sentence saying what to do instead; settings problems are
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -505,6 +506,15 @@ def log(
     return store.deliveries(
         release_id=release_id, network=network, status=status, since=since, limit=limit
     )
+
+
+def duration(text: str) -> timedelta:
+    """``30m``, ``12h``, ``1d``, ``2w``: how far back ``log --since`` and the desk's log look."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
+    if not match:
+        raise ValueError("use a number and a unit, e.g. 30m, 12h, 1d, 2w")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match[2]]
+    return timedelta(**{unit: int(match[1])})
 
 
 def audit(store: Store, release_id: str | None = None) -> list[AuditEntry]:

@@ -818,7 +818,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
     # -- the posting log
 
     def log_rows(visit: Visit) -> tuple[list[Delivery], dict[str, str], str]:
-        from socialbot.cli import parse_duration
+        from socialbot.operations import duration
 
         query = visit.request.query_params
         filters = {k: query.get(k, "") for k in ("release", "network", "status", "since")}
@@ -826,11 +826,9 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         cutoff = None
         if filters["since"]:
             try:
-                cutoff = utcnow() - parse_duration(filters["since"])
-            except Exception:  # noqa: BLE001 - click's error carries the sentence
-                error = (
-                    f"since {filters['since']!r}: use a number and a unit, e.g. 30m, 12h, 1d, 2w"
-                )
+                cutoff = utcnow() - duration(filters["since"])
+            except ValueError as exc:
+                error = f"since {filters['since']!r}: {exc}"
         status = next((s for s in DeliveryStatus if s.value == filters["status"]), None)
         rows = operations.log(
             store,
