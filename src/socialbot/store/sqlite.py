@@ -224,6 +224,8 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._writer = threading.Lock()
+        """Held by the one thread of this process in a write transaction (see ``_transaction``)."""
         if path != ":memory:":
             directory = os.path.dirname(os.path.abspath(path))
             os.makedirs(directory, exist_ok=True)
@@ -277,18 +279,23 @@ class SQLiteStore:
         if conn.in_transaction:
             yield conn
             return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        # The drain's threads (one per network) write at the same time. Waiting on
+        # SQLite's busy handler would sleep in steps of 1, 2, 5, 10... ms; a lock in
+        # this process hands the database over as soon as the writer commits. Other
+        # processes still wait on the busy timeout.
+        with self._writer:
             try:
-                yield conn
-            except BaseException:
-                with contextlib.suppress(sqlite3.OperationalError):
-                    # SQLite may have rolled back by itself already (a full disk).
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            raise _store_error(exc, self.path) from None
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        # SQLite may have rolled back by itself already (a full disk).
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                raise _store_error(exc, self.path) from None
 
     def close(self) -> None:
         with self._lock:
