@@ -23,7 +23,6 @@ from bench.common import (
     run_process,
     workspace_env,
 )
-from socialbot.sandbox import SandboxServer
 
 IDLE_TARGET = 0.35
 """Seconds: an idle ``socialbot drain`` on SQLite."""

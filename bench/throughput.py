@@ -164,7 +164,9 @@ def throughput_figures(
         note += "; besides posts: " + ", ".join(f"{n} +{k}" for n, k in extra.items())
     overhead = {n: statistics.median(one.overhead[n] for one in measures) for n in networks}
     return [
-        Figure(section, "lower bound (slowest network's requests x latency)", m.bound, "s", note=note),
+        Figure(
+            section, "lower bound (slowest network's requests x latency)", m.bound, "s", note=note
+        ),
         Figure(
             section,
             f"socialbot drain: wall time, median of {len(measures)}",

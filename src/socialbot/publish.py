@@ -272,7 +272,7 @@ class Publisher:
         queue_dir: Path | None,
         adapters: Mapping[str, Adapter],
         active: list[str],
-        options: ComposeOptions | None = None,
+        options: ComposeOptions | Callable[[], ComposeOptions] | None = None,
         policy: RetryPolicy | None = None,
         approvals_required: int = 1,
         budget_seconds: float = 240.0,
@@ -284,7 +284,8 @@ class Publisher:
         self.queue_dir = queue_dir
         self.adapters = adapters
         self.active = active
-        self.options = options
+        self._options = options
+        """What shapes posts, or how to read it: only adopting a 0.1.0 approval composes."""
         self.policy = policy or RetryPolicy()
         self.approvals_required = approvals_required
         self.now = now
@@ -300,6 +301,12 @@ class Publisher:
         """Networks whose adapter could not be built in this run, and why."""
         self._latest: dict[str, int] = {}
         """Each release's latest revision number, as read at the start of the run."""
+
+    @property
+    def options(self) -> ComposeOptions | None:
+        if callable(self._options):
+            self._options = self._options()
+        return self._options
 
     # -- the run -------------------------------------------------------------------------
 
@@ -871,6 +878,11 @@ class Publisher:
             next_attempt_at=decision.next_attempt_at,
             uncertain=decision.uncertain,
             count_attempt=decision.count_attempt,
+            # Not synced to disk on its own: the next claim's durable commit (before the
+            # next request) or closing the store syncs it. Lost to a power failure, the
+            # delivery is still `sending`, which the next run treats as a call that may
+            # have posted: never sent twice blindly. One fsync less per delivery.
+            durable=False,
         )
         if not done:
             log.warning(
