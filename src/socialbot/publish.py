@@ -42,16 +42,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_exponential,
-    wait_random,
-)
-
 from socialbot.errors import (
     AmbiguousError,
     AuthError,
@@ -69,6 +59,9 @@ from socialbot.store import Store, utcnow
 from socialbot.store.base import ALL_NETWORKS
 
 if TYPE_CHECKING:  # imported when first needed: an idle cron run never composes or sends
+    from tenacity import RetryCallState
+    from tenacity.wait import wait_base
+
     from socialbot.adapters import Adapter
     from socialbot.compose import ComposeOptions
 
@@ -292,15 +285,23 @@ class Publisher:
         self.sleep = sleep
         self.stop = stop or threading.Event()
         self.deadline = time.monotonic() + budget_seconds
-        # Exponential backoff plus up to one initial wait of random jitter, so runs
-        # that failed together do not retry in lockstep.
-        self._backoff = wait_exponential(
-            multiplier=self.policy.initial_wait, max=self.policy.max_wait
-        ) + wait_random(0, self.policy.initial_wait)
+        self._wait: wait_base | None = None
         self._broken: dict[str, str] = {}
         """Networks whose adapter could not be built in this run, and why."""
         self._latest: dict[str, int] = {}
         """Each release's latest revision number, as read at the start of the run."""
+
+    @property
+    def _backoff(self) -> wait_base:
+        """Exponential backoff plus up to one initial wait of random jitter, so runs
+        that failed together do not retry in lockstep (tenacity loads on first send)."""
+        if self._wait is None:
+            from tenacity import wait_exponential, wait_random
+
+            self._wait = wait_exponential(
+                multiplier=self.policy.initial_wait, max=self.policy.max_wait
+            ) + wait_random(0, self.policy.initial_wait)
+        return self._wait
 
     @property
     def options(self) -> ComposeOptions | None:
@@ -810,6 +811,8 @@ class Publisher:
         is short enough; an ambiguous failure only with an idempotency key.
         Every retry fits in the run's time budget; a stop request ends them.
         """
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_before_delay
+
         policy = self.policy
         backoff = self._backoff
 
