@@ -15,16 +15,18 @@ echoing the token). The exactly-once rules under test:
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from socialbot.adapters import Adapter, create_adapter
+from socialbot.adapters import Adapter, Media, create_adapter
 from socialbot.adapters.linkedin import next_midnight
 from socialbot.compose import bluesky_facets
 from socialbot.config import load_settings
@@ -36,7 +38,7 @@ from socialbot.errors import (
     RateLimited,
     TransientError,
 )
-from socialbot.models import NETWORKS, Post, Receipt
+from socialbot.models import NETWORKS, Post, PostImage, Receipt
 from socialbot.sandbox import Fault, SandboxServer
 
 LINK = "https://cor.europa.eu/en/news/Pages/cohesion.aspx"
@@ -467,3 +469,124 @@ def test_a_failed_delete_is_an_error_not_done(
     with pytest.raises(TransientError):
         adapter.delete(receipt.remote_id)
     assert len(sandbox.posts(network)) == 1
+
+
+# -- images ------------------------------------------------------------------------------------
+
+UPLOAD_PATHS = {
+    "x": r"/2/media/upload",
+    "facebook": r"/v[0-9.]+/[^/]+/photos",
+    "mastodon": r"/api/v2/media",
+    "bluesky": r"/xrpc/com\.atproto\.repo\.uploadBlob",
+    "linkedin": r"/rest/images",
+}
+"""Each network's upload endpoint (Telegram sends the photo with the message itself)."""
+THUMBNAIL_NETWORKS = ("bluesky", "linkedin")
+
+
+def camera_photo(seed: int, size: tuple[int, int] = (1200, 800)) -> bytes:
+    """A JPEG as a camera writes it: EXIF with the photographer's GPS position."""
+    import io
+    import random
+
+    from PIL import ExifTags, Image
+
+    noise = Image.frombytes("L", size, random.Random(seed).randbytes(size[0] * size[1]))
+    picture = Image.merge("RGB", (noise, Image.linear_gradient("L").resize(size), noise))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Make] = "Canon"
+    exif[ExifTags.IFD.GPSInfo] = {
+        ExifTags.GPS.GPSLatitudeRef: "N",
+        ExifTags.GPS.GPSLatitude: (50.0, 50.0, 18.0),
+    }
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", exif=exif, quality=92)
+    return buffer.getvalue()
+
+
+def approved_images(network: str, count: int) -> list[Media]:
+    """``count`` photos prepared for ``network`` as approval prepares them."""
+    from socialbot.media import limits_for, load_image, prepare
+
+    media = []
+    for n in range(count):
+        prepared = prepare(load_image(camera_photo(n), source=f"p{n}.jpg"), limits_for(network))
+        image = PostImage(
+            prepared.sha256,
+            prepared.mime_type,
+            prepared.width,
+            prepared.height,
+            f"Photo {n + 1}: members of the Committee of the Regions in the plenary hall",
+            prepared.report,
+        )
+        media.append(Media(image, prepared.data))
+    return media
+
+
+def with_images(network: str, media: list[Media], attach: str = "images") -> Post:
+    return replace(post_for(network), images=tuple(m.image for m in media), attach=attach)
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_publish_uploads_the_approved_images_with_their_alt_text(
+    make: Callable[..., Adapter], sandbox: SandboxServer, network: str, count: int
+):
+    adapter = make()
+    media = approved_images(network, count)
+    receipt = adapter.publish(with_images(network, media), key=key(), media=media)
+    [stored] = sandbox.posts(network)
+    assert receipt.remote_id == stored["id"]
+    received = stored["images"]
+    # Byte for byte what was approved, in order, with its alt text and no metadata.
+    assert [i["digest"] for i in received] == [m.image.digest for m in media]
+    assert [i["alt"] for i in received] == [
+        m.image.alt if network != "telegram" else "" for m in media
+    ]
+    assert all(i["metadata"] == [] for i in received)
+
+
+def test_a_card_carries_the_first_image_as_its_thumbnail(
+    make: Callable[..., Adapter], sandbox: SandboxServer, network: str
+):
+    if network not in THUMBNAIL_NETWORKS:
+        pytest.skip(f"{network} builds its card from the page's own tags")
+    adapter = make()
+    media = approved_images(network, 1)
+    adapter.publish(with_images(network, media, attach="card"), key=key(), media=media)
+    [stored] = sandbox.posts(network)
+    assert stored["thumb"]["digest"] == media[0].image.digest
+    assert stored.get("images", []) == []
+    assert LINK in json.dumps(stored)  # the card still links the release
+
+
+@pytest.mark.parametrize("fault", ["error", "rate-limited", "reset"])
+def test_a_failed_upload_is_never_ambiguous_and_posts_nothing(
+    make: Callable[..., Adapter], sandbox: SandboxServer, network: str, fault: str
+):
+    if network not in UPLOAD_PATHS:
+        pytest.skip(f"{network} uploads the photo in the create itself")
+    adapter = make()
+    media = approved_images(network, 2)
+    status = 429 if fault == "rate-limited" else 503
+    sandbox.inject(
+        network,
+        Fault(
+            kind="reset" if fault == "reset" else "error", status=status, path=UPLOAD_PATHS[network]
+        ),
+    )
+    with pytest.raises((TransientError, RateLimited)) as raised:
+        adapter.publish(with_images(network, media), key=key(), media=media)
+    assert not isinstance(raised.value, AmbiguousError)
+    assert sandbox.posts(network) == []
+
+
+def test_images_that_are_not_the_approved_ones_are_refused_before_sending(
+    make: Callable[..., Adapter], sandbox: SandboxServer, network: str
+):
+    adapter = make()
+    media = approved_images(network, 1)
+    swapped = [Media(media[0].image, camera_photo(99))]
+    with pytest.raises(PermanentError, match="not the approved ones"):
+        adapter.publish(with_images(network, media), key=key(), media=swapped)
+    assert sandbox.posts(network) == []
+    assert not [r for r in sandbox.requests if r["network"] == network]

@@ -584,3 +584,121 @@ def test_a_0_1_0_posting_log_is_upgraded_and_drained_without_a_duplicate(
     rows = {row["release"]: row for row in log_rows()}
     assert rows["done"]["status"] == rows["waiting"]["status"] == "posted"
     assert rows["waiting"]["text"] == post["text"]
+
+
+# -- answers that cannot be trusted (findings 9, 10, 14, 15) ----------------------------------
+
+
+def test_a_bluesky_200_without_a_uri_is_not_taken_as_posted(env: Path, sandbox: SandboxServer):
+    """Finding 9: a proxy's HTML page with a 200 is no receipt; nothing is made up."""
+    slugs = drainer.add_releases(env / "queue", "nouri", range(1), networks=["bluesky"])
+    sandbox.inject("bluesky", Fault(kind="html", status=200))
+    faulty.drain(env)
+    [row] = log_rows()
+    # Posted only when proved: looked up under its record key, at its real address.
+    assert row["status"] != "posted" or row["url"] == sandbox.posts("bluesky")[0]["url"]
+    faulty.drain(env, clock=Clock(timedelta(minutes=10)))
+    assert all(n == 1 for n in drainer.posts_per_delivery(sandbox, slugs).values())
+    [row] = log_rows()
+    assert row["status"] == "posted"
+    assert row["url"] == sandbox.posts("bluesky")[0]["url"]
+
+
+def test_a_trickled_answer_is_bounded_by_the_run_budget(env: Path, sandbox: SandboxServer):
+    """Finding 10: one byte a second defeats a per-read timeout, not the run's deadline."""
+    drainer.add_releases(env / "queue", "trickle", range(1), networks=["facebook"])
+    sandbox.inject("facebook", Fault(kind="trickle", delay=1.0))
+    started = time.monotonic()
+    faulty.drain(env, budget=3.0)
+    assert time.monotonic() - started < 8
+    [row] = log_rows()
+    assert row["status"] == "unknown"  # the post was made; its answer never arrived whole
+
+
+@pytest.mark.parametrize("network", ["x", "facebook", "linkedin"])
+def test_an_unreadable_search_never_proves_absence(env: Path, sandbox: SandboxServer, network: str):
+    """Finding 14: a 200 HTML page on the search leaves the delivery unknown; no second post."""
+    slugs = drainer.add_releases(env / "queue", f"search{network}", range(1), networks=[network])
+    sandbox.inject(network, Fault(kind="accept-then-reset"))
+    faulty.drain(env)
+    fake = sandbox.networks[network]
+    sandbox.inject(network, Fault(kind="html", status=200, path=fake.list_path, method="GET"))
+    faulty.drain(env)
+    [row] = log_rows()
+    assert row["status"] == "unknown"
+    faulty.drain(env)  # a readable answer now finds it
+    assert all(n == 1 for n in drainer.posts_per_delivery(sandbox, slugs).values())
+    assert {row["status"] for row in log_rows()} == {"posted"}
+
+
+def test_an_x_201_with_a_cut_off_body_is_ambiguous_not_failed(env: Path, sandbox: SandboxServer):
+    """Finding 15: anything after a success status on a create may have posted."""
+    slugs = drainer.add_releases(env / "queue", "cutoff", range(1), networks=["x"])
+    sandbox.inject("x", Fault(kind="truncated"))
+    faulty.drain(env)
+    [row] = log_rows()
+    assert row["status"] == "unknown"
+    faulty.drain(env)
+    assert all(n == 1 for n in drainer.posts_per_delivery(sandbox, slugs).values())
+    [row] = log_rows()
+    assert row["status"] == "posted" and row["url"] == sandbox.posts("x")[0]["url"]
+
+
+def test_a_429_that_echoes_the_token_stores_no_secret(env: Path, sandbox: SandboxServer):
+    drainer.add_releases(env / "queue", "echo", range(1), networks=["mastodon"])
+    sandbox.inject("mastodon", Fault(status=429, retry_after=600, echo_secret=True))
+    faulty.drain(env)
+    token = sandbox.settings()["SOCIALBOT_MASTODON__ACCESS_TOKEN"]
+    blob = b"".join(p.read_bytes() for p in env.iterdir() if p.name.startswith("socialbot.db"))
+    assert token.encode() not in blob
+    assert token not in run("status").output
+
+
+def test_the_author_of_a_revision_cannot_approve_it(workdir: Path):
+    from socialbot import operations
+    from socialbot.config import load_settings
+    from socialbot.errors import ApprovalError
+    from socialbot.models import Release
+    from socialbot.store import SQLiteStore
+
+    settings = load_settings()
+    store = SQLiteStore(settings.database_path)
+    try:
+        release = Release(
+            id="desk-1",
+            title="Written in the desk",
+            url="https://cor.europa.eu/en/news/desk",
+            language="en",
+            networks=["x"],
+        )
+        store.record_revision(release, source="desk", author="Ana", now=datetime.now(UTC))
+        with pytest.raises(ApprovalError, match="someone else must approve it"):
+            operations.approve(settings, store, "desk-1", by="ana")
+        result = operations.approve(settings, store, "desk-1", by="Ben")
+        assert result.in_force and [p.network for p in result.approval.posts] == ["x"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("made", [True, False])
+def test_withdrawing_a_delivery_in_doubt_looks_for_it_first(
+    env: Path, sandbox: SandboxServer, made: bool
+):
+    slugs = drainer.add_releases(env / "queue", f"doubt{made}", range(1), networks=["x"])
+    release = next(iter(slugs))
+    sandbox.inject("x", Fault(kind="accept-then-reset" if made else "reset"))
+    faulty.drain(env)
+    [row] = log_rows()
+    assert row["status"] == "unknown"
+
+    result = run("withdraw", release, "--by", "Ana", "--reason", "wrong day")
+    assert "may already have been posted; it is looked for first" in result.output
+
+    faulty.drain(env)
+    faulty.drain(env)
+    [row] = log_rows()
+    assert row["status"] == ("posted" if made else "withdrawn")
+    assert drainer.posts_per_delivery(sandbox, slugs)[release, "x"] == (1 if made else 0)
+    if made:  # it was out before the withdrawal: retract takes it down
+        assert run("retract", release, "--by", "Ana").exit_code == 0
+        assert sandbox.posts("x") == []

@@ -17,7 +17,13 @@ import pytest
 
 from socialbot import logs
 from socialbot.adapters.base import MemoryState
-from socialbot.adapters.bluesky import BlueskyAdapter, SessionFile, record_key, session_path
+from socialbot.adapters.bluesky import (
+    BlueskyAdapter,
+    SessionFile,
+    _fernet,
+    record_key,
+    session_path,
+)
 from socialbot.compose import bluesky_facets
 from socialbot.config import Settings
 from socialbot.errors import (
@@ -30,6 +36,7 @@ from socialbot.errors import (
 from socialbot.models import Post
 from socialbot.sandbox import Fault, SandboxServer
 from socialbot.sandbox.bluesky import BlueskySandbox
+from socialbot.store import SQLiteStore
 from tests.helpers import run, write_release
 
 LINK = "https://cor.europa.eu/en/news/Pages/cohesion.aspx"
@@ -615,10 +622,21 @@ def test_drain_posts_each_release_once_to_bluesky(env: Path, sandbox: SandboxSer
     rows = [json.loads(line) for line in run("log", "--json").output.splitlines()]
     assert {(r["network"], r["status"]) for r in rows} == {("bluesky", "posted")}
     assert {r["url"] for r in rows} == {p["url"] for p in posts}
-    session = json.loads((env / "socialbot.db.bluesky-session.json").read_text())
-    database = (env / "socialbot.db").read_bytes()
-    assert session["access_jwt"].encode() not in database
-    assert session["refresh_jwt"].encode() not in database
+    # The session lives in the store, sealed with a key derived from the app password:
+    # no usable token is in the database, and no file lies beside it.
+    assert not (env / "socialbot.db.bluesky-session.json").exists()
+    store = SQLiteStore(str(env / "socialbot.db"))
+    try:
+        sealed = store.get_value("bluesky.session")
+    finally:
+        store.close()
+    assert sealed is not None and "jwt" not in sealed
+    credentials = pds(sandbox).credentials
+    key = _fernet(credentials["app_password"], credentials["handle"].lower())
+    session = json.loads(key.decrypt(sealed.encode()))
+    database = b"".join(p.read_bytes() for p in env.iterdir() if p.name.startswith("socialbot.db"))
+    for token in (session["access_jwt"], session["refresh_jwt"]):
+        assert token.encode() not in database
 
 
 def test_networks_checks_the_bluesky_session(env: Path, sandbox: SandboxServer):

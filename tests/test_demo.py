@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from socialbot.models import Release
 from socialbot.releases import read_release
 from socialbot.sandbox.server import NETWORK_SANDBOXES
 from socialbot.store import SQLiteStore
@@ -85,6 +86,16 @@ def test_demo_twice_shows_the_same_posts_and_leaves_the_users_state_alone(projec
 
     posted = POSTED.findall(first.stdout)
     releases = [read_release(p) for p in (project / "queue").iterdir()]
+    # The demo first imports a press-release page the sandbox serves, into its own copy.
+    assert "imported affordable-housing-plan-en from http://127.0.0.1:" in first.stdout
+    releases.append(
+        Release(
+            id="affordable-housing-plan-en",
+            title="Regions call for a European affordable housing plan",
+            url="https://cor.europa.eu/en/news/affordable-housing-plan",
+            language="en",
+        )
+    )
     expected = {(r.id, n) for r in releases for n in r.target_networks(list(NETWORK_SANDBOXES))}
     assert {(release, network) for release, network, _ in posted} == expected
     assert len(posted) == len(expected)
@@ -98,7 +109,7 @@ def test_demo_twice_shows_the_same_posts_and_leaves_the_users_state_alone(projec
     assert f"{len(posted)} posts published to the sandbox" in first.stdout
 
     by_id = {release.id: release for release in releases}
-    for section in first.stdout.split("── ")[1:]:
+    for section in first.stdout.split("\n── ")[1:]:
         header, _, text = section.partition("\n")
         release = by_id[header.split(" → ")[0]]
         assert text.strip().startswith(release.title[:40])

@@ -150,6 +150,14 @@ def test_every_command_and_option_the_docs_show_exists(source: str):
             continue
         known = {opt for o in options(cli.commands[command]) for opt in o.opts + o.secondary_opts}
         known |= {"--help", "-h"}
+        group = cli.commands[command]
+        if isinstance(group, click.Group):  # a subcommand's options: socialbot users add --role
+            known |= {
+                opt
+                for sub in group.commands.values()
+                for o in options(sub)
+                for opt in o.opts + o.secondary_opts
+            }
         problems.extend(
             f"socialbot {command} {option}: no such option"
             for option in shown

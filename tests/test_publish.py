@@ -23,9 +23,13 @@ from socialbot.sandbox import Fault, SandboxServer
 from socialbot.store import SQLiteStore
 from tests import drainer, faulty
 from tests.faulty import Clock
+from tests.helpers import run
 from tests.test_faults import SANDBOXED
 
 PLAIN = [n for n in SANDBOXED if not adapter_class(n).idempotent]
+SEARCHABLE = [n for n in PLAIN if adapter_class(n).can_find]
+BLIND = [n for n in PLAIN if not adapter_class(n).can_find]
+"""Networks whose account cannot be searched (a Telegram bot cannot read its channel)."""
 KEYED = [n for n in SANDBOXED if adapter_class(n).idempotent]
 WINDOWED = [n for n in KEYED if adapter_class(n).idempotency_window is not None]
 FOREVER = [n for n in KEYED if adapter_class(n).idempotency_window is None]
@@ -63,7 +67,7 @@ def count(sandbox: SandboxServer, slugs: dict[str, str], network: str) -> int:
     return drainer.posts_per_delivery(sandbox, slugs)[next(iter(slugs)), network]
 
 
-@pytest.mark.parametrize("network", PLAIN)
+@pytest.mark.parametrize("network", SEARCHABLE)
 def test_killed_after_sending_then_found_on_the_network(
     env: Path, sandbox: SandboxServer, network: str
 ) -> None:
@@ -80,7 +84,7 @@ def test_killed_after_sending_then_found_on_the_network(
     assert report.exit_status == 0, report.problems
 
 
-@pytest.mark.parametrize("network", PLAIN)
+@pytest.mark.parametrize("network", SEARCHABLE)
 def test_killed_before_sending_is_looked_for_then_sent(
     env: Path, sandbox: SandboxServer, network: str
 ) -> None:
@@ -93,7 +97,7 @@ def test_killed_before_sending_is_looked_for_then_sent(
     assert count(sandbox, slugs, network) == 1
 
 
-@pytest.mark.parametrize("network", PLAIN)
+@pytest.mark.parametrize("network", SEARCHABLE)
 def test_an_unknown_delivery_waits_for_reconcile_after(
     env: Path, sandbox: SandboxServer, network: str
 ) -> None:
@@ -205,7 +209,7 @@ def test_a_duplicate_without_an_earlier_uncertain_attempt_is_a_failure(
     assert count(sandbox, slugs, "x") == 1
 
 
-@pytest.mark.parametrize("network", PLAIN)
+@pytest.mark.parametrize("network", SEARCHABLE)
 def test_an_attempt_that_never_lands_is_dead_lettered_after_reconciling(
     env: Path, sandbox: SandboxServer, network: str
 ) -> None:
@@ -242,3 +246,29 @@ def test_refused_credentials_stop_the_network_without_using_attempts(
     faulty.drain(env)
     counts = drainer.posts_per_delivery(sandbox, slugs)
     assert all(counts[r, n] == 1 for r in slugs for n in sandbox.networks), counts
+
+
+@pytest.mark.parametrize("network", BLIND)
+@pytest.mark.parametrize("point", ["after-claim", "after-send-before-record"])
+def test_where_the_account_cannot_be_searched_a_person_decides(
+    env: Path, sandbox: SandboxServer, network: str, point: str
+) -> None:
+    """Killed with the send in doubt: it waits, unknown, for an operator; never sent twice."""
+    release, slugs = only(network, env, f"blind{network}{point[:5]}")
+    killed_at(point, network)
+
+    report = faulty.drain(env)
+    faulty.drain(env)
+
+    assert delivery(env, release, network).status.value == "unknown"
+    assert any(p.kind == "unknown" and p.network == network for p in report.problems)
+    assert drainer.create_requests_per_delivery(sandbox, slugs)[release, network] <= 1
+    posted = count(sandbox, slugs, network)
+    if posted:
+        url = sandbox.posts(network)[0]["url"]
+        assert run("resolve", release, "--network", network, "--posted", url).exit_code == 0
+    else:
+        assert run("resolve", release, "--network", network, "--not-posted").exit_code == 0
+    faulty.drain(env)
+    assert delivery(env, release, network).status.value == "posted"
+    assert count(sandbox, slugs, network) == 1

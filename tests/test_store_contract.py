@@ -35,6 +35,7 @@ from socialbot.store import (
     open_store,
 )
 from socialbot.store.base import ALL_NETWORKS
+from socialbot.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 
 T0 = datetime(2026, 11, 25, 9, 0, 0, 123456, tzinfo=UTC)
 SECRET = "hunter2-contract-secret"
@@ -678,6 +679,21 @@ def test_the_key_value_area(store: Store):
     assert store.keys("nothing") == []
 
 
+def test_approved_images_are_kept_by_their_digest(store: Store, other: Store):
+    import hashlib
+
+    data = bytes(range(256)) * 40 + b"\x00\xff"  # every byte value, NULs included
+    digest = hashlib.sha256(data).hexdigest()
+    assert store.get_media(digest) is None
+    store.put_media(digest, "image/jpeg", data)
+    store.put_media(digest, "image/jpeg", data)  # approving the same image again is a no-op
+    assert store.get_media(digest) == ("image/jpeg", data)
+    assert other.get_media(digest) == ("image/jpeg", data)  # another process reads the same
+    with pytest.raises(ValueError, match="not the SHA-256"):
+        store.put_media("0" * 64, "image/png", data)
+    assert store.get_media("0" * 64) is None
+
+
 def test_the_queue_scan_cache(store: Store):
     one = QueueFile("queue/a.json", "1:2:3", "a", "h" * 64, T0, None)
     two = QueueFile("queue/b.json", "4:5:6", None, None, None, "queue/b.json: not JSON")
@@ -808,7 +824,7 @@ def test_a_0_1_0_sqlite_database_is_upgraded_in_place(tmp_path: Path):
 
     store = SQLiteStore(str(path))
     try:
-        assert store.migrate() == 2  # already done on open
+        assert store.migrate() == SQLITE_SCHEMA_VERSION  # already done on open
         [approval] = store.approvals("r1")
         assert (approval.approved_by, approval.networks, approval.revision) == (
             "Ana",
@@ -844,7 +860,7 @@ def test_a_0_1_0_sqlite_database_is_upgraded_in_place(tmp_path: Path):
     finally:
         store.close()
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == 2
+    assert version == SQLITE_SCHEMA_VERSION
 
 
 def test_postgres_migrations_run_once_and_are_numbered(postgres_url: str):
@@ -885,6 +901,7 @@ def test_a_version_1_postgres_database_is_upgraded_in_place(postgres_url: str):
     import psycopg
 
     from socialbot.store.postgres import MIGRATIONS, PostgresStore
+    from socialbot.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
 
     with psycopg.connect(postgres_url, autocommit=True) as conn, conn.transaction():
         for statement in MIGRATIONS[1]:
@@ -901,7 +918,7 @@ def test_a_version_1_postgres_database_is_upgraded_in_place(postgres_url: str):
         )
     store = PostgresStore(postgres_url)
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == PG_SCHEMA_VERSION
         old = store.get("r1", "x")
         assert old is not None
         assert (old.idempotency_key, old.approved_at, old.post, old.revision) == (

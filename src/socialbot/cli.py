@@ -691,8 +691,24 @@ def sandbox(host: str, port: int) -> None:
     help="Sandbox port (any free port if taken).",
 )
 @click.option("--serve", is_flag=True, help="Keep the sandbox running afterwards (Ctrl-C stops).")
+@click.option(
+    "--desk",
+    "with_desk",
+    is_flag=True,
+    help="Serve the desk with demo users instead, drain every few seconds (Ctrl-C stops).",
+)
+@click.option(
+    "--desk-port", default=8080, show_default=True, type=int, help="The desk's port with --desk."
+)
 @pass_app
-def demo(app: App, queue_dir: Path | None, port: int, serve: bool) -> None:
+def demo(
+    app: App,
+    queue_dir: Path | None,
+    port: int,
+    serve: bool,
+    with_desk: bool,
+    desk_port: int,
+) -> None:
     """Drain the queue into the local sandbox: no accounts, nothing leaves this machine.
 
     Approves every valid release as "demo" in a throwaway database (your own
@@ -706,6 +722,10 @@ def demo(app: App, queue_dir: Path | None, port: int, serve: bool) -> None:
         queue = queue_dir or load_settings().queue_dir
     except ConfigurationError:
         queue = Path("queue")
+    if with_desk:
+        from socialbot.demo import run_desk_demo
+
+        sys.exit(run_desk_demo(queue, port=port, desk_port=desk_port, echo=say))
     sys.exit(run_demo(queue, port=port, echo=say, serve=serve))
 
 
@@ -775,3 +795,105 @@ def import_command(
         say(note, err=True)
     if report.failed:
         sys.exit(EXIT_ATTENTION)
+
+
+# -- the desk: the web console and its users (issue 10) -----------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@pass_app
+def desk(app: App, host: str, port: int) -> None:
+    """Serve the desk, the web console: review, edit, approve and follow every post.
+
+    Needs SOCIALBOT_DESK__SECRET_KEY and at least one user (`socialbot users add`).
+    """
+    from socialbot.desk.app import serve
+
+    settings = app.settings
+    if settings.desk.secret_key is None:
+        raise Failure(
+            "SOCIALBOT_DESK__SECRET_KEY is not set: set it to a long random value "
+            "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')",
+            EXIT_USAGE,
+        )
+    say(f"desk on http://{host}:{port}/ (Ctrl-C to stop)")
+    try:
+        serve(settings, host, port)
+    except SocialbotError as exc:
+        fail(exc)
+
+
+@cli.group()
+def users() -> None:
+    """Manage the desk's users: add, list, disable, set-role."""
+
+
+@users.command(name="add")
+@click.argument("name")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["author", "approver", "operator", "admin"]),
+    help="author, approver, operator or admin.",
+)
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input (one line)."
+)
+@pass_app
+def users_add(app: App, name: str, role: str, password_stdin: bool) -> None:
+    """Add a desk user NAME with ROLE; the password is asked for (never an argument)."""
+    from socialbot.desk.users import Users, parse_role
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = Users(app.store).add(name, parse_role(role), password)
+    except SocialbotError as exc:
+        fail(exc)
+    say(f"added {user.name} ({user.role.value})")
+
+
+@users.command(name="list")
+@pass_app
+def users_list(app: App) -> None:
+    """List the desk's users, their roles and whether they are enabled."""
+    from socialbot.desk.users import Users
+
+    found = Users(app.store).all()
+    if not found:
+        say("no desk users yet: socialbot users add NAME --role admin")
+    for user in found:
+        say(f"{user.name:24} {user.role.value:9} {'disabled' if user.disabled else 'enabled'}")
+
+
+@users.command(name="disable")
+@click.argument("name")
+@pass_app
+def users_disable(app: App, name: str) -> None:
+    """Disable NAME: their sessions stop working at once."""
+    from socialbot.desk.users import Users
+
+    try:
+        Users(app.store).disable(name)
+    except SocialbotError as exc:
+        fail(exc)
+    say(f"disabled {name}")
+
+
+@users.command(name="set-role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(["author", "approver", "operator", "admin"]))
+@pass_app
+def users_set_role(app: App, name: str, role: str) -> None:
+    """Give NAME another ROLE (they sign in again)."""
+    from socialbot.desk.users import Users, parse_role
+
+    try:
+        Users(app.store).set_role(name, parse_role(role))
+    except SocialbotError as exc:
+        fail(exc)
+    say(f"{name} is now {role}")

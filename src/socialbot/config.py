@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError, create_model, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from socialbot.errors import ConfigurationError
@@ -37,6 +37,86 @@ __all__ = [
     "env_name",
     "load_settings",
 ]
+
+
+class DeskSettings(BaseModel):
+    """The desk: the web console (`socialbot desk`)."""
+
+    secret_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Signs the desk's session cookies: a long random value (e.g. `python3 -c 'import "
+            "secrets; print(secrets.token_urlsafe(48))'`). The desk refuses to start without "
+            "one; `socialbot demo --desk` makes its own."
+        ),
+    )
+    behind_https: bool = Field(
+        False,
+        description=(
+            "The desk is served over HTTPS by a reverse proxy: session cookies are marked "
+            "`Secure` (they always are when the request itself is HTTPS)."
+        ),
+    )
+    trusted_header: str | None = Field(
+        None,
+        description=(
+            "A header set by a reverse proxy that already signed the person in (single "
+            "sign-on), e.g. `X-Remote-User`, naming a desk user. Accepted only from "
+            "`SOCIALBOT_DESK__TRUSTED_PROXIES`."
+        ),
+    )
+    trusted_proxies: str = Field(
+        "",
+        description=(
+            "Comma list of the proxy addresses or networks (`10.0.0.5,192.0.2.0/24`) whose "
+            "`SOCIALBOT_DESK__TRUSTED_HEADER` is believed; from anywhere else it is ignored."
+        ),
+    )
+    session_hours: float = Field(
+        8.0,
+        gt=0,
+        le=24 * 30,
+        description="A sign-in lasts this many hours; then the person signs in again.",
+    )
+    time_zone: str = Field(
+        "Europe/Brussels",
+        description=(
+            "The time zone the desk shows and reads times in (`not_before`, the calendar); "
+            "times are stored in UTC."
+        ),
+    )
+    sign_in_attempts: int = Field(
+        5,
+        ge=1,
+        description=(
+            "Failed sign-ins allowed per account within `SOCIALBOT_DESK__SIGN_IN_WINDOW_MINUTES`; "
+            "then that account's sign-in waits."
+        ),
+    )
+    sign_in_attempts_per_address: int = Field(
+        20,
+        ge=1,
+        description="Failed sign-ins allowed from one address within the same window.",
+    )
+    sign_in_window_minutes: float = Field(
+        15.0,
+        gt=0,
+        description="The window over which failed sign-ins are counted.",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name such as Europe/Brussels") from None
+        return value
+
+    def proxies(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
 
 class CoreSettings(BaseSettings):
@@ -149,6 +229,7 @@ class CoreSettings(BaseSettings):
             "cron; `socialbot status` always shows it."
         ),
     )
+    desk: DeskSettings = DeskSettings()
 
     if TYPE_CHECKING:
         # The network sections (settings.x, settings.mastodon, ...) are added from
@@ -207,7 +288,10 @@ class CoreSettings(BaseSettings):
         return active
 
     def secret_values(self) -> list[str]:
-        return [value for name in NETWORKS for value in self.section(name).secret_values()]
+        values = [value for name in NETWORKS for value in self.section(name).secret_values()]
+        if self.desk.secret_key is not None and self.desk.secret_key.get_secret_value():
+            values.append(self.desk.secret_key.get_secret_value())
+        return values
 
 
 def _with_networks() -> type[CoreSettings]:

@@ -7,6 +7,7 @@ database is never touched. Every run starts afresh, so it shows the same posts.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,8 +55,39 @@ def start_sandbox(port: int) -> SandboxServer:
         return SandboxServer(port=0).start()
 
 
+DEMO_PAGE = "/media-centre/en/news/affordable-housing-plan"
+"""A press-release page the sandbox serves, imported by the demo."""
+
+
+def import_demo_page(
+    server: SandboxServer, settings: Settings, store: SQLiteStore, echo: Callable[..., None]
+) -> None:
+    """Import a press-release page from the sandbox's media centre, as `socialbot import` does."""
+    from socialbot import operations
+    from socialbot.config import ImportSettings
+
+    url = server.url + DEMO_PAGE
+    report = operations.import_releases(
+        settings,
+        store,
+        sources=[url],
+        follow_versions=False,
+        import_settings=ImportSettings(allow_private_addresses=True),
+    )
+    for result in report.results:
+        if result.status.value == "error":
+            echo(f"socialbot: {result.message}", err=True)
+        else:
+            echo(f"imported {result.release_id} from {url} (a draft, approved below as 'demo')")
+    echo()
+
+
 def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bool = False) -> int:
-    """Approve and drain ``queue_dir`` into a local sandbox; print what happened."""
+    """Import a page, approve the queue and drain it into a local sandbox; print what happened.
+
+    The user's queue is copied into the throwaway state first, so nothing of
+    theirs changes.
+    """
     from socialbot import operations
     from socialbot.render import format_table, render_problem
 
@@ -64,6 +96,9 @@ def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bo
         return 2
     server = start_sandbox(port)
     with tempfile.TemporaryDirectory(prefix="socialbot-demo-") as state:
+        shown_queue = queue_dir
+        queue_dir = Path(state) / "queue"
+        shutil.copytree(shown_queue, queue_dir, symlinks=True)
         settings = sandbox_settings(
             server,
             queue_dir=queue_dir,
@@ -73,7 +108,8 @@ def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bo
         store = SQLiteStore(settings.database_path)
         active = settings.active_networks()
         echo(f"sandbox: {server.url}  (networks: {', '.join(active)})")
-        echo(f"queue:   {queue_dir}\n")
+        echo(f"queue:   {shown_queue}\n")
+        import_demo_page(server, settings, store, echo)
         for entry in scan_queue(queue_dir, store):
             if entry.error or entry.release_id is None:
                 continue
@@ -107,3 +143,91 @@ def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bo
             pass
     server.stop()
     return result.exit_status
+
+
+# -- socialbot demo --desk: the sandbox, a drain every few seconds, and the desk --------------
+
+DEMO_ROLES = ("author", "approver", "operator", "admin")
+
+
+def make_demo_users(store: Any, echo: Callable[..., None]) -> dict[str, str]:
+    """One user per role, each with a fresh random password (printed, never reused)."""
+    import secrets
+
+    from socialbot.desk.users import Users, parse_role
+
+    users = Users(store)
+    passwords = {}
+    for role in DEMO_ROLES:
+        password = secrets.token_urlsafe(12)
+        users.add(role, parse_role(role), password)
+        passwords[role] = password
+    return passwords
+
+
+def run_desk_demo(
+    queue_dir: Path,
+    *,
+    port: int,
+    desk_port: int,
+    echo: Callable[..., None],
+    drain_every: float = 10.0,
+) -> int:
+    """Serve the desk over a throwaway database and the sandbox until Ctrl-C."""
+    import secrets
+    import threading
+
+    import uvicorn
+
+    from socialbot import operations
+    from socialbot.desk.app import create_app
+
+    if not queue_dir.is_dir():
+        echo(f"socialbot: the queue directory {queue_dir} does not exist", err=True)
+        return 2
+    server = start_sandbox(port)
+    stop = threading.Event()
+    with tempfile.TemporaryDirectory(prefix="socialbot-desk-demo-") as state:
+        settings = sandbox_settings(
+            server,
+            queue_dir=queue_dir,
+            database_url=f"sqlite:///{state}/demo.db",
+            run_budget_seconds=60,
+            desk={"secret_key": secrets.token_urlsafe(48)},
+        )
+        store = SQLiteStore(settings.database_path)
+        scan_queue(queue_dir, store)
+        passwords = make_demo_users(store, echo)
+        app = create_app(settings, store)
+        config = uvicorn.Config(app, host="127.0.0.1", port=desk_port, log_level="warning")
+        desk = uvicorn.Server(config)
+
+        def drains() -> None:
+            drain_store = SQLiteStore(settings.database_path)
+            try:
+                while not stop.wait(drain_every):
+                    try:
+                        operations.drain(settings, drain_store)
+                    except SocialbotError as exc:
+                        echo(f"socialbot: drain: {exc}", err=True)
+            finally:
+                drain_store.close()
+
+        drainer = threading.Thread(target=drains, name="demo-drain", daemon=True)
+        drainer.start()
+        echo(f"sandbox: {server.url}  (the posts the drain sends appear there)")
+        echo(f"desk:    http://127.0.0.1:{desk_port}/  (a drain runs every {drain_every:g}s)")
+        echo("sign in as any of these (throwaway accounts, this run only):")
+        for role, password in passwords.items():
+            echo(f"  name {role:9} password {password}")
+        echo("Ctrl-C stops the desk, the drain and the sandbox; nothing is kept.")
+        try:
+            desk.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            drainer.join(timeout=drain_every + 60)
+            store.close()
+            server.stop()
+    return 0

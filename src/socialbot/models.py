@@ -9,10 +9,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from socialbot.networks import NETWORKS as NETWORKS  # every supported network, in order
 
@@ -239,6 +239,39 @@ def check_url(value: str) -> str:
     return value
 
 
+MAX_IMAGES = 4
+"""The most images a release names (X and Bluesky take at most four per post)."""
+
+
+class ImageRef(BaseModel):
+    """One image a release names: ``file`` (relative to the release file) or ``url``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    file: str | None = Field(default=None, min_length=1, max_length=500)
+    url: str | None = Field(default=None, max_length=2000)
+    alt: str | None = Field(default=None, max_length=5000)
+    """Required at approval (a preview warns without it)."""
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(check_url(value)).scheme.lower() != "https":
+            raise ValueError("an image's url must be https")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImageRef:
+        if (self.file is None) == (self.url is None):
+            raise ValueError("an image needs either 'file' or 'url' (not both)")
+        return self
+
+    @property
+    def source(self) -> str:
+        """How the image is named in messages: its file or URL."""
+        return self.file or self.url or "image"
+
+
 class Release(BaseModel):
     """One press release, as validated from a file in the queue."""
 
@@ -261,6 +294,11 @@ class Release(BaseModel):
     published: datetime | None = None
     version_of: str | None = Field(default=None, max_length=128)
     source_url: str | None = Field(default=None, max_length=2000)
+    # Images (docs/media.md): up to four, each a file beside the release or an https URL,
+    # with alt text; ``attach`` says whether they go out as the link card's thumbnail
+    # (where a network takes one from us) or attached to the post.
+    images: list[ImageRef] = Field(default_factory=list, max_length=MAX_IMAGES)
+    attach: Literal["card", "images"] = "card"
 
     @field_validator("version_of")
     @classmethod
@@ -355,8 +393,12 @@ class Release(BaseModel):
         """SHA-256 of everything that decides what gets published."""
         # Unset import metadata stays out, so releases written before it existed keep their hash.
         unset = {
-            name for name in ("published", "version_of", "source_url") if not getattr(self, name)
+            name
+            for name in ("published", "version_of", "source_url", "images")
+            if not getattr(self, name)
         }
+        if self.attach == "card":  # the default: releases without images keep their hash
+            unset.add("attach")
         canonical = json.dumps(
             self.model_dump(mode="json", exclude=unset),
             sort_keys=True,
@@ -379,6 +421,19 @@ class TextLimits:
 
 
 @dataclass(frozen=True)
+class PostImage:
+    """One approved image as one network gets it: the SHA-256 of its exact bytes, and
+    what people saw at approval (alt text, and what was done to the image)."""
+
+    digest: str
+    mime: str
+    width: int
+    height: int
+    alt: str
+    report: str = ""
+
+
+@dataclass(frozen=True)
 class Post:
     """The text one network gets for one release, measured as that network counts."""
 
@@ -396,6 +451,10 @@ class Post:
     link_text: str = ""
     """How the link is written in ``text`` when not as ``link`` (Bluesky: shortened, its
     facet carrying ``link``); empty when ``text`` holds ``link`` itself."""
+    images: tuple[PostImage, ...] = ()
+    """The approved images this network gets (their bytes are in the store by digest)."""
+    attach: str = ""
+    """``images``: attached to the post; ``card``: the first is the link card's thumbnail."""
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -424,7 +483,9 @@ class Post:
         for name, value in data.items():
             if name not in known:
                 continue
-            if isinstance(value, list):
+            if name == "images" and isinstance(value, list):
+                value = tuple(PostImage(**item) for item in value)
+            elif isinstance(value, list):
                 value = tuple(value)
             values[name] = value
         return cls(**values)

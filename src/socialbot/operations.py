@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,20 +71,42 @@ class Preview:
     release: Release
     posts: list[Post]
     problems: list[ComposeError]
+    media: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    """The prepared image bytes the posts refer to, by digest (stored at approval)."""
 
 
-def compose_posts(release: Release, networks: list[str], options: ComposeOptions) -> Preview:
-    """Every network's post, as preview and approval compose it (one code path)."""
+def compose_posts(
+    release: Release,
+    networks: list[str],
+    options: ComposeOptions,
+    *,
+    source: str | None = None,
+    store: Store | None = None,
+) -> Preview:
+    """Every network's post, as preview and approval compose it (one code path).
+
+    A release's images are read beside ``source`` (its file) and prepared for
+    each network (``socialbot.attachments``).
+    """
     from socialbot.compose import compose
 
     posts: list[Post] = []
     problems: list[ComposeError] = []
+    if release.images:
+        from socialbot.attachments import text_options
+
+        options = text_options(release, options)
     for network in networks:
         try:
             posts.append(compose(release, network, options))
         except ComposeError as exc:
             problems.append(exc)
-    return Preview(release, posts, problems)
+    if not release.images:
+        return Preview(release, posts, problems)
+    from socialbot.attachments import attach
+
+    attached = attach(release, posts, source=source, store=store)
+    return Preview(release, attached.posts, problems + attached.problems, attached.files)
 
 
 def preview(
@@ -94,11 +117,14 @@ def preview(
 
     path = Path(reference)
     if path.exists() or path.is_symlink() or store is None:
-        release = read_release(path)
+        release, source = read_release(path), str(path)
     else:
-        release = find_release(settings, store, reference).release
+        revision = find_release(settings, store, reference)
+        release, source = revision.release, revision.source
     targets = list(networks or release.networks or NETWORKS)
-    return compose_posts(release, targets, compose_options(settings, store))
+    return compose_posts(
+        release, targets, compose_options(settings, store), source=source, store=store
+    )
 
 
 # -- finding a release ----------------------------------------------------------------------
@@ -235,11 +261,15 @@ def approve(
                 f"replaced (retract it there to take it back)"
             )
     sendable = [n for n in targets if n not in done]
-    composed = compose_posts(release, sendable, compose_options(settings, store))
+    composed = compose_posts(
+        release, sendable, compose_options(settings, store), source=revision.source, store=store
+    )
     if composed.problems:
         raise ApprovalError(
             f"{release.id} cannot be approved: " + "; ".join(str(p) for p in composed.problems)
         )
+    for digest, (mime, data) in composed.media.items():  # before the approval refers to them
+        store.put_media(digest, mime, data)
     approval = Approval(
         release_id=release.id,
         content_hash=revision.content_hash,
@@ -834,32 +864,294 @@ def drain(
     return DrainResult(report, told)
 
 
+# -- the desk: writing releases, submitting them, the inbox ------------------------------------
+# Added for the desk (issue 10); the CLI may call them as well. Every rule about approval stays
+# in ``approve`` and ``socialbot.approvals``: these only record revisions and read state.
+
+DESK_SOURCE = "desk"
+"""The ``source`` of a revision written in the desk."""
+
+
+def release_from_fields(release_id: str, fields: Mapping[str, Any]) -> Release:
+    """A release from a person's fields; every problem in one sentence naming the fields."""
+    from pydantic import ValidationError
+
+    from socialbot.releases import _invalid
+
+    try:
+        return Release.model_validate({**fields, "id": release_id})
+    except ValidationError as exc:
+        raise _invalid(Path(release_id), exc) from None
+
+
+def create_release(
+    store: Store, fields: Mapping[str, Any], *, author: str, now: datetime | None = None
+) -> Revision:
+    """A new release written by ``author``: its first revision (a draft until submitted)."""
+    author = require_person(author, "author")
+    release_id = str(fields.get("id", "")).strip()
+    release = release_from_fields(release_id, fields)
+    if store.revisions(release.id) or store.deliveries(release_id=release.id):
+        raise ApprovalError(f"a release {release.id!r} already exists: choose another id")
+    revision = store.record_revision(
+        release, source=DESK_SOURCE, author=author, now=now or utcnow()
+    )
+    assert revision is not None  # the first revision of a new release always differs
+    return revision
+
+
+def edit_release(
+    store: Store,
+    release_id: str,
+    changes: Mapping[str, Any],
+    *,
+    author: str,
+    expect_revision: int | None = None,
+    now: datetime | None = None,
+) -> Revision | None:
+    """Save an edit as a new revision by ``author`` (None when nothing changed).
+
+    ``expect_revision`` is the revision the person edited: when someone saved another
+    meanwhile, the edit is refused rather than silently overwriting theirs.
+    """
+    author = require_person(author, "author")
+    current = store.latest_revisions([release_id]).get(release_id)
+    if current is None:
+        raise ApprovalError(f"no release {release_id!r} is known")
+    if expect_revision is not None and current.number != expect_revision:
+        raise ApprovalError(
+            f"revision {current.number} of {release_id} was saved meanwhile"
+            f"{' by ' + current.author if current.author else ''}; "
+            "reload the release and make the edit again"
+        )
+    data = current.release.model_dump()
+    data.update(changes)
+    release = release_from_fields(release_id, data)
+    return store.record_revision(release, source=DESK_SOURCE, author=author, now=now or utcnow())
+
+
+def submit(store: Store, release_id: str, *, by: str, now: datetime | None = None) -> Revision:
+    """Hand the latest revision to the approvers (a desk draft shows as awaiting approval)."""
+    by = require_person(by)
+    current = store.latest_revisions([release_id]).get(release_id)
+    if current is None:
+        raise ApprovalError(f"no release {release_id!r} is known")
+    store.set_value(f"submitted:{release_id}", str(current.number))
+    store.audit(
+        "submit",
+        actor=by,
+        now=now or utcnow(),
+        release_id=release_id,
+        revision=current.number,
+        detail="submitted for approval",
+    )
+    return current
+
+
+class ReleaseStage(StrEnum):
+    """Where a release stands, as the inbox shows it."""
+
+    DRAFT = "draft"
+    AWAITING = "awaiting approval"
+    SCHEDULED = "scheduled"
+    POSTING = "posting"
+    POSTED = "posted"
+    FAILED = "failed"
+    NEEDS_PERSON = "needs a person"
+    WITHDRAWN = "withdrawn"
+    RETRACTED = "retracted"
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One release with its state: what the inbox lists and the release page heads with."""
+
+    revision: Revision
+    stage: ReleaseStage
+    detail: str
+    approvers: list[str]
+    """Who approved the latest revision (counted as the approval rules count)."""
+    required: int
+    scheduled_at: datetime | None
+    networks: list[str]
+    deliveries: list[Delivery]
+
+    @property
+    def release(self) -> Release:
+        return self.revision.release
+
+    @property
+    def release_id(self) -> str:
+        return self.revision.release_id
+
+
+def release_stage(
+    settings: Settings,
+    store: Store,
+    state: ReleaseState,
+    rows: list[Delivery],
+    now: datetime,
+) -> InboxItem | None:
+    """The stage of one release, from its approval state and its deliveries."""
+    latest = state.latest
+    if latest is None:
+        return None
+    required = state.required
+    mine = [a for a in state.approvals if a.revision == latest.number]
+    approvers = state.approvers(mine[-1]) if mine else []
+    networks = latest.release.target_networks(settings.active_networks() or list(NETWORKS))
+    whole = [w for w in state.withdrawals if w.network == ALL_NETWORKS]
+    statuses = {d.status for d in rows}
+    pending = [d for d in rows if d.status is DeliveryStatus.PENDING]
+    later = sorted(d.not_before for d in pending if d.not_before and d.not_before > now)
+    scheduled_at = later[0] if later else latest.release.not_before
+    approval = state.in_force()
+    waiting = state.waiting_revision()
+
+    def item(stage: ReleaseStage, detail: str = "") -> InboxItem:
+        return InboxItem(
+            latest, stage, detail, approvers, required, scheduled_at, networks, list(rows)
+        )
+
+    if any(w.kind == "retract" for w in whole):
+        return item(ReleaseStage.RETRACTED, f"by {whole[-1].by}")
+    if whole:
+        return item(ReleaseStage.WITHDRAWN, f"by {whole[-1].by}")
+    if DeliveryStatus.UNKNOWN in statuses:
+        return item(ReleaseStage.NEEDS_PERSON, "may or may not have been posted")
+    if DeliveryStatus.FAILED in statuses:
+        return item(ReleaseStage.FAILED)
+    if approval is None or waiting is not None:
+        rejected = [r for r in store.rejections(latest.release_id) if r.revision == latest.number]
+        if rejected:
+            return item(ReleaseStage.DRAFT, f"rejected by {rejected[-1].by}: {rejected[-1].reason}")
+        submitted = store.get_value(f"submitted:{latest.release_id}")
+        if latest.source == DESK_SOURCE and submitted != str(latest.number) and not mine:
+            return item(ReleaseStage.DRAFT)
+        detail = f"{len(approvers)} of {required} approvals"
+        if waiting is not None:
+            detail += f"; revision {approval.revision if approval else '?'} is held back"
+        return item(ReleaseStage.AWAITING, detail)
+    if DeliveryStatus.SENDING in statuses:
+        return item(ReleaseStage.POSTING, "being sent")
+    if pending:
+        if later:
+            return item(ReleaseStage.SCHEDULED)
+        return item(ReleaseStage.POSTING, "sent by the next drain")
+    if DeliveryStatus.POSTED in statuses:
+        return item(ReleaseStage.POSTED)
+    if statuses and statuses <= {DeliveryStatus.RETRACTED, DeliveryStatus.WITHDRAWN}:
+        if DeliveryStatus.RETRACTED in statuses:
+            return item(ReleaseStage.RETRACTED)
+        return item(ReleaseStage.WITHDRAWN)
+    return item(ReleaseStage.POSTING, "sent by the next drain")
+
+
+def release_item(
+    settings: Settings, store: Store, release_id: str, now: datetime | None = None
+) -> InboxItem:
+    """One release's state (the head of its page in the desk)."""
+    state = ReleaseState.load(store, release_id, settings.approvals_required)
+    found = release_stage(
+        settings, store, state, store.deliveries(release_id=release_id), now or utcnow()
+    )
+    if found is None:
+        raise ApprovalError(f"no release {release_id!r} is known")
+    return found
+
+
+def inbox(
+    settings: Settings,
+    store: Store,
+    *,
+    language: str | None = None,
+    network: str | None = None,
+    stage: ReleaseStage | None = None,
+    text: str | None = None,
+    now: datetime | None = None,
+) -> list[InboxItem]:
+    """Every release with its state, newest first, narrowed by the filters given."""
+    from socialbot.releases import scan_queue
+
+    now = now or utcnow()
+    if settings.queue_dir.is_dir():
+        scan_queue(settings.queue_dir, store, now)
+    latest = store.latest_revisions()
+    approvals: dict[str, list[Approval]] = {}
+    for approval in store.approvals():
+        approvals.setdefault(approval.release_id, []).append(approval)
+    withdrawals: dict[str, list[Withdrawal]] = {}
+    for withdrawal in store.withdrawals():
+        withdrawals.setdefault(withdrawal.release_id, []).append(withdrawal)
+    rows: dict[str, list[Delivery]] = {}
+    for delivery in store.deliveries():
+        rows.setdefault(delivery.release_id, []).append(delivery)
+    needle = (text or "").strip().casefold()
+    items = []
+    for release_id, revision in latest.items():
+        release = revision.release
+        if language and release.language != language:
+            continue
+        if needle and not any(
+            needle in value.casefold()
+            for value in (release.id, release.title, release.summary, release.body)
+        ):
+            continue
+        state = ReleaseState(
+            release_id,
+            store.revisions(release_id),
+            approvals.get(release_id, []),
+            withdrawals.get(release_id, []),
+            settings.approvals_required,
+        )
+        found = release_stage(settings, store, state, rows.get(release_id, []), now)
+        if found is None:
+            continue
+        if network and network not in found.networks:
+            continue
+        if stage is not None and found.stage is not stage:
+            continue
+        items.append(found)
+    items.sort(key=lambda i: (i.revision.created_at, i.release_id), reverse=True)
+    return items
+
+
 __all__ = [
+    "DESK_SOURCE",
     "ApprovalResult",
     "DeliveryError",
     "DrainResult",
+    "InboxItem",
     "InvalidRelease",
     "LazyAdapters",
     "NetworkCheck",
     "Preview",
+    "ReleaseStage",
     "Status",
     "TakeBack",
     "approve",
     "audit",
     "compose_options",
     "compose_posts",
+    "create_release",
     "credential_warnings",
     "drain",
+    "edit_release",
     "find_release",
+    "inbox",
     "log",
     "networks",
     "pause",
     "preview",
     "reject",
+    "release_from_fields",
+    "release_item",
+    "release_stage",
     "resolve",
     "resume",
     "retract",
     "retry",
     "status",
+    "submit",
     "withdraw",
 ]

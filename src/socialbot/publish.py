@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # imported when first needed: an idle cron run never composes
     from tenacity import RetryCallState
     from tenacity.wait import wait_base
 
-    from socialbot.adapters import Adapter
+    from socialbot.adapters import Adapter, Media
     from socialbot.compose import ComposeOptions
 
 log = logging.getLogger("socialbot.publish")
@@ -73,6 +73,7 @@ CrashPoint = Literal[
     "mid-reconcile",
     "mid-schedule",
     "after-claim",
+    "after-upload",
     "after-send-before-record",
     "after-record",
     "before-delete",
@@ -82,6 +83,7 @@ CRASH_POINTS: tuple[CrashPoint, ...] = (
     "mid-reconcile",
     "mid-schedule",
     "after-claim",
+    "after-upload",
     "after-send-before-record",
     "after-record",
     "before-delete",
@@ -101,6 +103,10 @@ def _crash_point(name: CrashPoint) -> None:
         reached = _crash_counts[name]
     if reached >= (int(nth) if nth.isdigit() else 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _after_upload() -> None:
+    _crash_point("after-upload")
 
 
 @dataclass(frozen=True)
@@ -859,8 +865,27 @@ class Publisher:
             reraise=True,
         )
         self._arm(adapter)
-        receipt: Receipt = retrying(adapter.publish, post, key=delivery.idempotency_key)
+        media = self._media(adapter, post)
+        # Only a post with images passes ``media``, so adapters written before images work.
+        extra = {"media": media} if media else {}
+        receipt: Receipt = retrying(adapter.publish, post, key=delivery.idempotency_key, **extra)
         return receipt
+
+    def _media(self, adapter: Adapter, post: Post) -> tuple[Media, ...]:
+        """The approved bytes of the post's images, from the store (by their digest)."""
+        from socialbot.adapters.base import Media
+
+        media = []
+        for image in post.images:
+            stored = self.store.get_media(image.digest)
+            if stored is None:
+                raise PermanentError(
+                    f"an approved image ({image.alt[:40]}) is no longer in the store; "
+                    "approve the release again",
+                    network=adapter.name,
+                )
+            media.append(Media(image, stored[1]))
+        return tuple(media)
 
     def _record(
         self,
@@ -927,6 +952,7 @@ class Publisher:
     def _arm(self, adapter: Adapter) -> None:
         """Every request of the adapter ends by the run's deadline, slow answers included."""
         adapter.deadline = self.deadline
+        adapter.after_upload = _after_upload
 
     def _adapter(self, network: str) -> Adapter | None:
         """The network's adapter; None when it is not active or cannot be built."""

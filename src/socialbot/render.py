@@ -10,6 +10,11 @@ def render_post(post: Post) -> str:
     """A post as the preview shows it: a header with its length and limit, then the text."""
     lines = [f"── {post.network} ── {post.length}/{post.limit}", post.text]
     lines.extend(f"   note: {note}" for note in post.notes)
+    if post.images:
+        from socialbot.attachments import describe
+
+        kind = "card thumbnail" if post.attach == "card" else "image"
+        lines.extend(f"   {kind} {n}: {describe(image)}" for n, image in enumerate(post.images, 1))
     return "\n".join(lines) + "\n"
 
 

@@ -31,6 +31,8 @@ from socialbot.config import (
 )
 
 SETTINGS_MD = Path("docs") / "settings.md"
+OWN_PAGES = frozenset({"desk"})
+"""Nested sections that are no network: their settings are explained on ``docs/<name>.md``."""
 ENV_EXAMPLE = Path(".env.example")
 
 
@@ -182,7 +184,7 @@ def render_markdown(model: type[Settings] = Settings) -> str:
     for section in sections(model):
         heading = section.title if not section.name else f"{section.title} (`{section.name}`)"
         parts.append(f"\n## {heading}\n")
-        if section.name in SECTIONS_OUTSIDE_SETTINGS:
+        if section.name in SECTIONS_OUTSIDE_SETTINGS or section.name in OWN_PAGES:
             parts.append(f"\nSee [{section.name}.md]({section.name}.md).\n")
         elif section.name:
             parts.append(

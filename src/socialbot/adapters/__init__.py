@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from socialbot.adapters.base import Adapter, MemoryState, State
+from socialbot.adapters.base import Adapter, Media, MemoryState, State
 from socialbot.config import Settings
 from socialbot.networks import PROFILES
 
@@ -33,4 +33,12 @@ def create_adapter(network: str, settings: Settings, **options: Any) -> Adapter:
     return cls.from_settings(settings, **options)
 
 
-__all__ = ["REGISTRY", "Adapter", "MemoryState", "State", "adapter_class", "create_adapter"]
+__all__ = [
+    "REGISTRY",
+    "Adapter",
+    "Media",
+    "MemoryState",
+    "State",
+    "adapter_class",
+    "create_adapter",
+]

@@ -30,10 +30,12 @@ checked between them, so an answer trickled a byte a second cannot outlast it.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
@@ -45,7 +47,7 @@ from socialbot.errors import (
     TransientError,
 )
 from socialbot.logs import redact
-from socialbot.models import Post, Receipt, TextLimits
+from socialbot.models import Post, PostImage, Receipt, TextLimits
 
 if TYPE_CHECKING:
     import httpx
@@ -85,6 +87,19 @@ class MemoryState:
 
     def set_value(self, key: str, value: str) -> None:
         self.values[key] = value
+
+
+@dataclass(frozen=True)
+class Media:
+    """One approved image and its exact bytes, as the publisher loads them from the store."""
+
+    image: PostImage
+    data: bytes
+
+    @property
+    def filename(self) -> str:
+        extension = {"image/png": "png", "image/gif": "gif", "image/webp": "webp"}
+        return f"{self.image.digest[:16]}.{extension.get(self.image.mime, 'jpg')}"
 
 
 class DeadlineExceeded(Exception):
@@ -127,9 +142,35 @@ class Adapter(ABC):
         ``state`` keeps what the adapter remembers between runs.
         """
 
+    after_upload: Callable[[], None] | None = None
+    """Called between the last upload and the create (the publisher's crash point)."""
+
     @abstractmethod
-    def publish(self, post: Post, *, key: str) -> Receipt:
-        """Create the post; ``key`` is stable for the delivery across runs."""
+    def publish(self, post: Post, *, key: str, media: Sequence[Media] = ()) -> Receipt:
+        """Create the post; ``key`` is stable for the delivery across runs.
+
+        ``media`` holds the bytes of ``post.images``, in order. Uploads are not
+        posts: they are made on every attempt (upload ids expire), with
+        ``creating=False`` (a failure is transient or permanent, never
+        ambiguous), and only then is the post created, under its own rules.
+        """
+
+    def attachments(self, post: Post, media: Sequence[Media]) -> list[Media]:
+        """``media`` checked against the approved ``post.images``: the same images, in
+        order, byte for byte; anything else is refused before anything is sent."""
+        if [m.image for m in media] != list(post.images) or any(
+            hashlib.sha256(m.data).hexdigest() != m.image.digest for m in media
+        ):
+            raise PermanentError(
+                "the images to send are not the approved ones; approve the release again",
+                network=self.name,
+            )
+        return list(media)
+
+    def uploaded(self) -> None:
+        """Every upload is done and the create comes next."""
+        if self.after_upload is not None:
+            self.after_upload()
 
     def find(self, text: str, since: datetime) -> Receipt | None:
         """The account's post with this text created since ``since``, if any.

@@ -16,6 +16,7 @@ adapter log in again.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -23,15 +24,17 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
 from socialbot.adapters.base import (
     Adapter,
+    Media,
     MemoryState,
     State,
     json_body,
@@ -120,6 +123,9 @@ class Session:
         return session
 
 
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
+
 SESSION_KEY = "bluesky.session"
 
 
@@ -130,10 +136,13 @@ class Sessions:
     setting never reuses a session of another account.
     """
 
-    def __init__(self, state: State, base_url: str, identifier: str) -> None:
+    def __init__(
+        self, state: State, base_url: str, identifier: str, *, seal: str | None = None
+    ) -> None:
         self.state = state
         self.base_url = base_url
         self.identifier = identifier.lower()
+        self._fernet = _fernet(seal, self.identifier) if seal else None
 
     def load(self) -> Session | None:
         try:
@@ -143,6 +152,14 @@ class Sessions:
             return None
         if raw is None:
             return None
+        if self._fernet is not None:
+            from cryptography.fernet import InvalidToken
+
+            try:
+                raw = self._fernet.decrypt(raw.encode("ascii")).decode("utf-8")
+            except (InvalidToken, ValueError):
+                # Sealed with another app password, or not sealed: log in again.
+                return None
         try:
             data = json.loads(raw)
         except ValueError as exc:
@@ -172,10 +189,32 @@ class Sessions:
             **asdict(session),
             "saved_at": utc_now().isoformat(timespec="seconds"),
         }
+        value = json.dumps(data, indent=2)
+        if self._fernet is not None:
+            value = self._fernet.encrypt(value.encode("utf-8")).decode("ascii")
         try:
-            self.state.set_value(SESSION_KEY, json.dumps(data, indent=2))
+            self.state.set_value(SESSION_KEY, value)
         except OSError as exc:
             log.warning("could not save the Bluesky session (%s)", exc)
+
+
+def _fernet(secret: str, identifier: str) -> Fernet:
+    """A key derived from the app password: the store only ever holds a sealed session.
+
+    Whoever reads the database without the app password cannot use the tokens; a
+    changed app password simply means a new login.
+    """
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=b"socialbot bluesky session",
+        info=identifier.encode("utf-8"),
+    ).derive(secret.encode("utf-8"))
+    return Fernet(base64.urlsafe_b64encode(key))
 
 
 class SessionFile:
@@ -246,10 +285,13 @@ class BlueskyAdapter(Adapter):
         self.web_url = web_url.rstrip("/")
         self.request_timeout = timeout
         self.http = new_client(self.base_url, timeout, transport=transport)
+        sealed = state is not None  # a shared store: keep no usable token in it
         if state is None:
             state = SessionFile(session_path) if session_path else MemoryState()
         self.state = state
-        self.sessions = Sessions(state, self.base_url, self.identifier)
+        self.sessions = Sessions(
+            state, self.base_url, self.identifier, seal=app_password if sealed else None
+        )
         self._session: Session | None = None
         self._refused: AuthError | None = None
         self._lock = threading.RLock()
@@ -284,10 +326,14 @@ class BlueskyAdapter(Adapter):
 
     # -- posting -------------------------------------------------------------------------
 
-    def publish(self, post: Post, *, key: str) -> Receipt:
+    def publish(self, post: Post, *, key: str, media: Sequence[Media] = ()) -> Receipt:
         text = post.text
         facets = list(post.facets) or bluesky_facets(text)
         check_post(text, facets)
+        # Uploaded on every attempt; a resend lands on the same record key all the same.
+        blobs = [(item, self.upload_blob(item)) for item in self.attachments(post, media)]
+        if blobs:
+            self.uploaded()
         rkey = record_key(key)
         record: dict[str, Any] = {
             "$type": COLLECTION,
@@ -298,15 +344,27 @@ class BlueskyAdapter(Adapter):
             record["langs"] = [post.language]
         if facets:
             record["facets"] = facets
-        if post.link:
+        if blobs and post.attach != "card":
             record["embed"] = {
-                "$type": "app.bsky.embed.external",
-                "external": {
-                    "uri": post.link,
-                    "title": post.title,
-                    "description": post.description,
-                },
+                "$type": "app.bsky.embed.images",
+                "images": [
+                    {
+                        "image": blob,
+                        "alt": item.image.alt,
+                        "aspectRatio": {"width": item.image.width, "height": item.image.height},
+                    }
+                    for item, blob in blobs
+                ],
             }
+        elif post.link:
+            external: dict[str, Any] = {
+                "uri": post.link,
+                "title": post.title,
+                "description": post.description,
+            }
+            if blobs:
+                external["thumb"] = blobs[0][1]
+            record["embed"] = {"$type": "app.bsky.embed.external", "external": external}
         try:
             data = self._call(
                 "POST",
@@ -344,6 +402,31 @@ class BlueskyAdapter(Adapter):
                 ) from None
             raise
         return Receipt(uri, self.post_url(rkey))
+
+    def upload_blob(self, item: Media) -> dict[str, Any]:
+        """``com.atproto.repo.uploadBlob``: the bytes as they are, typed; returns the blob."""
+        session = self._ensure_session()
+        for attempt in range(2):
+            response = self.exchange(
+                "POST",
+                "/xrpc/com.atproto.repo.uploadBlob",
+                creating=False,
+                content=item.data,
+                headers={
+                    "Authorization": f"Bearer {session.access_jwt}",
+                    "Content-Type": item.image.mime,
+                },
+            )
+            if attempt == 0 and token_refused(response):
+                session = self._renew(session)
+                continue
+            break
+        if not response.is_success:
+            raise self.failure(response, creating=False)
+        blob = self.answer_object(response, creating=False).get("blob")
+        if not isinstance(blob, dict) or blob.get("$type") != "blob":
+            raise self.unreadable("names no blob", response, creating=False)
+        return blob
 
     def post_url(self, rkey: str) -> str:
         """The post's page: ``{web_url}/profile/{handle}/post/{rkey}``."""

@@ -18,6 +18,7 @@ it from the text).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 from urllib.parse import quote
@@ -26,6 +27,7 @@ import httpx
 
 from socialbot.adapters.base import (
     Adapter,
+    Media,
     State,
     json_body,
     new_client,
@@ -115,8 +117,15 @@ class LinkedInAdapter(Adapter):
             transport=transport,
         )
 
-    def publish(self, post: Post, *, key: str) -> Receipt:
-        """Create the post; ``key`` is unused, LinkedIn has no idempotency key."""
+    def publish(self, post: Post, *, key: str, media: Sequence[Media] = ()) -> Receipt:
+        """Create the post; ``key`` is unused, LinkedIn has no idempotency key.
+
+        Images are uploaded first (Images API), then named in the post: ``media``
+        for one, ``multiImage`` for several, or the article's ``thumbnail``.
+        """
+        images = [(item, self.upload(item)) for item in self.attachments(post, media)]
+        if images:
+            self.uploaded()
         body: dict[str, Any] = {
             "author": self.author,
             # Unescaped reserved characters make LinkedIn keep the post only up
@@ -136,7 +145,15 @@ class LinkedInAdapter(Adapter):
             article = {"source": post.link, "title": post.title or post.link}
             if post.description:
                 article["description"] = post.description
+            if images and post.attach == "card":
+                article["thumbnail"] = images[0][1]
+                article["thumbnailAltText"] = images[0][0].image.alt
             body["content"] = {"article": article}
+        if images and post.attach != "card":
+            shown = [{"id": urn, "altText": item.image.alt} for item, urn in images]
+            body["content"] = (
+                {"media": shown[0]} if len(shown) == 1 else {"multiImage": {"images": shown}}
+            )
         response = self._send(
             "POST", "/rest/posts", creating=True, json=body, headers={"X-RestLi-Method": "CREATE"}
         )
@@ -144,6 +161,30 @@ class LinkedInAdapter(Adapter):
         if not urn.startswith("urn:li:"):
             raise self.unreadable("named no post (no x-restli-id)", response, creating=True)
         return Receipt(urn, self.post_url(urn))
+
+    def upload(self, item: Media) -> str:
+        """``POST /rest/images?action=initializeUpload``, then ``PUT`` the bytes to the
+        upload URL it names; returns the image's URN."""
+        response = self._send(
+            "POST",
+            "/rest/images",
+            creating=False,
+            params={"action": "initializeUpload"},
+            json={"initializeUploadRequest": {"owner": self.author}},
+        )
+        value = self.answer_object(response, creating=False).get("value")
+        upload_url = value.get("uploadUrl") if isinstance(value, dict) else None
+        urn = value.get("image") if isinstance(value, dict) else None
+        if not isinstance(upload_url, str) or not isinstance(urn, str):
+            raise self.unreadable("names no upload URL or image", response, creating=False)
+        self._send(
+            "PUT",
+            upload_url,
+            creating=False,
+            content=item.data,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        return urn
 
     def post_url(self, urn: str) -> str:
         return f"{self.web_url}/feed/update/{urn}"

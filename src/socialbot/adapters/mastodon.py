@@ -11,8 +11,11 @@ The access token travels only in the ``Authorization`` header.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any, Self
@@ -22,6 +25,8 @@ import httpx
 
 from socialbot.adapters.base import (
     Adapter,
+    Media,
+    MemoryState,
     State,
     json_body,
     new_client,
@@ -49,6 +54,10 @@ PAGE_SIZE = 40
 MAX_PAGES = 5
 FIND_MARGIN = timedelta(minutes=5)
 """Clock difference tolerated between this host and the instance."""
+MEDIA_POLLS = 12
+"""``GET /api/v1/media/:id`` at most this many times while an upload is processed."""
+MEDIA_LIMITS_KEY = "media-limits:mastodon"
+"""Where the instance's ``configuration.media_attachments`` is kept (``socialbot.attachments``)."""
 _MENTION = re.compile(r"(?<![\w@])@([\w.-]+)@[\w.-]+\w")
 _SPACE = re.compile(r"\s+")
 
@@ -71,8 +80,12 @@ class MastodonAdapter(Adapter):
         visibility: str = "public",
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        state: State | None = None,
     ) -> None:
         register_secret(access_token)
+        self.state = state or MemoryState()
+        self.poll_interval = 0.2
+        """Seconds before the first look at an upload being processed (doubling, at most 4)."""
         self.base_url = base_url.rstrip("/")
         self.visibility = visibility
         self.request_timeout = timeout
@@ -102,14 +115,21 @@ class MastodonAdapter(Adapter):
             visibility=section.visibility,
             timeout=settings.request_timeout_seconds,
             transport=transport,
+            state=state,
         )
 
     # -- the Adapter protocol ------------------------------------------------------------
 
-    def publish(self, post: Post, *, key: str) -> Receipt:
-        data = {"status": post.text, "visibility": self.visibility}
+    def publish(self, post: Post, *, key: str, media: Sequence[Media] = ()) -> Receipt:
+        # Uploads first, on every attempt: unattached media are removed by the instance.
+        media_ids = [self.upload(item) for item in self.attachments(post, media)]
+        if media_ids:
+            self.uploaded()
+        data: dict[str, Any] = {"status": post.text, "visibility": self.visibility}
         if post.language:
             data["language"] = post.language
+        if media_ids:
+            data["media_ids[]"] = media_ids
         response = self._send(
             "POST", "/api/v1/statuses", creating=True, data=data, headers={"Idempotency-Key": key}
         )
@@ -118,6 +138,34 @@ class MastodonAdapter(Adapter):
         if not isinstance(status_id, str) or not status_id:
             raise self.unreadable("names no status id", response, creating=True)
         return Receipt(status_id, self.status_url(status))
+
+    def upload(self, item: Media) -> str:
+        """``POST /api/v2/media`` with the alt text as ``description``; a 202 (still
+        processing) is polled on ``GET /api/v1/media/:id`` until it is ready (200)."""
+        response = self._send(
+            "POST",
+            "/api/v2/media",
+            creating=False,
+            files={"file": (item.filename, item.data, item.image.mime)},
+            data={"description": item.image.alt},
+        )
+        attachment = self.answer_object(response, creating=False)
+        media_id = attachment.get("id")
+        if not isinstance(media_id, str) or not media_id:
+            raise self.unreadable("names no media id", response, creating=False)
+        if response.status_code == 200 and attachment.get("url"):
+            return media_id
+        wait = self.poll_interval
+        for _ in range(MEDIA_POLLS):
+            time.sleep(min(wait, max(self.time_left() - 1.0, 0.0)))
+            wait = min(wait * 2, 4.0)
+            polled = self._send("GET", f"/api/v1/media/{quote(media_id, safe='')}", creating=False)
+            if polled.status_code == 200 and self.answer_object(polled, creating=False).get("url"):
+                return media_id
+        raise TransientError(
+            f"the instance was still processing image {media_id} after {MEDIA_POLLS} looks",
+            network=self.name,
+        )
 
     def find(self, text: str, since: datetime) -> Receipt | None:
         """Look through the account's statuses since ``since`` for one with this text."""
@@ -219,7 +267,13 @@ class MastodonAdapter(Adapter):
                 if exc.status_code in (404, 410):
                     continue  # before Mastodon 4.0 only /api/v1/instance exists
                 break
-            limits = limits_from_instance(json_body(response))
+            instance = json_body(response)
+            configuration = instance.get("configuration")
+            if isinstance(configuration, dict) and configuration.get("media_attachments"):
+                value = json.dumps(configuration["media_attachments"], sort_keys=True)
+                if self.state.get_value(MEDIA_LIMITS_KEY) != value:
+                    self.state.set_value(MEDIA_LIMITS_KEY, value)
+            limits = limits_from_instance(instance)
             if limits is not None:
                 return limits
             why = f"{path} reports no status limits"

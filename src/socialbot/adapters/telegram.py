@@ -16,14 +16,16 @@ for redaction and no URL is ever put into an error message.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
 
 import httpx
 
-from socialbot.adapters.base import Adapter, State, json_body, new_client
+from socialbot.adapters.base import Adapter, Media, State, json_body, new_client
 from socialbot.config import Settings
-from socialbot.errors import AuthError, DeliveryError, PermanentError
+from socialbot.errors import AmbiguousError, AuthError, DeliveryError, PermanentError
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
 from socialbot.networks.telegram import PROFILE, TelegramSettings
@@ -80,20 +82,58 @@ class TelegramAdapter(Adapter):
             transport=transport,
         )
 
-    def publish(self, post: Post, *, key: str) -> Receipt:
-        """``sendMessage``; ``key`` is unused: the Bot API has no idempotency key."""
-        body: dict[str, Any] = {"chat_id": self.chat_id, "text": post.text}
-        if post.link:
-            body["link_preview_options"] = {"url": post.link}
-        response = self.call("POST", self._method("sendMessage"), creating=True, json=body)
-        message = self.result(response, creating=True)
+    def publish(self, post: Post, *, key: str, media: Sequence[Media] = ()) -> Receipt:
+        """``sendMessage``; ``key`` is unused: the Bot API has no idempotency key.
+
+        With images (``attach: images``) the photos travel in the create itself:
+        ``sendPhoto`` for one, ``sendMediaGroup`` (an album) for several, the text
+        as the caption (at most 1,024 characters, as approval composed it).
+        """
+        photos = self.attachments(post, media)
+        if photos and post.attach != "card":
+            message = self.send_photos(post, photos)
+        else:
+            body: dict[str, Any] = {"chat_id": self.chat_id, "text": post.text}
+            if post.link:
+                body["link_preview_options"] = {"url": post.link}
+            response = self.call("POST", self._method("sendMessage"), creating=True, json=body)
+            message = self.result(response, creating=True)
         chat = message.get("chat") if isinstance(message, dict) else None
         message_id = message.get("message_id") if isinstance(message, dict) else None
         chat_id = chat.get("id") if isinstance(chat, dict) else None
         if not isinstance(message_id, int) or not isinstance(chat_id, int):
-            raise self.unreadable("names no message", response, creating=True)
+            raise AmbiguousError(
+                "Telegram answered without the message; it may have been posted",
+                network=self.name,
+            )
         assert isinstance(chat, dict)
         return Receipt(f"{chat_id}/{message_id}", self.message_url(chat, message_id))
+
+    def send_photos(self, post: Post, photos: Sequence[Media]) -> Any:
+        """One create carrying the photos; returns the (first) message."""
+        files = {f"photo{n}": (m.filename, m.data, m.image.mime) for n, m in enumerate(photos)}
+        if len(photos) == 1:
+            data = {"chat_id": self.chat_id, "caption": post.text}
+            response = self.call(
+                "POST",
+                self._method("sendPhoto"),
+                creating=True,
+                data=data,
+                files={"photo": files["photo0"]},
+            )
+            return self.result(response, creating=True)
+        items: list[dict[str, Any]] = [
+            {"type": "photo", "media": f"attach://{name}"} for name in files
+        ]
+        items[0]["caption"] = post.text
+        data = {"chat_id": self.chat_id, "media": json.dumps(items)}
+        response = self.call(
+            "POST", self._method("sendMediaGroup"), creating=True, data=data, files=files
+        )
+        messages = self.result(response, creating=True)
+        if not isinstance(messages, list) or not messages:
+            raise self.unreadable("names no messages", response, creating=True)
+        return messages[0]
 
     def find(self, text: str, since: datetime) -> Receipt | None:
         raise PermanentError(

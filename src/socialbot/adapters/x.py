@@ -12,7 +12,7 @@ import io
 import re
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
 
@@ -35,7 +35,10 @@ from socialbot.adapters.base import (
     CONNECT_TIMEOUT,
     USER_AGENT,
     Adapter,
+    Media,
     State,
+    json_body,
+    new_client,
     redacted,
     server_failure,
 )
@@ -186,6 +189,17 @@ class XAdapter(Adapter):
         )
         self.client.session = RedirectingSession(base_url, timeout, self.time_left, transport)
         self._user_id: str | None = None
+        # Media uploads: tweepy has none for v2, so httpx signed with OAuth 1.0a as tweepy
+        # signs (oauthlib, HMAC-SHA1, the header only: multipart and JSON bodies are unsigned).
+        from oauthlib.oauth1 import Client as OAuth1Client
+
+        self.http = new_client(base_url.rstrip("/"), timeout, transport=transport)
+        self._signer = OAuth1Client(
+            api_key,
+            client_secret=api_secret,
+            resource_owner_key=access_token,
+            resource_owner_secret=access_token_secret,
+        )
 
     @classmethod
     def from_settings(
@@ -209,9 +223,15 @@ class XAdapter(Adapter):
             transport=transport,
         )
 
-    def publish(self, post: Post, *, key: str) -> Receipt:
+    def publish(self, post: Post, *, key: str, media: Sequence[Media] = ()) -> Receipt:
+        # Uploaded on every attempt: media ids expire (``expires_after_secs``).
+        media_ids = [self.upload(item) for item in self.attachments(post, media)]
+        if media_ids:
+            self.uploaded()
         try:
-            response = self.client.create_tweet(text=post.text, user_auth=True)
+            response = self.client.create_tweet(
+                text=post.text, media_ids=media_ids or None, user_auth=True
+            )
             tweet_id = response.data["id"]
         except tweepy.HTTPException as exc:
             raise self.translate(exc, creating=True) from None
@@ -229,6 +249,47 @@ class XAdapter(Adapter):
                 network=self.name,
             )
         return Receipt(tweet_id, self.post_url(tweet_id))
+
+    def upload(self, item: Media) -> str:
+        """``POST /2/media/upload`` (multipart ``media``, ``media_category=tweet_image``),
+        then the alt text through ``POST /2/media/metadata``; returns the media id."""
+        response = self.signed(
+            "POST",
+            "/2/media/upload",
+            files={"media": (item.filename, item.data, item.image.mime)},
+            data={"media_category": "tweet_image"},
+        )
+        data = self.answer_object(response, creating=False).get("data")
+        media_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(media_id, str) or not media_id.isdigit():
+            raise self.unreadable("names no media id", response, creating=False)
+        if item.image.alt:
+            self.signed(
+                "POST",
+                "/2/media/metadata",
+                json={"id": media_id, "metadata": {"alt_text": {"text": item.image.alt}}},
+            )
+        return media_id
+
+    def signed(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One upload request with an OAuth 1.0a header (never a create: not ambiguous)."""
+        url = f"{self.http.base_url}".rstrip("/") + path
+        _, headers, _ = self._signer.sign(url, http_method=method)
+        return self.call(method, path, creating=False, headers=headers, **kwargs)
+
+    def classify(self, response: httpx.Response, *, creating: bool) -> DeliveryError:
+        """An upload's 4xx answer (a problem-details body, as the create's)."""
+        body = json_body(response)
+        detail = str(body.get("detail") or body.get("title") or response.reason_phrase)
+        if response.status_code in (401, 403):
+            return AuthError(
+                f"X refused the media upload ({detail})",
+                network="x",
+                status_code=response.status_code,
+            )
+        return PermanentError(
+            f"X refused the image: {detail}", network="x", status_code=response.status_code
+        )
 
     def post_url(self, tweet_id: str) -> str:
         return f"{self.web_url}/i/web/status/{tweet_id}"
@@ -293,6 +354,7 @@ class XAdapter(Adapter):
 
     def close(self) -> None:
         self.client.session.close()
+        self.http.close()
 
     def translate(self, exc: Exception, *, creating: bool) -> DeliveryError:
         """Turn a tweepy or requests exception into socialbot's error classes."""

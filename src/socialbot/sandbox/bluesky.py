@@ -37,7 +37,15 @@ from typing import Any, Literal
 
 import regex
 
-from socialbot.sandbox.server import Fault, NetworkSandbox, Request, Response
+from socialbot.sandbox.server import (
+    Fault,
+    ImageRefused,
+    NetworkSandbox,
+    Request,
+    Response,
+    inspect_image,
+    post_image,
+)
 
 COLLECTION = "app.bsky.feed.post"
 ACCESS_LIFETIME = 2 * 3600.0
@@ -71,6 +79,10 @@ _URI = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:\S+")
 _GRAPHEME = regex.compile(r"\X")
 
 DuplicateAnswer = Literal["internal-error", "invalid-request"]
+
+
+BLOB_MAX_SIZE = 1_000_000
+"""``maxSize`` of images and card thumbnails in the app.bsky.embed lexicons."""
 
 
 class Invalid(Exception):
@@ -154,7 +166,44 @@ class BlueskySandbox(NetworkSandbox):
             ("GET", r"/xrpc/com\.atproto\.repo\.getRecord", self.get_record),
             ("POST", r"/xrpc/com\.atproto\.repo\.deleteRecord", self.delete_record),
             ("GET", r"/xrpc/app\.bsky\.feed\.getAuthorFeed", self.author_feed),
+            ("POST", r"/xrpc/com\.atproto\.repo\.uploadBlob", self.upload_blob),
         ]
+
+    def upload_blob(self, request: Request, match: re.Match[str]) -> Response:
+        """``com.atproto.repo.uploadBlob``: the raw bytes, typed by ``Content-Type``."""
+        claims = self.authenticate(request, ACCESS_SCOPES)
+        if isinstance(claims, Response):
+            return claims
+        try:
+            info = inspect_image(
+                request.body,
+                request.headers.get("Content-Type"),
+                max_bytes=BLOB_MAX_SIZE,
+                formats=frozenset({"image/jpeg", "image/png", "image/webp"}),
+            )
+        except ImageRefused as exc:
+            return xrpc_error(400, "InvalidRequest", f"Invalid blob: {exc}")
+        cid = "bafkrei" + info["digest"][:52]
+        self.keep_media(cid, request.body, info)
+        blob = {
+            "$type": "blob",
+            "ref": {"$link": cid},
+            "mimeType": info["mime"],
+            "size": info["bytes"],
+        }
+        return Response.json(200, {"blob": blob})
+
+    def blob_image(self, blob: Any, alt: str = "") -> dict[str, Any]:
+        """The uploaded image a record's blob refers to (raises ``Invalid`` if none)."""
+        ref = blob.get("ref") if isinstance(blob, dict) else None
+        cid = ref.get("$link") if isinstance(ref, dict) else None
+        with self.lock:
+            entry = self.media.get(cid) if isinstance(cid, str) else None
+        if entry is None or blob.get("$type") != "blob":
+            raise Invalid(f"Could not find blob: {cid}")
+        if blob.get("mimeType") != entry["mime"] or blob.get("size") != entry["bytes"]:
+            raise Invalid(f"the blob {cid} does not match what was uploaded")
+        return post_image({**entry, "alt": alt})
 
     @property
     def handle(self) -> str:
@@ -309,6 +358,7 @@ class BlueskySandbox(NetworkSandbox):
             return xrpc_error(400, message=f"Invalid record key for {COLLECTION}: {rkey} (a TID)")
         try:
             validate_post(record)
+            images, thumb = self.embedded_images(record.get("embed"))
         except Invalid as exc:
             return xrpc_error(400, message=f"Invalid {COLLECTION} record: {exc}")
         windows = [
@@ -338,6 +388,8 @@ class BlueskySandbox(NetworkSandbox):
                     "langs": record.get("langs", []),
                     "facets": record.get("facets", []),
                     "embed": record.get("embed"),
+                    "images": images,
+                    "thumb": thumb,
                     "record": record,
                     "url": f"{self.base_url}/profile/{self.handle}/post/{rkey}",
                 }
@@ -350,6 +402,15 @@ class BlueskySandbox(NetworkSandbox):
             "validationStatus": "valid",
         }
         return Response.json(200, data, headers)
+
+    def embedded_images(self, embed: Any) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The images of an ``app.bsky.embed.images``, or an external card's thumbnail."""
+        if not isinstance(embed, dict):
+            return [], None
+        if embed.get("$type") == "app.bsky.embed.images":
+            return [self.blob_image(i["image"], i["alt"]) for i in embed["images"]], None
+        thumb = embed.get("external", {}).get("thumb")
+        return [], (self.blob_image(thumb) if thumb is not None else None)
 
     def record(self, rkey: str) -> dict[str, Any] | None:
         with self.lock:
@@ -588,7 +649,29 @@ def validate_facet(path: str, facet: Any, text: bytes) -> None:
 
 
 def validate_embed(embed: Any) -> None:
-    """The one embed the sandbox takes: ``app.bsky.embed.external`` (a link card)."""
+    """The embeds the sandbox takes: ``app.bsky.embed.external`` (a link card, with an
+    optional ``thumb``) and ``app.bsky.embed.images`` (1 to 4, each with ``alt``)."""
+    if isinstance(embed, dict) and embed.get("$type") == "app.bsky.embed.images":
+        images = embed.get("images")
+        if not isinstance(images, list) or not 1 <= len(images) <= 4:
+            raise Invalid("Record/embed/images must be an array of 1 to 4 images")
+        for n, image in enumerate(images):
+            if not isinstance(image, dict) or not isinstance(image.get("alt"), str):
+                raise Invalid(f'Record/embed/images/{n} must have the property "alt"')
+            validate_blob(image.get("image"), f"Record/embed/images/{n}/image", "image/")
+            ratio = image.get("aspectRatio")
+            if ratio is not None and not (
+                isinstance(ratio, dict)
+                and all(
+                    isinstance(ratio.get(k), int) and ratio[k] >= 1 for k in ("width", "height")
+                )
+            ):
+                raise Invalid(f"Record/embed/images/{n}/aspectRatio must be two integers >= 1")
+        return
+    if isinstance(embed, dict) and isinstance(embed.get("external"), dict):
+        thumb = embed["external"].get("thumb")
+        if thumb is not None:
+            validate_blob(thumb, "Record/embed/external/thumb", "image/")
     if not isinstance(embed, dict) or embed.get("$type") != "app.bsky.embed.external":
         kind = embed.get("$type") if isinstance(embed, dict) else None
         raise Invalid(f"Record/embed: this sandbox takes app.bsky.embed.external only, not {kind}")
@@ -600,6 +683,17 @@ def validate_embed(embed: Any) -> None:
             raise Invalid(f'Record/embed/external must have the property "{name}"')
     if not _URI.fullmatch(external["uri"]):
         raise Invalid("Record/embed/external/uri must be a uri")
+
+
+def validate_blob(blob: Any, path: str, accept: str) -> None:
+    """A blob reference as the lexicon says: ``accept`` types, at most ``BLOB_MAX_SIZE``."""
+    if not isinstance(blob, dict) or blob.get("$type") != "blob":
+        raise Invalid(f"{path} should be a blob ref")
+    if not str(blob.get("mimeType", "")).startswith(accept):
+        raise Invalid(f"{path} has the wrong MIME type: {blob.get('mimeType')}")
+    size = blob.get("size")
+    if not isinstance(size, int) or size > BLOB_MAX_SIZE:
+        raise Invalid(f"{path} is too big (maximum {BLOB_MAX_SIZE} bytes)")
 
 
 def valid_datetime(value: str) -> bool:

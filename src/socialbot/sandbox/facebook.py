@@ -15,7 +15,14 @@ import re
 import secrets
 from typing import Any
 
-from socialbot.sandbox.server import Fault, NetworkSandbox, Request, Response
+from socialbot.sandbox.server import (
+    Fault,
+    ImageRefused,
+    NetworkSandbox,
+    Request,
+    Response,
+    inspect_image,
+)
 
 OLDEST_SERVED = (21, 0)
 MESSAGE_LIMIT = 63_206
@@ -34,6 +41,8 @@ THROTTLES: dict[int, tuple[int, str]] = {
     ),
 }
 _VERSION = r"(?P<version>v\d+\.\d+)"
+PHOTO_MAX_BYTES = 4_000_000
+"""The photo-uploads guide's recommended maximum, applied as the limit (docs/media.md)."""
 
 
 def graph_error(status: int, code: int, message: str, **extra: Any) -> Response:
@@ -75,7 +84,36 @@ class FacebookSandbox(NetworkSandbox):
             ("GET", self.create_path, self.list_posts),
             ("GET", rf"/{_VERSION}/(?P<page>\d+)", self.page),
             ("DELETE", rf"/{_VERSION}/(?P<post>\d+_\d+)", self.delete),
+            ("POST", rf"/{_VERSION}/(?P<page>[^/]+)/photos", self.upload_photo),
         ]
+
+    def upload_photo(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /{page-id}/photos`` with ``source`` (multipart); ``published=false``
+        keeps it unpublished, to be attached to a feed post with ``attached_media``."""
+        denied = self.check(request, match)
+        if denied is not None:
+            return denied
+        parts = request.multipart()
+        source = parts.get("source", [None])[0]
+        if source is None or source.filename is None:
+            return graph_error(400, 324, "(#324) Requires upload file")
+        fields = {name: items[0].text for name, items in parts.items() if name != "source"}
+        if fields.get("published") != "false":
+            return graph_error(400, 100, "(#100) this sandbox takes unpublished photos only")
+        try:
+            info = inspect_image(
+                source.data,
+                source.content_type,
+                max_bytes=PHOTO_MAX_BYTES,
+                formats=frozenset(
+                    {"image/jpeg", "image/png", "image/gif", "image/bmp", "image/tiff"}
+                ),
+            )
+        except ImageRefused as exc:
+            return graph_error(400, 324, f"(#324) Missing or invalid image file ({exc})")
+        photo_id = str(900_000_000_000 + self.next_id())
+        self.keep_media(photo_id, source.data, info, fields.get("alt_text_custom", ""))
+        return self.with_usage(Response.json(200, {"id": photo_id}))
 
     def create_post(self, request: Request, match: re.Match[str]) -> Response:
         denied = self.check(request, match)
@@ -83,7 +121,22 @@ class FacebookSandbox(NetworkSandbox):
             return denied
         message = request.param("message") or ""
         link = request.param("link") or ""
-        if not message and not link:
+        fields = request.form() if request.body else {}
+        attached = []
+        for name in sorted(n for n in fields if n.startswith("attached_media[")):
+            try:
+                attached.append(str(json.loads(fields[name][0])["media_fbid"]))
+            except (ValueError, KeyError, TypeError):
+                return graph_error(400, 100, f"(#100) {name} must be {{'media_fbid': id}}")
+        images: list[dict[str, Any]] = []
+        if attached:
+            if link:
+                return graph_error(400, 100, "(#100) attached_media cannot be used with link")
+            used = self.use_media(attached)
+            if isinstance(used, str):
+                return graph_error(400, 100, f"(#100) {used}")
+            images = used
+        if not message and not link and not images:
             return graph_error(400, 100, "(#100) Missing message or attachment")
         if len(message) > MESSAGE_LIMIT:
             return graph_error(
@@ -102,6 +155,7 @@ class FacebookSandbox(NetworkSandbox):
                     "id": f"{page}_{story}",
                     "text": message,
                     "link": link,
+                    "images": images,
                     "url": f"{self.base_url}/{page}/posts/{story}",
                 }
             )

@@ -35,7 +35,15 @@ from urllib.parse import quote, unquote, urlsplit
 
 import regex
 
-from socialbot.sandbox.server import Fault, NetworkSandbox, Request, Response
+from socialbot.sandbox.server import (
+    Fault,
+    ImageRefused,
+    NetworkSandbox,
+    Request,
+    Response,
+    inspect_image,
+    post_image,
+)
 
 FIRST_SHARE = 7_390_000_000_000_000_000
 COMMENTARY_LIMIT = 3000
@@ -62,6 +70,8 @@ POST_FIELDS = frozenset(
     }
 )
 ARTICLE_FIELDS = frozenset({"source", "title", "description", "thumbnail", "thumbnailAltText"})
+IMAGE_MAX_BYTES = 5_000_000
+"""socialbot's own cap (LinkedIn documents none, docs/media.md)."""
 DAY_LIMIT = "Resource level throttle {kind} DAY limit for calls to this resource is reached."
 
 _VERSION = re.compile(r"(?P<year>\d{4})(?P<month>\d{2})(?:\.\d{2})?")
@@ -141,6 +151,8 @@ class LinkedInSandbox(NetworkSandbox):
         """Tokens past their 60 days (they answer EXPIRED_ACCESS_TOKEN)."""
         self.day = datetime.now(UTC).date()
         self.posts_today = 0
+        self.uploads: dict[str, str] = {}
+        """Upload tokens handed out by initializeUpload -> the image URN they fill."""
 
     def default_credentials(self) -> dict[str, str]:
         return {
@@ -167,12 +179,70 @@ class LinkedInSandbox(NetworkSandbox):
             ("GET", r"/rest/organizationAcls", self.organization_acls),
             ("DELETE", r"/rest/posts/(?P<urn>[^/]+)", self.delete_post_route),
             ("GET", r"/rest/organizations/(?P<id>[^/]+)", self.organization),
+            ("POST", r"/rest/images", self.initialize_upload),
+            ("PUT", r"/upload/(?P<token>[^/]+)", self.receive_upload),
         ]
+
+    def initialize_upload(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /rest/images?action=initializeUpload`` (Images API): an upload URL and
+        the image's URN, usable once the bytes are PUT there."""
+        denied = self.gate(request, "images.CREATE", "w_organization_social")
+        if denied is not None:
+            return denied
+        if request.query.get("action") != ["initializeUpload"]:
+            return restli_error(400, "action=initializeUpload is required")
+        try:
+            owner = request.json()["initializeUploadRequest"]["owner"]
+        except (ValueError, KeyError, TypeError):
+            return restli_error(422, "ERROR :: /initializeUploadRequest/owner :: field is required")
+        if owner != self.credentials["author"]:
+            return restli_error(403, f"Not permitted to upload images as {owner}")
+        number = self.next_id()
+        urn = f"urn:li:image:D4E10AQ{number:010d}"
+        token = f"img{number}"
+        with self.lock:
+            self.uploads[token] = urn
+        value = {
+            "uploadUrlExpiresAt": int(time.time() * 1000) + 3_600_000,
+            "uploadUrl": f"{self.base_url}/upload/{token}",
+            "image": urn,
+        }
+        return Response.json(200, {"value": value})
+
+    def receive_upload(self, request: Request, match: re.Match[str]) -> Response:
+        with self.lock:
+            urn = self.uploads.pop(match["token"], None)
+        if urn is None:
+            return restli_error(404, "No such upload")
+        try:
+            info = inspect_image(
+                request.body,
+                None,
+                max_bytes=IMAGE_MAX_BYTES,
+                formats=frozenset({"image/jpeg", "image/png", "image/gif"}),
+            )
+        except ImageRefused as exc:
+            return restli_error(400, f"The image was refused: {exc}")
+        if info["width"] * info["height"] >= 36_152_320:
+            return restli_error(400, "The image has 36,152,320 pixels or more")
+        self.keep_media(urn, request.body, info)
+        return Response(201)
+
+    def image(self, urn: Any, alt: Any) -> dict[str, Any] | str:
+        """The uploaded image a post names, or why the post is refused."""
+        with self.lock:
+            entry = self.media.get(urn) if isinstance(urn, str) else None
+        if entry is None:
+            return f"ERROR :: {urn} is not an uploaded image"
+        if alt is not None and (not isinstance(alt, str) or len(alt) > 4086):
+            return "ERROR :: /altText :: length must be at most 4086"
+        return post_image({**entry, "alt": alt or ""})
 
     def reset(self) -> None:
         super().reset()
         with self.lock:
             self.posts_today = 0
+            self.uploads.clear()
 
     # -- endpoints -----------------------------------------------------------------------
 
@@ -198,7 +268,19 @@ class LinkedInSandbox(NetworkSandbox):
                 code="ACCESS_DENIED",
             )
         commentary = body.get("commentary", "")
-        article = body.get("content", {}).get("article")
+        content = body.get("content", {})
+        article = content.get("article")
+        shown = [
+            *([content["media"]] if "media" in content else []),
+            *content.get("multiImage", {}).get("images", []),
+        ]
+        images = [self.image(i.get("id"), i.get("altText")) for i in shown]
+        thumb = None
+        if article and article.get("thumbnail"):
+            thumb = self.image(article["thumbnail"], article.get("thumbnailAltText"))
+        refused = [i for i in [*images, thumb] if isinstance(i, str)]
+        if refused:
+            return restli_error(422, refused[0])
         with self.lock:
             throttled = self.spend_daily_quota()
             if throttled is not None:
@@ -221,6 +303,8 @@ class LinkedInSandbox(NetworkSandbox):
                     "sent_commentary": commentary,
                     "truncated": cut is not None,
                     "article": article,
+                    "images": images,
+                    "thumb": thumb,
                     "visibility": body["visibility"],
                     "lifecycle_state": body["lifecycleState"],
                     "distribution": body["distribution"],
@@ -484,8 +568,19 @@ def validate_post(body: dict[str, Any]) -> list[str]:
 
 
 def validate_content(content: Any) -> list[str]:
+    if isinstance(content, dict) and set(content) == {"media"}:
+        media = content["media"]
+        ok = isinstance(media, dict) and str(media.get("id", "")).startswith("urn:li:image:")
+        return [] if ok else ["/content/media/id :: an image URN is required"]
+    if isinstance(content, dict) and set(content) == {"multiImage"}:
+        images = (
+            content["multiImage"].get("images") if isinstance(content["multiImage"], dict) else None
+        )
+        if not isinstance(images, list) or not 2 <= len(images) <= 20:
+            return ["/content/multiImage/images :: between 2 and 20 images are required"]
+        return []
     if not isinstance(content, dict) or set(content) != {"article"}:
-        return ["/content :: only an article is served by this sandbox"]
+        return ["/content :: an article, media or multiImage is served by this sandbox"]
     article = content["article"]
     if not isinstance(article, dict):
         return ["/content/article :: data type is not a record"]

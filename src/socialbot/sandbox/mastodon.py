@@ -39,7 +39,14 @@ import regex
 
 from socialbot.compose import graphemes, measure
 from socialbot.models import LANGUAGES
-from socialbot.sandbox.server import Fault, NetworkSandbox, Request, Response
+from socialbot.sandbox.server import (
+    Fault,
+    ImageRefused,
+    NetworkSandbox,
+    Request,
+    Response,
+    inspect_image,
+)
 
 ACCOUNT = {
     "id": "109347463187541232",
@@ -54,6 +61,7 @@ OUTSIDE_SCOPES = "This action is outside the authorized scopes"
 TOO_MANY = "Too many requests"
 TEMPORARY = "There was a temporary problem serving your request, please try again"
 NOT_FOUND = "Record not found"
+UNPROCESSED = "Cannot attach files that have not finished processing. Try again in a moment!"
 # Scopes that open each route (a parent scope such as ``write`` covers its children).
 WRITE_STATUSES = frozenset({"write", "write:statuses"})
 READ_ACCOUNTS = frozenset({"read", "read:accounts", "profile"})
@@ -118,7 +126,11 @@ class MastodonSandbox(NetworkSandbox):
         self.characters_reserved_per_url = 23
         self.serves_instance_v2 = True
         """False plays an instance older than Mastodon 4.0 (only ``/api/v1/instance``)."""
-        self.scopes: set[str] = {"read:accounts", "read:statuses", "write:statuses"}
+        self.scopes: set[str] = {"read:accounts", "read:statuses", "write:statuses", "write:media"}
+        self.image_size_limit = 16_777_216
+        self.description_limit = 1500
+        self.processing_polls = 1
+        """How many ``GET /api/v1/media/:id`` answer 206 before the image is processed."""
         self.idempotency_ttl = 3600.0
         self.api_limit = 300
         self.statuses_limit = 300
@@ -146,6 +158,8 @@ class MastodonSandbox(NetworkSandbox):
             ("GET", r"/api/v2/instance", self.instance_v2),
             ("GET", r"/api/v1/instance", self.instance_v1),
             ("DELETE", r"/api/v1/statuses/(?P<id>[^/]+)", self.delete_status),
+            ("POST", r"/api/v2/media", self.upload_media),
+            ("GET", r"/api/v1/media/(?P<id>[^/]+)", self.get_media),
         ]
 
     def reset(self) -> None:
@@ -188,12 +202,20 @@ class MastodonSandbox(NetworkSandbox):
         text = _string(params.get("status"))
         spoiler = _string(params.get("spoiler_text"))
         visibility = _string(params.get("visibility")) or "public"
-        if params.get("media_ids[]") or params.get("media_ids"):
-            ids = params.get("media_ids[]") or params.get("media_ids")
-            shown = ", ".join(ids) if isinstance(ids, list) else str(ids)
-            return self.reply(
-                422, {"error": f"Media {shown} not found or already attached to another post"}, now
-            )
+        ids = params.get("media_ids[]") or params.get("media_ids") or []
+        ids = ids if isinstance(ids, list) else [str(ids)]
+        images: list[dict[str, Any]] = []
+        if ids:
+            if len(ids) > 4:
+                return self.reply(422, {"error": "Validation failed: Too many media"}, now)
+            with self.lock:
+                pending = [i for i in ids if i in self.media and self.media[i].get("polls", 0) > 0]
+            if pending:  # PostStatusService: media still being processed
+                return self.reply(422, {"error": UNPROCESSED}, now)
+            used = self.use_media([str(i) for i in ids])
+            if isinstance(used, str):
+                return self.reply(422, {"error": used[0].upper() + used[1:]}, now)
+            images = used
         problems = []
         if visibility not in VISIBILITIES:
             problems.append("Visibility is not included in the list")
@@ -224,6 +246,7 @@ class MastodonSandbox(NetworkSandbox):
                     "idempotency_key": key or None,
                     "content": render_content(text, self.base_url),
                     "created_at": iso3(now),
+                    "images": images,
                 }
             )
         if key:
@@ -231,6 +254,72 @@ class MastodonSandbox(NetworkSandbox):
                 self.keys[key] = (status_id, now)
         headers = self.rate_headers(now, family)
         return Response.json(200, self.status_json(post), headers)
+
+    def upload_media(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /api/v2/media`` (docs.joinmastodon.org/methods/media/#v2): 202 with
+        ``url: null`` while processing, which ``GET /api/v1/media/:id`` then reports."""
+        now = time.time()
+        throttled = self.throttle(now)
+        if throttled is not None:
+            return throttled
+        denied = self.authorize(request, frozenset({"write", "write:media"}), now)
+        if denied is not None:
+            return denied
+        parts = request.multipart()
+        files = parts.get("file", [])
+        if len(files) != 1 or files[0].filename is None:
+            return self.reply(422, {"error": "Validation failed: File can't be blank"}, now)
+        description = parts["description"][0].text if parts.get("description") else ""
+        if len(description) > self.description_limit:
+            return self.reply(
+                422,
+                {"error": f"Validation failed: Description is too long (maximum is "
+                 f"{self.description_limit} characters)"},
+                now,
+            )  # fmt: skip
+        try:
+            info = inspect_image(
+                files[0].data,
+                files[0].content_type,
+                max_bytes=self.image_size_limit,
+                formats=frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"}),
+            )
+        except ImageRefused as exc:
+            return self.reply(422, {"error": f"Validation failed: File {exc}"}, now)
+        media_id = str(self.next_id() + 10_000_000)
+        self.keep_media(media_id, files[0].data, info, description)
+        with self.lock:
+            self.media[media_id]["polls"] = self.processing_polls
+        processing = self.processing_polls > 0
+        return self.reply(202 if processing else 200, self.media_json(media_id, now), now)
+
+    def get_media(self, request: Request, match: re.Match[str]) -> Response:
+        """``GET /api/v1/media/:id``: 206 while processing, 200 when done."""
+        now = time.time()
+        denied = self.authorize(request, frozenset({"write", "write:media"}), now)
+        if denied is not None:
+            return denied
+        with self.lock:
+            entry = self.media.get(match["id"])
+            if entry is None:
+                return self.reply(404, {"error": NOT_FOUND}, now)
+            processing = entry.get("polls", 0) > 0
+            if processing:
+                entry["polls"] -= 1
+        return self.reply(206 if processing else 200, self.media_json(match["id"], now), now)
+
+    def media_json(self, media_id: str, now: float) -> dict[str, Any]:
+        with self.lock:
+            entry = self.media[media_id]
+            ready = entry.get("polls", 0) <= 0
+        return {
+            "id": media_id,
+            "type": "image",
+            "url": f"{self.server.url}/_sandbox/media/{entry['digest']}" if ready else None,
+            "preview_url": None,
+            "description": entry["alt"] or None,
+            "meta": {"original": {"width": entry["width"], "height": entry["height"]}},
+        }
 
     def delete_status(self, request: Request, match: re.Match[str]) -> Response:
         """``DELETE /api/v1/statuses/:id``: the deleted status, with its ``text``; 404 if gone."""
@@ -336,8 +425,9 @@ class MastodonSandbox(NetworkSandbox):
                 "statuses": self.statuses_configuration(),
                 "media_attachments": {
                     "supported_mime_types": ["image/jpeg", "image/png", "image/gif", "image/webp"],
-                    "image_size_limit": 16_777_216,
+                    "image_size_limit": self.image_size_limit,
                     "image_matrix_limit": 33_177_600,
+                    "description_limit": self.description_limit,
                 },
                 "polls": {
                     "max_options": 4,

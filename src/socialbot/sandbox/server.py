@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import html
 import importlib
+import importlib.resources
 import json
 import re
 import socket
@@ -49,7 +50,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from socialbot.networks import PROFILES
 
-MAX_BODY = 5 * 1024 * 1024
+MAX_BODY = 24 * 1024 * 1024
+"""Larger request bodies are refused (413) unread: above every network's image limit."""
 FaultKind = Literal[
     "error",
     "slow",
@@ -100,12 +102,99 @@ class Request:
     def form(self) -> dict[str, list[str]]:
         return parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
 
+    def multipart(self) -> dict[str, list[Part]]:
+        """A ``multipart/form-data`` body's parts by field name (empty for other bodies)."""
+        from email.parser import BytesParser
+        from email.policy import HTTP
+
+        content_type = self.headers.get("Content-Type") or ""
+        if not content_type.startswith("multipart/form-data"):
+            return {}
+        message = BytesParser(policy=HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + self.body
+        )
+        parts: dict[str, list[Part]] = {}
+        if not message.is_multipart():
+            return parts
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not isinstance(name, str):
+                continue
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
+            filename = part.get_filename()
+            parts.setdefault(name, []).append(
+                Part(name, filename, part.get_content_type() if filename else "", data)
+            )
+        return parts
+
     def param(self, name: str) -> str | None:
         """A value from the query string or a form body."""
         values = self.query.get(name)
         if values is None and "form-urlencoded" in (self.headers.get("Content-Type") or ""):
             values = self.form().get(name)
         return values[0] if values else None
+
+
+@dataclass(frozen=True)
+class Part:
+    """One field of a multipart body: a value, or a file with its declared type."""
+
+    name: str
+    filename: str | None
+    content_type: str
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+class ImageRefused(Exception):
+    """An upload the network would refuse, with the network's reason."""
+
+
+METADATA_KEYS = ("exif", "xmp", "XML:com.adobe.xmp", "icc_profile", "comment", "photoshop")
+
+
+def inspect_image(
+    data: bytes, declared: str | None, *, max_bytes: int, formats: frozenset[str]
+) -> dict[str, Any]:
+    """Check an uploaded image as a network does (size, type, that it decodes) and
+    describe it: the SHA-256 of the bytes received, its size, and any metadata left."""
+    import hashlib
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ImageRefused("the file is empty")
+    if len(data) > max_bytes:
+        raise ImageRefused(f"the file is {len(data)} bytes; the limit is {max_bytes}")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            mime = Image.MIME.get(image.format or "", "")
+            found = [key for key in METADATA_KEYS if image.info.get(key)]
+            if len(image.getexif()):
+                found.append("exif-tags")
+            if getattr(image, "text", None):
+                found.append("text")
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageRefused(f"the file is not an image it can read ({exc})") from None
+    if mime not in formats:
+        raise ImageRefused(f"{mime or 'this file type'} is not supported")
+    if declared and declared.split(";")[0].strip() not in (mime, "application/octet-stream"):
+        raise ImageRefused(f"the file is {mime}, not {declared}")
+    return {
+        "digest": hashlib.sha256(data).hexdigest(),
+        "mime": mime,
+        "width": width,
+        "height": height,
+        "bytes": len(data),
+        "metadata": sorted(set(found)),
+    }
 
 
 @dataclass
@@ -152,6 +241,9 @@ class NetworkSandbox:
         """Posts taken down through the network's delete call, in order."""
         self.lock = threading.RLock()
         self.counter = 0
+        self.media: dict[str, dict[str, Any]] = {}
+        """Uploaded images by the network's id for them: ``inspect_image``'s description,
+        the alt text, and ``attached`` once a post uses them."""
 
     # What subclasses provide.
     def default_credentials(self) -> dict[str, str]:
@@ -186,6 +278,25 @@ class NetworkSandbox:
             self.posts.append(post)
         return post
 
+    def keep_media(self, media_id: str, data: bytes, info: dict[str, Any], alt: str = "") -> None:
+        """Remember an accepted upload (its bytes are served on the overview page)."""
+        with self.lock:
+            self.media[media_id] = {**info, "id": media_id, "alt": alt, "attached": False}
+        self.server.blobs[info["digest"]] = (info["mime"], data)
+
+    def use_media(self, media_ids: list[str]) -> list[dict[str, Any]] | str:
+        """The images a post attaches, marked attached; or why the network refuses them."""
+        with self.lock:
+            found = []
+            for media_id in media_ids:
+                entry = self.media.get(media_id)
+                if entry is None or entry["attached"]:
+                    return f"media {media_id} not found or already attached to another post"
+                found.append(entry)
+            for entry in found:
+                entry["attached"] = True
+        return [post_image(entry) for entry in found]
+
     def delete_post(self, post_id: str, field: str = "id") -> bool:
         """Take down the post whose ``field`` is ``post_id``; False when there is none."""
         with self.lock:
@@ -211,6 +322,13 @@ class NetworkSandbox:
         with self.lock:
             self.posts.clear()
             self.deleted.clear()
+            self.media.clear()
+
+
+def post_image(entry: dict[str, Any]) -> dict[str, Any]:
+    """How a post's image shows in ``posts()``: what the network received, and its alt."""
+    keys = ("digest", "mime", "width", "height", "bytes", "metadata", "alt")
+    return {key: entry[key] for key in keys if key in entry}
 
 
 def echo(body: bytes, secret: str) -> bytes:
@@ -268,6 +386,8 @@ class SandboxServer:
         self.latency = dict(latency or {})
         self.faults: dict[str, list[Fault]] = {}
         self.requests: list[dict[str, Any]] = []
+        self.blobs: dict[str, tuple[str, bytes]] = {}
+        """Every accepted image's bytes by SHA-256, for the overview page."""
         self.errors: list[str] = []
         """Exceptions raised inside handlers (tests assert there are none)."""
         self._lock = threading.Lock()
@@ -388,10 +508,39 @@ class SandboxServer:
         return Response.html(200, "".join(parts))
 
 
+MEDIA_CENTRE = "/media-centre"
+"""A few press-release pages, for trying ``socialbot import`` (and the demo) offline."""
+
+
+def media_centre_page(path: str, base: str = "https://cor.europa.eu") -> Response:
+    """``/media-centre/{lang}/news/{slug}``: a packaged page, as the media centre serves it.
+
+    Its canonical address and language versions name the real site, as a saved page's
+    would; only the copy is served from here.
+    """
+    match = re.fullmatch(re.escape(MEDIA_CENTRE) + r"/([a-z]{2})/news/([a-z0-9-]+)", path)
+    if match is None:
+        return Response.html(404, "<h1>Not found</h1>")
+    language, slug = match.groups()
+    page = importlib.resources.files("socialbot.sandbox") / "pages" / f"{slug}-{language}.html"
+    if not page.is_file():
+        return Response.html(404, "<h1>Not found</h1>")
+    return Response.html(200, page.read_text(encoding="utf-8").replace("BASE_URL", base))
+
+
 def _post_html(post: dict[str, Any]) -> str:
     url = html.escape(str(post.get("url", "")))
+    figures = "".join(
+        f"<figure><img src='/_sandbox/media/{html.escape(str(image.get('digest', '')))}' "
+        f"alt='{html.escape(str(image.get('alt', '')))}' style='max-width:100%'>"
+        f"<figcaption>alt: {html.escape(str(image.get('alt', '')) or '(none)')} · "
+        f"{image.get('width')}×{image.get('height')}, {image.get('bytes')} bytes"
+        f"{', metadata: ' + ', '.join(image['metadata']) if image.get('metadata') else ''}"
+        "</figcaption></figure>"
+        for image in [*post.get("images", []), *([post["thumb"]] if post.get("thumb") else [])]
+    )
     return (
-        f"<article>{html.escape(str(post.get('text', '')))}"
+        f"<article>{html.escape(str(post.get('text', '')))}{figures}"
         f"<br><small>{html.escape(str(post.get('created_at', '')))} · "
         f"<a href='{url}'>{url}</a></small></article>"
     )
@@ -465,8 +614,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return Response.json(200, self.sandbox.posts(only))
         if path == "/_sandbox/faults" and request.method == "POST":
             return self._add_faults(request)
+        if path.startswith("/_sandbox/media/"):
+            blob = self.sandbox.blobs.get(path.rsplit("/", 1)[1])
+            if blob is None:
+                return Response.json(404, {"error": "no such image"})
+            return Response(200, blob[1], {"Content-Type": blob[0]})
         if path == "/_sandbox/settings":
             return Response.json(200, self.sandbox.settings())
+        if path.startswith(MEDIA_CENTRE + "/"):
+            return media_centre_page(path)
         name, _, rest = path.lstrip("/").partition("/")
         network = self.sandbox.networks.get(name)
         if network is None:

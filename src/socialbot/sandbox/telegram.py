@@ -18,7 +18,16 @@ import re
 import time
 from typing import Any
 
-from socialbot.sandbox.server import Fault, NetworkSandbox, Request, Response
+from socialbot.sandbox.server import (
+    Fault,
+    ImageRefused,
+    NetworkSandbox,
+    Part,
+    Request,
+    Response,
+    inspect_image,
+    post_image,
+)
 
 CHANNEL_ID = -1001234567890
 MAX_TEXT = 4096
@@ -31,6 +40,10 @@ BOT = {
     "can_read_all_group_messages": False,
     "supports_inline_queries": False,
 }
+
+
+MAX_CAPTION = 1024
+"""sendPhoto's caption: 0-1024 characters after entities parsing."""
 
 
 def bot_error(status: int, description: str, **parameters: int) -> Response:
@@ -81,6 +94,8 @@ class TelegramSandbox(NetworkSandbox):
             return self.send_message(params)
         if method == "deletemessage":
             return self.delete_message(params)
+        if method in ("sendphoto", "sendmediagroup"):
+            return self.send_photos(params, group=method == "sendmediagroup")
         return bot_error(404, "Not Found")
 
     def chat(self, chat_id: Any) -> dict[str, Any] | None:
@@ -127,6 +142,70 @@ class TelegramSandbox(NetworkSandbox):
         }
         return ok(message)
 
+    def send_photos(self, params: dict[str, Any], *, group: bool) -> Response:
+        """``sendPhoto`` (``photo`` uploaded as a file) and ``sendMediaGroup`` (``media``:
+        2 to 10 InputMediaPhoto, each ``attach://<name>``); captions up to 1,024."""
+        chat = self.chat(params.get("chat_id"))
+        if chat is None:
+            return bot_error(400, "Bad Request: chat not found")
+        if group:
+            try:
+                items = json.loads(str(params.get("media")))
+            except ValueError:
+                return bot_error(400, "Bad Request: can't parse media JSON object")
+            if not isinstance(items, list) or not 2 <= len(items) <= 10:
+                return bot_error(400, "Bad Request: wrong number of media in the group")
+            caption = str(items[0].get("caption") or "")
+            names = [str(item.get("media", "")).removeprefix("attach://") for item in items]
+        else:
+            caption, names = str(params.get("caption") or ""), ["photo"]
+        if len(caption.encode("utf-16-le")) // 2 > MAX_CAPTION:
+            return bot_error(400, "Bad Request: message caption is too long")
+        images = []
+        for name in names:
+            part = params.get(name)
+            if not isinstance(part, Part):
+                return bot_error(400, f"Bad Request: file {name} not found in the request")
+            try:
+                info = inspect_image(
+                    part.data,
+                    None,
+                    max_bytes=10_000_000,
+                    formats=frozenset({"image/jpeg", "image/png"}),
+                )
+            except ImageRefused as exc:
+                return bot_error(400, f"Bad Request: IMAGE_PROCESS_FAILED ({exc})")
+            if info["width"] + info["height"] > 10_000:
+                return bot_error(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+            self.keep_media(info["digest"], part.data, info)
+            images.append(post_image({**info, "alt": ""}))
+        with self.lock:
+            message_id = self.next_id()
+            self.store(
+                {
+                    "id": f"{CHANNEL_ID}/{message_id}",
+                    "message_id": message_id,
+                    "text": caption,
+                    "images": images,
+                    "url": f"{self.base_url}/{chat['username']}/{message_id}",
+                }
+            )
+            ids = [message_id] + [self.next_id() for _ in images[1:]]
+        messages = [
+            {
+                "message_id": number,
+                "sender_chat": chat,
+                "chat": chat,
+                "date": int(time.time()),
+                "photo": [
+                    {"file_id": f"photo{number}", "width": i["width"], "height": i["height"]}
+                ],
+                **({"caption": caption} if n == 0 and caption else {}),
+            }
+            for n, (number, i) in enumerate(zip(ids, images, strict=True))
+        ]
+        return ok(messages if group else messages[0])
+
     def delete_message(self, params: dict[str, Any]) -> Response:
         if self.chat(params.get("chat_id")) is None:
             return bot_error(400, "Bad Request: chat not found")
@@ -168,6 +247,9 @@ def parameters(request: Request) -> dict[str, Any] | None:
         if not isinstance(data, dict):
             return None
         params.update(data)
+    elif content_type.startswith("multipart/form-data"):
+        for name, parts in request.multipart().items():
+            params[name] = parts[0] if parts[0].filename is not None else parts[0].text
     elif "form" in content_type:
         params.update({name: values[0] for name, values in request.form().items()})
     return params

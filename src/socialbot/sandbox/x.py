@@ -21,7 +21,15 @@ from typing import Any
 from oauthlib.oauth1.rfc5849 import signature, utils
 
 from socialbot.compose import measure
-from socialbot.sandbox.server import Fault, NetworkSandbox, Request, Response, now_iso
+from socialbot.sandbox.server import (
+    Fault,
+    ImageRefused,
+    NetworkSandbox,
+    Request,
+    Response,
+    inspect_image,
+    now_iso,
+)
 
 FIRST_ID = 1_860_000_000_000_000_000
 USER = {
@@ -75,7 +83,60 @@ class XSandbox(NetworkSandbox):
             ("GET", r"/2/users/me", self.users_me),
             ("GET", r"/2/users/(?P<id>\d+)/tweets", self.user_tweets),
             ("DELETE", r"/2/tweets/(?P<id>[^/]+)", self.delete_tweet),
+            ("POST", r"/2/media/upload", self.upload_media),
+            ("POST", r"/2/media/metadata", self.media_metadata),
         ]
+
+    def upload_media(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /2/media/upload`` (multipart ``media`` and ``media_category``)."""
+        denied = self.authenticate(request)
+        if denied is not None:
+            return denied
+        parts = request.multipart()
+        media = parts.get("media", [None])[0]
+        if media is None:
+            return self.reply(400, problem(400, "Invalid Request", "The `media` field is required"))
+        category = parts["media_category"][0].text if parts.get("media_category") else ""
+        if category not in ("", "tweet_image"):
+            return self.reply(400, problem(400, "Invalid Request", f"bad category {category}"))
+        try:
+            info = inspect_image(
+                media.data,
+                media.content_type or None,
+                max_bytes=5_000_000,
+                formats=frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"}),
+            )
+        except ImageRefused as exc:
+            return self.reply(400, problem(400, "Invalid Request", f"media: {exc}"))
+        media_id = str(FIRST_ID + 500_000 + self.next_id())
+        self.keep_media(media_id, media.data, info)
+        data = {
+            "id": media_id,
+            "media_key": f"3_{media_id}",
+            "size": info["bytes"],
+            "expires_after_secs": 86400,
+            "image": {"image_type": info["mime"], "w": info["width"], "h": info["height"]},
+        }
+        return self.reply(200, {"data": data})
+
+    def media_metadata(self, request: Request, match: re.Match[str]) -> Response:
+        """``POST /2/media/metadata``: ``{"id", "metadata": {"alt_text": {"text"}}}``."""
+        denied = self.authenticate(request)
+        if denied is not None:
+            return denied
+        try:
+            body = request.json()
+            media_id, alt = body["id"], body["metadata"]["alt_text"]["text"]
+        except (ValueError, KeyError, TypeError):
+            return self.reply(400, problem(400, "Invalid Request", "id and alt_text are required"))
+        if not isinstance(alt, str) or len(alt.encode("utf-16-le")) // 2 > 1000:
+            return self.reply(400, problem(400, "Invalid Request", "alt_text must be <= 1000"))
+        with self.lock:
+            entry = self.media.get(str(media_id))
+            if entry is None:
+                return self.reply(400, problem(400, "Invalid Request", "media not found"))
+            entry["alt"] = alt
+        return self.reply(200, {"data": {"id": media_id, "associated_metadata": True}})
 
     # -- endpoints -----------------------------------------------------------------------
 
@@ -103,6 +164,15 @@ class XSandbox(NetworkSandbox):
             )
         if not text.strip() or measure("x", text) > 280:
             return self.reply(400, problem(400, "Bad Request", TOO_LONG))
+        ids = body.get("media", {}).get("media_ids", []) if isinstance(body, dict) else []
+        images: list[dict[str, Any]] = []
+        if ids:
+            if not isinstance(ids, list) or len(ids) > 4:
+                return self.reply(400, problem(400, "Invalid Request", "at most 4 media_ids"))
+            used = self.use_media([str(i) for i in ids])
+            if isinstance(used, str):
+                return self.reply(400, problem(400, "Invalid Request", used))
+            images = used
         with self.lock:
             if any(post["text"] == text for post in self.posts):
                 return self.reply(403, problem(403, "Forbidden", DUPLICATE))
@@ -111,6 +181,7 @@ class XSandbox(NetworkSandbox):
                 {
                     "id": tweet_id,
                     "text": text,
+                    "images": images,
                     "url": f"{self.base_url}/i/web/status/{tweet_id}",
                 }
             )

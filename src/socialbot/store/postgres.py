@@ -56,10 +56,11 @@ from socialbot.store.base import (
     QueueFile,
     Rejection,
     Withdrawal,
+    check_media,
     utcnow,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Advisory lock keys (two int4s: socialbot's class, then which lock).
 LOCK_CLASS = 0x50C1A1B0 - 2**31
@@ -215,6 +216,15 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             since TIMESTAMPTZ NOT NULL
         )""",
         "DELETE FROM queue_files",
+    ),
+    # Version 3: the approved image bytes, by their SHA-256.
+    3: (
+        """CREATE TABLE media (
+            digest TEXT PRIMARY KEY,
+            mime TEXT NOT NULL,
+            data BYTEA NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        )""",
     ),
 }
 """Each version's statements, applied in order in one transaction per version."""
@@ -1085,6 +1095,21 @@ class PostgresStore:
             'SELECT key FROM kv WHERE starts_with(key, %s) ORDER BY key COLLATE "C"', (prefix,)
         )
         return [row["key"] for row in rows]
+
+    # -- approved images -----------------------------------------------------------------
+
+    def put_media(self, digest: str, mime: str, data: bytes) -> None:
+        check_media(digest, data)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO media (digest, mime, data, created_at) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (digest) DO NOTHING",
+                (digest, mime, data, utcnow()),
+            )
+
+    def get_media(self, digest: str) -> tuple[str, bytes] | None:
+        row = self._row("SELECT mime, data FROM media WHERE digest = %s", (digest,))
+        return (str(row["mime"]), bytes(row["data"])) if row else None
 
     # -- the queue scan cache ------------------------------------------------------------
 

@@ -38,12 +38,13 @@ from socialbot.store.base import (
     Rejection,
     Withdrawal,
     batches,
+    check_media,
     from_text,
     to_text,
     utcnow,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Version 1: the posting log of socialbot 0.1.0, kept as it was so old files upgrade.
 SCHEMA_V1 = """
@@ -197,9 +198,20 @@ MIGRATION_V2 = (
     "DELETE FROM queue_files",
 )
 
+# Version 3: the approved image bytes, by their SHA-256 (what is uploaded is what was approved).
+MIGRATION_V3 = (
+    """CREATE TABLE IF NOT EXISTS media (
+        digest TEXT PRIMARY KEY,
+        mime TEXT NOT NULL,
+        data BLOB NOT NULL,
+        created_at TEXT NOT NULL
+    )""",
+)
+
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: tuple(part for part in SCHEMA_V1.split(";") if part.strip()),
     2: MIGRATION_V2,
+    3: MIGRATION_V3,
 }
 """Each version's statements, applied in order in one transaction per version."""
 
@@ -1026,6 +1038,25 @@ class SQLiteStore:
             "SELECT key FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)
         )
         return [row["key"] for row in rows]
+
+    # -- approved images -----------------------------------------------------------------
+
+    def put_media(self, digest: str, mime: str, data: bytes) -> None:
+        check_media(digest, data)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO media (digest, mime, data, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (digest) DO NOTHING",
+                (digest, mime, data, to_text(utcnow())),
+            )
+
+    def get_media(self, digest: str) -> tuple[str, bytes] | None:
+        row = (
+            self._connection()
+            .execute("SELECT mime, data FROM media WHERE digest = ?", (digest,))
+            .fetchone()
+        )
+        return (str(row["mime"]), bytes(row["data"])) if row else None
 
     # -- the queue scan cache ------------------------------------------------------------
 

@@ -1,0 +1,1092 @@
+"""The desk's web application: Starlette routes rendering Jinja2 pages (autoescaped).
+
+Every handler goes through ``Desk.endpoint``: it reads the signed session, checks the
+person on every request (a disabled user's session stops working), checks the CSRF token
+on every POST and the role's permission for the action, then calls ``socialbot.operations``
+(the same functions as the CLI; no rule is repeated here). Every response carries a strict
+Content-Security-Policy and refuses to be framed.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hmac
+import io
+import ipaddress
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from socialbot import operations
+from socialbot.config import Settings
+from socialbot.desk.users import Can, Role, Throttle, User, UserError, Users, parse_role
+from socialbot.errors import SocialbotError
+from socialbot.models import NETWORKS, Delivery, DeliveryStatus, Post, Revision
+from socialbot.store import Store, open_store, utcnow
+
+COOKIE = "socialbot_desk"
+PAGE_SIZE = 25
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+NETWORK_NAMES = {
+    "x": "X",
+    "facebook": "Facebook",
+    "mastodon": "Mastodon",
+    "bluesky": "Bluesky",
+    "linkedin": "LinkedIn",
+}
+
+
+class SecurityHeaders:
+    """Adds the CSP and framing headers to every response, pages and files alike."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() not in {name for name, _ in SECURITY_HEADERS}
+                ]
+                message["headers"] = headers + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def network_name(network: str) -> str:
+    return NETWORK_NAMES.get(network, network)
+
+
+def safe_url(value: str | None) -> str | None:
+    """The address when it is http(s) with a host; None otherwise (never a link)."""
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    if any(ch.isspace() or ord(ch) < 32 for ch in value):
+        return None
+    return value
+
+
+def segments(post: Post) -> list[tuple[str, str, str]]:
+    """The post's text as (kind, text, address) pieces: links and hashtags marked."""
+    from socialbot.compose.richtext import link_spans, tag_spans
+
+    text = post.text
+    spans: list[tuple[int, int, str, str]] = []
+    if post.link_text and post.link_text in text:
+        start = text.index(post.link_text)
+        spans.append((start, start + len(post.link_text), "link", post.link))
+    for start, end, uri in link_spans(text):
+        spans.append((start, end, "link", uri))
+    for start, end, tag in tag_spans(text):
+        spans.append((start, end, "tag", tag))
+    spans.sort()
+    pieces: list[tuple[str, str, str]] = []
+    at = 0
+    for start, end, kind, target in spans:
+        if start < at:
+            continue
+        if start > at:
+            pieces.append(("text", text[at:start], ""))
+        href = safe_url(target) if kind == "link" else ""
+        pieces.append((kind if href is not None else "text", text[start:end], href or ""))
+        at = end
+    if at < len(text):
+        pieces.append(("text", text[at:], ""))
+    return pieces
+
+
+class FormProblem(SocialbotError):
+    """A form field that cannot be read (one sentence)."""
+
+
+@dataclass
+class Visit:
+    """One request as the desk sees it: who, their session, the form."""
+
+    request: Request
+    session: dict[str, Any]
+    user: User | None
+    zone: ZoneInfo
+    form: FormData | None = None
+    changed: bool = False
+    sso: bool = False
+    flashes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def csrf(self) -> str:
+        token = self.session.get("csrf")
+        if not isinstance(token, str) or not token:
+            token = secrets.token_urlsafe(32)
+            self.session["csrf"] = token
+            self.changed = True
+        return token
+
+    def field(self, name: str, default: str = "") -> str:
+        value = self.form.get(name, default) if self.form is not None else default
+        return value if isinstance(value, str) else default
+
+    def flash(self, message: str, kind: str = "ok") -> None:
+        self.session.setdefault("flash", []).append([kind, message])
+        self.changed = True
+
+    def take_flashes(self) -> list[tuple[str, str]]:
+        found = self.session.pop("flash", [])
+        if found:
+            self.changed = True
+        return [(str(k), str(m)) for k, m in found]
+
+
+Handler = Callable[[Visit], Awaitable[Response]]
+
+
+class Desk:
+    """The application's state: settings, store, users, the session signer, templates."""
+
+    def __init__(
+        self, settings: Settings, store: Store, secret_key: str, users: Users | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.users = users or Users(store)
+        desk = settings.desk
+        self.throttle = Throttle(
+            store,
+            per_account=desk.sign_in_attempts,
+            per_address=desk.sign_in_attempts_per_address,
+            window_seconds=desk.sign_in_window_minutes * 60,
+        )
+        self.signer = URLSafeTimedSerializer(secret_key, salt="socialbot-desk-session")
+        self.max_age = int(desk.session_hours * 3600)
+        self.zone = ZoneInfo(desk.time_zone)
+        self.proxies = [ipaddress.ip_network(p, strict=False) for p in desk.proxies()]
+        self.env = Environment(
+            loader=PackageLoader("socialbot.desk", "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters["safe_url"] = safe_url
+        self.env.globals["network_name"] = network_name
+        self.env.filters["network_name"] = network_name
+        self.env.globals["NETWORKS"] = NETWORKS
+
+    # -- sessions and people
+
+    def visit(self, request: Request) -> Visit:
+        session: dict[str, Any] = {}
+        raw = request.cookies.get(COOKIE)
+        if raw:
+            try:
+                loaded = self.signer.loads(raw, max_age=self.max_age)
+                if isinstance(loaded, dict):
+                    session = loaded
+            except BadSignature:
+                session = {}
+        visit = Visit(request, session, None, self.zone)
+        header = self.settings.desk.trusted_header
+        if header and self.from_proxy(request):
+            claimed = request.headers.get(header, "").strip()
+            user = self.users.get(claimed) if claimed else None
+            if user is not None and not user.disabled:
+                visit.user = user
+                visit.sso = True
+            return visit
+        name = session.get("user")
+        if isinstance(name, str):
+            user = self.users.get(name)
+            signed = float(session.get("iat", 0))
+            if user is not None and not user.disabled and signed >= user.sessions_after:
+                visit.user = user
+        return visit
+
+    def from_proxy(self, request: Request) -> bool:
+        host = request.client.host if request.client else ""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.proxies)
+
+    def secure(self, request: Request) -> bool:
+        return request.url.scheme == "https" or self.settings.desk.behind_https
+
+    def finish(self, visit: Visit, response: Response) -> Response:
+        if visit.changed:
+            response.set_cookie(
+                COOKIE,
+                self.signer.dumps(visit.session),
+                max_age=self.max_age,
+                httponly=True,
+                samesite="lax",
+                secure=self.secure(visit.request),
+                path="/",
+            )
+        response.headers["cache-control"] = "no-store"
+        return response
+
+    def endpoint(self, handler: Handler, need: Can | None = None, public: bool = False) -> Any:
+        async def run(request: Request) -> Response:
+            visit = self.visit(request)
+            if request.method == "POST":
+                visit.form = await request.form()
+                sent = visit.field("csrf")
+                expected = visit.session.get("csrf")
+                if not (isinstance(expected, str) and hmac.compare_digest(sent, expected)):
+                    return self.finish(
+                        visit,
+                        self.render(
+                            visit,
+                            "error.html",
+                            {
+                                "title": "Form expired",
+                                "message": "This form has expired or did not come from the "
+                                "desk. Go back, reload the page and try again.",
+                            },
+                            status=403,
+                        ),
+                    )
+            if not public and visit.user is None:
+                if request.method == "GET":
+                    target = request.url.path + (
+                        f"?{request.url.query}" if request.url.query else ""
+                    )
+                    return self.finish(
+                        visit, RedirectResponse(f"/sign-in?next={quote(target)}", 303)
+                    )
+                return self.finish(visit, self.refuse(visit, "Sign in first.", 401))
+            if need is not None and (visit.user is None or not visit.user.can(need)):
+                role = visit.user.role.value if visit.user else "nobody"
+                return self.finish(
+                    visit, self.refuse(visit, f"Your role ({role}) may not do this.", 403)
+                )
+            return self.finish(visit, await handler(visit))
+
+        return run
+
+    # -- rendering
+
+    def render(
+        self, visit: Visit, template: str, context: Mapping[str, Any], status: int = 200
+    ) -> HTMLResponse:
+        user = visit.user
+        base = {
+            "user": user,
+            "sso": visit.sso,
+            "csrf": visit.csrf,
+            "can_edit": bool(user and user.can(Can.EDIT)),
+            "can_approve": bool(user and user.can(Can.APPROVE)),
+            "can_operate": bool(user and user.can(Can.OPERATE)),
+            "can_users": bool(user and user.can(Can.USERS)),
+            "pauses": sorted(self.store.pauses().values(), key=lambda p: p.network) if user else [],
+            "flashes": visit.take_flashes(),
+            "path": visit.request.url.path,
+            "when": self.when,
+            "zone": self.settings.desk.time_zone,
+        }
+        html = self.env.get_template(template).render({**base, **context})
+        return HTMLResponse(html, status_code=status)
+
+    def refuse(self, visit: Visit, message: str, status: int) -> HTMLResponse:
+        return self.render(
+            visit, "error.html", {"title": "Not allowed", "message": message}, status
+        )
+
+    def when(self, value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        if value is None:
+            return ""
+        return value.astimezone(self.zone).strftime(fmt)
+
+    def back(self, visit: Visit, fallback: str) -> RedirectResponse:
+        target = visit.field("next") or fallback
+        if not target.startswith("/") or target.startswith("//"):
+            target = fallback
+        return RedirectResponse(target, 303)
+
+    # -- reading forms
+
+    def release_fields(self, visit: Visit) -> dict[str, Any]:
+        """The editable fields of a release, as the edit form sends them."""
+        import re
+
+        form = visit.form
+        assert form is not None
+        fields: dict[str, Any] = {}
+        for name in ("title", "url", "language", "summary", "body"):
+            fields[name] = visit.field(name)
+        fields["hashtags"] = [
+            tag for tag in re.split(r"[\s,;]+", visit.field("hashtags")) if tag.strip()
+        ]
+        fields["topics"] = [
+            t.strip() for t in re.split(r"[;\n]", visit.field("topics")) if t.strip()
+        ]
+        chosen = [n for n in form.getlist("networks") if isinstance(n, str)]
+        fields["networks"] = chosen or None
+        fields["overrides"] = {
+            n: visit.field(f"override_{n}").strip()
+            for n in NETWORKS
+            if visit.field(f"override_{n}").strip()
+        }
+        fields["not_before"] = self.read_local_time(visit.field("not_before"))
+        return fields
+
+    def read_local_time(self, text: str) -> datetime | None:
+        text = text.strip()
+        if not text:
+            return None
+        try:
+            local = datetime.fromisoformat(text)
+        except ValueError:
+            raise FormProblem(
+                f"field 'not_before': {text!r} is not a date and time such as 2026-11-26T09:00"
+            ) from None
+        if local.tzinfo is None:
+            local = local.replace(tzinfo=self.zone)
+        return local.astimezone(UTC)
+
+    def local_input(self, value: datetime | None) -> str:
+        return value.astimezone(self.zone).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+
+# -- the pages ---------------------------------------------------------------------------------
+
+
+def build_routes(desk: Desk) -> list[Route | Mount]:
+    settings = desk.settings
+    store = desk.store
+
+    async def home(visit: Visit) -> Response:
+        return RedirectResponse("/inbox", 303)
+
+    # -- signing in and out
+
+    async def sign_in_page(visit: Visit) -> Response:
+        if visit.user is not None:
+            return RedirectResponse("/inbox", 303)
+        return desk.render(
+            visit, "sign_in.html", {"next": visit.request.query_params.get("next", "")}
+        )
+
+    async def sign_in(visit: Visit) -> Response:
+        name = visit.field("name").strip()
+        password = visit.field("password")
+        address = visit.request.client.host if visit.request.client else "unknown"
+        wait = desk.throttle.wait(name, address)
+        if wait > 0:
+            minutes = max(1, int(wait // 60) + (1 if wait % 60 else 0))
+            return desk.render(
+                visit,
+                "sign_in.html",
+                {
+                    "error": f"Too many failed sign-ins: try again in {minutes} minute"
+                    + ("s" if minutes != 1 else "")
+                    + ".",
+                    "name": name,
+                    "next": visit.field("next"),
+                },
+                status=429,
+            )
+        user = desk.users.verify(name, password)
+        if user is None:
+            desk.throttle.failed(name, address)
+            return desk.render(
+                visit,
+                "sign_in.html",
+                {
+                    "error": "That name and password do not match an enabled account.",
+                    "name": name,
+                    "next": visit.field("next"),
+                },
+                status=401,
+            )
+        desk.throttle.succeeded(name)
+        # A new session at sign-in: a new id and a new CSRF token, nothing carried over.
+        visit.session = {
+            "user": user.name,
+            "iat": time.time(),
+            "sid": secrets.token_urlsafe(16),
+            "csrf": secrets.token_urlsafe(32),
+        }
+        visit.changed = True
+        visit.user = user
+        return desk.back(visit, "/inbox")
+
+    async def sign_out(visit: Visit) -> Response:
+        if visit.user is not None and not visit.sso:
+            desk.users.sign_out_everywhere(visit.user.name)
+        visit.session = {"csrf": secrets.token_urlsafe(32)}
+        visit.changed = True
+        return RedirectResponse("/sign-in", 303)
+
+    # -- the inbox
+
+    async def inbox(visit: Visit) -> Response:
+        query = visit.request.query_params
+        stage_name = query.get("state", "")
+        stage = next((s for s in operations.ReleaseStage if s.value == stage_name), None)
+        network = query.get("network", "")
+        items = operations.inbox(
+            settings,
+            store,
+            language=query.get("language") or None,
+            network=network if network in NETWORKS else None,
+            stage=stage,
+            text=query.get("q") or None,
+        )
+        try:
+            page = max(1, int(query.get("page", "1")))
+        except ValueError:
+            page = 1
+        pages = max(1, (len(items) + PAGE_SIZE - 1) // PAGE_SIZE)
+        page = min(page, pages)
+        languages = sorted({r.release.language for r in store.latest_revisions().values()})
+        params = {k: v for k, v in query.items() if k != "page" and v}
+        return desk.render(
+            visit,
+            "inbox.html",
+            {
+                "items": items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+                "total": len(items),
+                "page": page,
+                "pages": pages,
+                "stages": list(operations.ReleaseStage),
+                "languages": languages,
+                "filters": dict(query),
+                "page_link": lambda n: (
+                    "/inbox?"
+                    + "&".join(
+                        f"{quote(k)}={quote(v)}" for k, v in {**params, "page": str(n)}.items()
+                    )
+                ),
+            },
+        )
+
+    # -- a release
+
+    def release_page(
+        visit: Visit,
+        release_id: str,
+        *,
+        error: str = "",
+        draft: Mapping[str, Any] | None = None,
+        status: int = 200,
+    ) -> Response:
+        try:
+            item = operations.release_item(settings, store, release_id)
+        except SocialbotError:
+            return desk.render(
+                visit,
+                "error.html",
+                {"title": "Not found", "message": f"No release {release_id!r} is known."},
+                status=404,
+            )
+        release = item.release
+        preview = operations.compose_posts(
+            release, item.networks, operations.compose_options(settings, store)
+        )
+        revisions = store.revisions(release_id)
+        diffs = []
+        previous: Revision | None = None
+        for revision in revisions:
+            before = as_lines(previous) if previous else []
+            diffs.append(
+                (
+                    revision,
+                    [
+                        line
+                        for line in difflib.unified_diff(
+                            before, as_lines(revision), lineterm="", n=0
+                        )
+                        if not line.startswith(("---", "+++", "@@"))
+                    ],
+                )
+            )
+            previous = revision
+        latest = item.revision
+        author = latest.author or ""
+        user = visit.user
+        assert user is not None
+        values = draft or {
+            "title": release.title,
+            "url": release.url,
+            "language": release.language,
+            "summary": release.summary,
+            "body": release.body,
+            "hashtags": " ".join(release.hashtags),
+            "topics": "; ".join(release.topics),
+            "networks": release.networks or [],
+            "overrides": dict(release.overrides),
+            "not_before": desk.local_input(release.not_before),
+        }
+        return desk.render(
+            visit,
+            "release.html",
+            {
+                "item": item,
+                "release": release,
+                "preview": preview,
+                "segments": segments,
+                "diffs": list(reversed(diffs)),
+                "approvals": store.approvals(release_id),
+                "rejections": store.rejections(release_id),
+                "audit": list(reversed(store.audit_trail(release_id))),
+                "deliveries": store.deliveries(release_id=release_id),
+                "author": author,
+                "own_revision": bool(author) and author.casefold() == user.name.casefold(),
+                "still_needed": max(0, item.required - len(item.approvers)),
+                "error": error,
+                "values": values,
+                "revision_number": latest.number,
+            },
+            status=status,
+        )
+
+    async def release(visit: Visit) -> Response:
+        return release_page(visit, visit.request.path_params["release_id"])
+
+    async def edit(visit: Visit) -> Response:
+        release_id = visit.request.path_params["release_id"]
+        user = visit.user
+        assert user is not None
+        try:
+            fields = desk.release_fields(visit)
+            expect = int(visit.field("revision") or 0) or None
+            revision = operations.edit_release(
+                store, release_id, fields, author=user.name, expect_revision=expect
+            )
+            if visit.field("submit"):
+                operations.submit(store, release_id, by=user.name)
+        except SocialbotError as exc:
+            return release_page(
+                visit, release_id, error=str(exc), draft=draft_values(visit), status=400
+            )
+        if revision is None:
+            visit.flash("Nothing changed: no new revision.")
+        else:
+            visit.flash(
+                f"Saved as revision {revision.number}"
+                + (" and submitted for approval." if visit.field("submit") else " (a draft).")
+            )
+        return RedirectResponse(f"/releases/{quote(release_id)}", 303)
+
+    async def submit(visit: Visit) -> Response:
+        release_id = visit.request.path_params["release_id"]
+        assert visit.user is not None
+        try:
+            revision = operations.submit(store, release_id, by=visit.user.name)
+            visit.flash(f"Revision {revision.number} submitted for approval.")
+        except SocialbotError as exc:
+            visit.flash(str(exc), "error")
+        return RedirectResponse(f"/releases/{quote(release_id)}", 303)
+
+    async def new_page(visit: Visit) -> Response:
+        return desk.render(
+            visit, "new.html", {"values": {"language": "en", "networks": [], "overrides": {}}}
+        )
+
+    async def create(visit: Visit) -> Response:
+        assert visit.user is not None
+        release_id = visit.field("id").strip()
+        try:
+            fields = desk.release_fields(visit)
+            revision = operations.create_release(
+                store, {**fields, "id": release_id}, author=visit.user.name
+            )
+            if visit.field("submit"):
+                operations.submit(store, revision.release_id, by=visit.user.name)
+        except SocialbotError as exc:
+            return desk.render(
+                visit,
+                "new.html",
+                {"error": str(exc), "values": {**draft_values(visit), "id": release_id}},
+                status=400,
+            )
+        visit.flash(f"Created {revision.release_id} (revision 1).")
+        return RedirectResponse(f"/releases/{quote(revision.release_id)}", 303)
+
+    async def count(visit: Visit) -> Response:
+        """The live counters: the composer counts, as preview and approval do."""
+        release_id = visit.field("id").strip() or "new-release"
+        try:
+            fields = desk.release_fields(visit)
+            release = operations.release_from_fields(release_id, fields)
+        except SocialbotError as exc:
+            return JSONResponse({"error": str(exc), "posts": []})
+        targets = release.target_networks(settings.active_networks() or list(NETWORKS))
+        preview = operations.compose_posts(
+            release, targets, operations.compose_options(settings, store)
+        )
+        return JSONResponse(
+            {
+                "error": "; ".join(str(p) for p in preview.problems),
+                "posts": [
+                    {"network": p.network, "length": p.length, "limit": p.limit}
+                    for p in preview.posts
+                ],
+            }
+        )
+
+    async def approve(visit: Visit) -> Response:
+        release_id = visit.request.path_params["release_id"]
+        assert visit.user is not None
+        seen = visit.field("revision")
+        try:
+            current = operations.release_item(settings, store, release_id).revision
+            if seen and seen != str(current.number):
+                raise FormProblem(
+                    f"revision {current.number} was saved after the page you approved from; "
+                    "read it and approve again"
+                )
+            result = operations.approve(
+                settings, store, release_id, by=visit.user.name, comment=visit.field("comment")
+            )
+        except SocialbotError as exc:
+            visit.flash(str(exc), "error")
+            return RedirectResponse(f"/releases/{quote(release_id)}", 303)
+        if result.in_force:
+            visit.flash(
+                f"Approved revision {result.revision.number}: the posts go out as shown "
+                f"({', '.join(result.approvers)})."
+            )
+        else:
+            visit.flash(
+                f"Approval recorded: {len(result.approvers)} of {result.required}; "
+                "another approver must approve the same revision."
+            )
+        for note in result.notes:
+            visit.flash(note)
+        return RedirectResponse(f"/releases/{quote(release_id)}", 303)
+
+    async def reject(visit: Visit) -> Response:
+        release_id = visit.request.path_params["release_id"]
+        assert visit.user is not None
+        try:
+            operations.reject(
+                settings, store, release_id, by=visit.user.name, reason=visit.field("comment")
+            )
+            visit.flash("Rejected: nothing of this revision is posted.")
+        except SocialbotError as exc:
+            visit.flash(str(exc).replace("--reason", "A comment"), "error")
+        return RedirectResponse(f"/releases/{quote(release_id)}", 303)
+
+    async def take_back(visit: Visit) -> Response:
+        release_id = visit.request.path_params["release_id"]
+        kind = visit.request.path_params["kind"]
+        assert visit.user is not None
+        if kind not in ("withdraw", "retract"):
+            return desk.render(
+                visit, "error.html", {"title": "Not found", "message": "No such page."}, 404
+            )
+        network = visit.field("network") or None
+        if network is not None and network not in NETWORKS:
+            network = None
+        try:
+            function = operations.retract if kind == "retract" else operations.withdraw
+            result = function(
+                settings,
+                store,
+                release_id,
+                by=visit.user.name,
+                network=network,
+                reason=visit.field("reason"),
+            )
+        except SocialbotError as exc:
+            visit.flash(str(exc), "error")
+            return desk.back(visit, f"/releases/{quote(release_id)}")
+        done = result.retracted + result.withdrawn
+        visit.flash(
+            f"{'Retracted' if kind == 'retract' else 'Withdrawn'}: "
+            + (", ".join(done) if done else "nothing was waiting")
+            + (f"; being checked first: {', '.join(result.busy)}" if result.busy else "")
+            + (f"; problems: {'; '.join(result.failed)}" if result.failed else "")
+        )
+        return desk.back(visit, f"/releases/{quote(release_id)}")
+
+    # -- the calendar
+
+    async def calendar(visit: Visit) -> Response:
+        query = visit.request.query_params
+        view = "month" if query.get("view") == "month" else "week"
+        try:
+            day = date.fromisoformat(query.get("start", ""))
+        except ValueError:
+            day = datetime.now(desk.zone).date()
+        if view == "week":
+            first = day - timedelta(days=day.weekday())
+            last = first + timedelta(days=6)
+            previous, following = first - timedelta(days=7), first + timedelta(days=7)
+        else:
+            first = day.replace(day=1)
+            following = (first + timedelta(days=32)).replace(day=1)
+            last = following - timedelta(days=1)
+            previous = (first - timedelta(days=1)).replace(day=1)
+        titles = {rid: r.release.title for rid, r in store.latest_revisions().items()}
+        entries: dict[tuple[date, str], list[dict[str, Any]]] = {}
+        for delivery in store.deliveries():
+            at, kind = calendar_time(delivery)
+            if at is None:
+                continue
+            local = at.astimezone(desk.zone)
+            if not first <= local.date() <= last:
+                continue
+            entries.setdefault((local.date(), delivery.network), []).append(
+                {
+                    "time": local.strftime("%H:%M"),
+                    "kind": kind,
+                    "release_id": delivery.release_id,
+                    "title": titles.get(delivery.release_id, delivery.release_id),
+                    "network": delivery.network,
+                }
+            )
+        for found in entries.values():
+            found.sort(key=lambda e: e["time"])
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+        start = first - timedelta(days=first.weekday())
+        weeks: list[list[date | None]] = []
+        cursor = start
+        while cursor <= last:
+            weeks.append(
+                [
+                    (cursor + timedelta(days=n))
+                    if first <= cursor + timedelta(days=n) <= last
+                    else None
+                    for n in range(7)
+                ]
+            )
+            cursor += timedelta(days=7)
+        return desk.render(
+            visit,
+            "calendar.html",
+            {
+                "view": view,
+                "days": days,
+                "weeks": weeks,
+                "entries": entries,
+                "networks": NETWORKS,
+                "first": first,
+                "last": last,
+                "previous": previous.isoformat(),
+                "following": following.isoformat(),
+                "day_entries": lambda d: sorted(
+                    (e for (when, _), found in entries.items() if when == d for e in found),
+                    key=lambda e: (e["time"], e["network"]),
+                ),
+            },
+        )
+
+    # -- the posting log
+
+    def log_rows(visit: Visit) -> tuple[list[Delivery], dict[str, str], str]:
+        from socialbot.cli import parse_duration
+
+        query = visit.request.query_params
+        filters = {k: query.get(k, "") for k in ("release", "network", "status", "since")}
+        error = ""
+        cutoff = None
+        if filters["since"]:
+            try:
+                cutoff = utcnow() - parse_duration(filters["since"])
+            except Exception:  # noqa: BLE001 - click's error carries the sentence
+                error = (
+                    f"since {filters['since']!r}: use a number and a unit, e.g. 30m, 12h, 1d, 2w"
+                )
+        status = next((s for s in DeliveryStatus if s.value == filters["status"]), None)
+        rows = operations.log(
+            store,
+            release_id=filters["release"] or None,
+            network=filters["network"] if filters["network"] in NETWORKS else None,
+            status=status,
+            since=cutoff,
+            limit=500,
+        )
+        return rows, filters, error
+
+    async def log_page(visit: Visit) -> Response:
+        rows, filters, error = log_rows(visit)
+        query = visit.request.url.query
+        return desk.render(
+            visit,
+            "log.html",
+            {
+                "rows": rows,
+                "filters": filters,
+                "error": error,
+                "statuses": [s.value for s in DeliveryStatus],
+                "csv_link": "/log.csv" + (f"?{query}" if query else ""),
+            },
+        )
+
+    async def log_csv(visit: Visit) -> Response:
+        rows, _, _ = log_rows(visit)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(
+            [
+                "updated_at",
+                "release",
+                "revision",
+                "network",
+                "status",
+                "attempts",
+                "approved_by",
+                "url",
+                "error",
+                "text",
+            ]
+        )
+        for row in rows:
+            writer.writerow(
+                [
+                    cell(value)
+                    for value in (
+                        row.updated_at.isoformat(),
+                        row.release_id,
+                        str(row.revision or ""),
+                        row.network,
+                        row.status.value,
+                        str(row.attempts),
+                        row.approved_by,
+                        row.url or "",
+                        row.error or "",
+                        row.text or "",
+                    )
+                ]
+            )
+        return Response(
+            buffer.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": 'attachment; filename="socialbot-log.csv"'},
+        )
+
+    async def retry(visit: Visit) -> Response:
+        release_id = visit.field("release")
+        network = visit.field("network") or None
+        try:
+            count = operations.retry(store, release_id, network)
+            visit.flash(f"{count} delivery of {release_id} back in the queue for the next drain.")
+        except SocialbotError as exc:
+            visit.flash(str(exc), "error")
+        return desk.back(visit, "/log")
+
+    async def resolve(visit: Visit) -> Response:
+        assert visit.user is not None
+        release_id = visit.field("release")
+        network = visit.field("network")
+        posted = visit.field("verdict") == "posted"
+        url = visit.field("url").strip() if posted else None
+        try:
+            if posted and not url:
+                raise FormProblem("give the post's address to mark it posted")
+            operations.resolve(store, release_id, network, url=url, by=visit.user.name)
+            visit.flash(
+                f"{release_id} on {network}: "
+                + (f"posted at {url}." if posted else "not posted; it is sent again.")
+            )
+        except SocialbotError as exc:
+            visit.flash(str(exc).replace("--posted", "The address"), "error")
+        return desk.back(visit, "/log")
+
+    async def pause(visit: Visit) -> Response:
+        assert visit.user is not None
+        network = visit.field("network") or None
+        if network is not None and network not in NETWORKS:
+            network = None
+        try:
+            operations.pause(
+                store, by=visit.user.name, reason=visit.field("reason"), network=network
+            )
+            visit.flash(f"Paused {network or 'every network'}: nothing is sent until resumed.")
+        except SocialbotError as exc:
+            visit.flash(str(exc).replace("--reason", "A reason"), "error")
+        return desk.back(visit, "/log")
+
+    async def resume(visit: Visit) -> Response:
+        assert visit.user is not None
+        network = visit.field("network") or None
+        if network is not None and network not in NETWORKS:
+            network = None
+        lifted = operations.resume(store, by=visit.user.name, network=network)
+        visit.flash(
+            f"Resumed {network or 'every network'}." if lifted else "That switch was not on."
+        )
+        return desk.back(visit, "/log")
+
+    # -- users
+
+    async def users_page(visit: Visit) -> Response:
+        return desk.render(
+            visit, "users.html", {"users": desk.users.all(), "roles": [r.value for r in Role]}
+        )
+
+    async def users_change(visit: Visit) -> Response:
+        action = visit.request.path_params["action"]
+        name = visit.field("name")
+        try:
+            if action == "add":
+                desk.users.add(name, parse_role(visit.field("role")), visit.field("password"))
+                visit.flash(f"Added {name}.")
+            elif action == "role":
+                desk.users.set_role(name, parse_role(visit.field("role")))
+                visit.flash(f"{name} is now {visit.field('role')}.")
+            elif action == "disable":
+                desk.users.disable(name)
+                visit.flash(f"Disabled {name}: their sessions ended.")
+            elif action == "enable":
+                desk.users.enable(name)
+                visit.flash(f"Enabled {name}.")
+            else:
+                return desk.refuse(visit, "No such action.", 404)
+        except UserError as exc:
+            visit.flash(str(exc), "error")
+        return RedirectResponse("/users", 303)
+
+    static = Path(__file__).parent / "static"
+    e = desk.endpoint
+    return [
+        Route("/", e(home)),
+        Route("/sign-in", e(sign_in_page, public=True), methods=["GET"]),
+        Route("/sign-in", e(sign_in, public=True), methods=["POST"]),
+        Route("/sign-out", e(sign_out, public=True), methods=["POST"]),
+        Route("/inbox", e(inbox)),
+        Route("/releases/new", e(new_page, Can.EDIT), methods=["GET"]),
+        Route("/releases/new", e(create, Can.EDIT), methods=["POST"]),
+        Route("/count", e(count, Can.EDIT), methods=["POST"]),
+        Route("/releases/{release_id}", e(release)),
+        Route("/releases/{release_id}/edit", e(edit, Can.EDIT), methods=["POST"]),
+        Route("/releases/{release_id}/submit", e(submit, Can.EDIT), methods=["POST"]),
+        Route("/releases/{release_id}/approve", e(approve, Can.APPROVE), methods=["POST"]),
+        Route("/releases/{release_id}/reject", e(reject, Can.APPROVE), methods=["POST"]),
+        Route(
+            "/releases/{release_id}/{kind:str}",
+            e(take_back, Can.OPERATE),
+            methods=["POST"],
+        ),
+        Route("/calendar", e(calendar)),
+        Route("/log", e(log_page)),
+        Route("/log.csv", e(log_csv)),
+        Route("/log/retry", e(retry, Can.OPERATE), methods=["POST"]),
+        Route("/log/resolve", e(resolve, Can.OPERATE), methods=["POST"]),
+        Route("/pause", e(pause, Can.OPERATE), methods=["POST"]),
+        Route("/resume", e(resume, Can.OPERATE), methods=["POST"]),
+        Route("/users", e(users_page, Can.USERS)),
+        Route("/users/{action:str}", e(users_change, Can.USERS), methods=["POST"]),
+        Mount("/static", StaticFiles(directory=static), name="static"),
+    ]
+
+
+def as_lines(revision: Revision) -> list[str]:
+    data = revision.release.model_dump(mode="json")
+    return [
+        f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in sorted(data.items())
+    ]
+
+
+def draft_values(visit: Visit) -> dict[str, Any]:
+    """What the person typed, to show again with an error (never lost)."""
+    form = visit.form
+    assert form is not None
+    values: dict[str, Any] = {
+        name: visit.field(name)
+        for name in ("title", "url", "language", "summary", "body", "hashtags", "topics")
+    }
+    values["networks"] = [n for n in form.getlist("networks") if isinstance(n, str)]
+    values["overrides"] = {n: visit.field(f"override_{n}") for n in NETWORKS}
+    values["not_before"] = visit.field("not_before")
+    return values
+
+
+def calendar_time(delivery: Delivery) -> tuple[datetime | None, str]:
+    if delivery.status is DeliveryStatus.POSTED:
+        return delivery.posted_at or delivery.sent_at, "published"
+    if delivery.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
+        return delivery.not_before, "scheduled"
+    return None, ""
+
+
+def cell(value: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def create_app(
+    settings: Settings, store: Store | None = None, *, users: Users | None = None
+) -> Starlette:
+    """The desk for ``settings``; refuses to start without a session secret."""
+    from contextlib import asynccontextmanager
+
+    from starlette.middleware import Middleware
+
+    from socialbot.errors import ConfigurationError
+
+    secret = settings.desk.secret_key
+    if secret is None or len(secret.get_secret_value()) < 16:
+        raise ConfigurationError(
+            "SOCIALBOT_DESK__SECRET_KEY is not set (or shorter than 16 characters): set it to a "
+            "long random value, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    owned = store is None
+    the_store = store if store is not None else open_store(settings.database_url)
+    desk = Desk(settings, the_store, secret.get_secret_value(), users)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        yield
+        if owned:
+            the_store.close()
+
+    app = Starlette(
+        routes=build_routes(desk),
+        middleware=[Middleware(SecurityHeaders)],
+        lifespan=lifespan,
+    )
+    app.state.desk = desk
+    return app
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve the desk with uvicorn until interrupted."""
+    import uvicorn
+
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)

@@ -1,0 +1,738 @@
+"""The desk's handlers and forms, through Starlette's test client (no browser).
+
+Every security point has a test here that fails when its protection is removed: CSRF,
+authorization per role (an author crafting an approve POST included), four eyes, escaping,
+the CSP, a disabled user's session, sign-in throttling, the trusted proxy header, and no
+network credential in any page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from starlette.testclient import TestClient
+
+from socialbot import operations
+from socialbot.config import Settings, load_settings
+from socialbot.desk.app import CSP, create_app
+from socialbot.desk.users import Role, User, Users
+from socialbot.models import DeliveryStatus
+from socialbot.sandbox import SandboxServer
+from socialbot.store import SQLiteStore, Store
+
+SECRET = "a-test-secret-key-that-is-long-enough"
+PASSWORD = "correct horse battery"
+XSS_TITLES = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
+
+
+def make_settings(workdir: Path, **overrides: Any) -> Settings:
+    desk = {"secret_key": SECRET, **overrides.pop("desk", {})}
+    return load_settings(desk=desk, **overrides)
+
+
+@pytest.fixture
+def store(workdir: Path) -> Iterator[Store]:
+    opened = SQLiteStore(str(workdir / "socialbot.db"))
+    yield opened
+    opened.close()
+
+
+# Cheap hashes keep the suite fast; the desk's own default is argon2id's recommended cost.
+FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def add_users(store: Store) -> None:
+    users = Users(store, FAST)
+    for name, role in (
+        ("alice", Role.AUTHOR),
+        ("bob", Role.APPROVER),
+        ("carol", Role.APPROVER),
+        ("olga", Role.OPERATOR),
+        ("ada", Role.ADMIN),
+    ):
+        users.add(name, role, PASSWORD)
+
+
+def user(store: Store, name: str) -> User:
+    found = Users(store).get(name)
+    assert found is not None
+    return found
+
+
+class Browser:
+    """A test client that signs in and sends forms with the page's CSRF token."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def token(self, path: str = "/sign-in") -> str:
+        page = self.client.get(path)
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert found, f"no CSRF token on {path}"
+        return found[1]
+
+    def sign_in(self, name: str, password: str = PASSWORD) -> Any:
+        return self.client.post(
+            "/sign-in",
+            data={"name": name, "password": password, "csrf": self.token()},
+            follow_redirects=False,
+        )
+
+    def post(self, path: str, data: dict[str, Any], page: str = "/inbox") -> Any:
+        return self.client.post(
+            path, data={**data, "csrf": self.token(page)}, follow_redirects=False
+        )
+
+
+@pytest.fixture
+def desk(workdir: Path, store: Store) -> Iterator[tuple[Settings, Store, Any]]:
+    settings = make_settings(workdir)
+    add_users(store)
+    yield settings, store, create_app(settings, store, users=Users(store, FAST))
+
+
+def browser(app: Any, name: str | None = None) -> Browser:
+    b = Browser(TestClient(app, base_url="http://testserver"))
+    if name:
+        assert b.sign_in(name).status_code == 303
+    return b
+
+
+def add_release(store: Store, release_id: str = "r1", **fields: Any) -> None:
+    data = {
+        "id": release_id,
+        "title": "Regions call for a stronger cohesion policy",
+        "url": "https://example.eu/press/r1",
+        "language": "en",
+        "summary": "The Committee adopted its opinion on cohesion policy after 2027.",
+        "networks": ["mastodon", "bluesky"],
+    }
+    author = fields.pop("author", "alice")
+    data.update(fields)
+    operations.create_release(store, data, author=author)
+
+
+# -- signing in ----------------------------------------------------------------------------
+
+
+def test_pages_need_a_sign_in(desk):
+    _, _, app = desk
+    client = TestClient(app)
+    for path in ("/inbox", "/calendar", "/log", "/users", "/releases/new"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/sign-in?next=")
+
+
+def test_sign_in_sets_a_hardened_cookie_and_rotates_the_session(desk):
+    _, _, app = desk
+    b = browser(app)
+    before = b.token()
+    response = b.sign_in("alice")
+    assert response.status_code == 303
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie or "samesite=lax" in cookie.lower()
+    assert "Max-Age=28800" in cookie
+    assert "Secure" not in cookie  # plain HTTP, not told it is behind HTTPS
+    after = b.token("/inbox")
+    assert after != before, "the CSRF token (and the session) must change at sign-in"
+
+
+def test_the_cookie_is_secure_behind_https(workdir, store):
+    add_users(store)
+    app = create_app(
+        make_settings(workdir, desk={"behind_https": True}), store, users=Users(store, FAST)
+    )
+    response = browser(app).sign_in("alice")
+    assert "Secure" in response.headers["set-cookie"]
+
+
+def test_a_wrong_password_is_refused_and_sign_in_is_throttled_per_account(desk):
+    _, _, app = desk
+    b = browser(app)
+    for _ in range(5):
+        assert b.sign_in("alice", "wrong password!").status_code == 401
+    refused = b.sign_in("alice")  # the right password, but the account waits now
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins" in refused.text
+    assert browser(app).sign_in("bob").status_code == 303  # another account is not locked
+
+
+def test_sign_in_is_throttled_per_address(workdir, store):
+    add_users(store)
+    app = create_app(
+        make_settings(workdir, desk={"sign_in_attempts_per_address": 3}),
+        store,
+        users=Users(store, FAST),
+    )
+    b = browser(app)
+    for name in ("x1", "x2", "x3"):
+        assert b.sign_in(name, "guessing-passwords").status_code == 401
+    assert b.sign_in("bob").status_code == 429
+
+
+def test_a_disabled_users_session_stops_working(desk):
+    _, store, app = desk
+    b = browser(app, "alice")
+    assert b.client.get("/inbox").status_code == 200
+    Users(store).disable("alice")
+    response = b.client.get("/inbox", follow_redirects=False)
+    assert response.status_code == 303 and "/sign-in" in response.headers["location"]
+    assert b.sign_in("alice").status_code == 401
+
+
+def test_sign_out_ends_the_session(desk):
+    _, _, app = desk
+    b = browser(app, "alice")
+    cookie = b.client.cookies.get("socialbot_desk")
+    assert cookie is not None
+    assert b.post("/sign-out", {}).status_code == 303
+    replay = TestClient(app, cookies={"socialbot_desk": cookie})
+    assert replay.get("/inbox", follow_redirects=False).status_code == 303
+
+
+def test_a_forged_cookie_is_ignored(desk):
+    _, _, app = desk
+    client = TestClient(app, cookies={"socialbot_desk": '{"user": "ada"}'})
+    assert client.get("/users", follow_redirects=False).status_code == 303
+
+
+def test_the_desk_refuses_to_start_without_a_secret(workdir, store):
+    from socialbot.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="SOCIALBOT_DESK__SECRET_KEY"):
+        create_app(load_settings(), store)
+
+
+# -- the trusted proxy header ----------------------------------------------------------------
+
+
+def test_the_trusted_header_is_believed_only_from_the_trusted_proxy(workdir, store):
+    add_users(store)
+    trusting = make_settings(
+        workdir, desk={"trusted_header": "X-Remote-User", "trusted_proxies": "127.0.0.0/8"}
+    )
+    # The test client's address is "testclient"; a proxy on loopback is simulated by
+    # giving the client its address.
+    app = create_app(trusting, store, users=Users(store, FAST))
+    proxy = TestClient(app, client=("127.0.0.1", 5000))
+    assert proxy.get("/users", headers={"X-Remote-User": "ada"}).status_code == 200
+    assert "ada (admin)" in proxy.get("/inbox", headers={"X-Remote-User": "ada"}).text
+    stranger = TestClient(app, client=("203.0.113.9", 5000))
+    response = stranger.get("/users", headers={"X-Remote-User": "ada"}, follow_redirects=False)
+    assert response.status_code == 303
+    Users(store).disable("ada")
+    response = proxy.get("/users", headers={"X-Remote-User": "ada"}, follow_redirects=False)
+    assert response.status_code == 303
+
+
+# -- headers, escaping, CSRF -----------------------------------------------------------------
+
+
+def test_every_response_has_a_strict_csp_and_refuses_framing(desk):
+    _, store, app = desk
+    add_release(store)
+    b = browser(app, "bob")
+    for path in ("/sign-in", "/inbox", "/releases/r1", "/calendar", "/log", "/static/desk.css"):
+        response = b.client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-security-policy"] == CSP
+        assert "script-src 'self'" in CSP and "unsafe-inline" not in CSP
+        assert "frame-ancestors 'none'" in CSP
+        assert response.headers["x-frame-options"] == "DENY"
+    page = b.client.get("/releases/r1").text
+    assert "<script>" not in page.replace('<script src="/static/desk.js" defer></script>', "")
+    assert not re.search(r"\son[a-z]+=", page), "no inline event handler"
+    assert 'style="' not in page, "no inline style"
+
+
+@pytest.mark.parametrize("title", XSS_TITLES)
+def test_release_text_is_shown_as_text(desk, title):
+    _, store, app = desk
+    add_release(store, title=title, summary=title, hashtags=["Cohesion"])
+    b = browser(app, "bob")
+    for path in ("/inbox", "/releases/r1"):
+        page = b.client.get(path).text
+        assert title not in page
+        assert "&lt;" in page
+        assert "<img src=x" not in page and "<script>alert" not in page
+
+
+def test_only_http_links_are_links(desk):
+    _, store, app = desk
+    add_release(store, author="carol")
+    operations.approve(load_settings(), store, "r1", by="bob")
+    # An address that reached the store by another way than the desk's checks (a network's
+    # answer, an older version) is shown as text, never as a link.
+    delivery = store.get("r1", "mastodon")
+    assert delivery is not None
+    store.transition(delivery, DeliveryStatus.FAILED, delivery.updated_at, error="x")
+    assert store.resolve("r1", "mastodon", delivery.updated_at, url="javascript:alert(1)")
+    for path in ("/log", "/releases/r1"):
+        page = browser(app, "olga").client.get(path).text
+        assert "javascript:alert(1)" in page
+        assert 'href="javascript:' not in page
+        hrefs = re.findall(r'href="([^"]+)"', page)
+        assert hrefs and all(h.startswith(("/", "#", "http://", "https://")) for h in hrefs)
+
+
+def test_a_post_without_the_csrf_token_changes_nothing(desk):
+    _, store, app = desk
+    add_release(store)
+    b = browser(app, "bob")
+    for token in (None, "forged"):
+        data = {"comment": "ok"} if token is None else {"comment": "ok", "csrf": token}
+        response = b.client.post("/releases/r1/approve", data=data, follow_redirects=False)
+        assert response.status_code == 403
+    assert store.approvals("r1") == []
+    assert b.post("/releases/r1/approve", {"comment": "ok"}).status_code == 303
+    assert len(store.approvals("r1")) == 1
+
+
+def test_sign_in_itself_needs_the_csrf_token(desk):
+    _, _, app = desk
+    client = TestClient(app)
+    response = client.post("/sign-in", data={"name": "alice", "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_state_changes_only_by_post(desk):
+    _, store, app = desk
+    add_release(store)
+    b = browser(app, "olga")
+    for path in ("/releases/r1/approve", "/pause", "/log/retry", "/users/add", "/sign-out"):
+        assert b.client.get(path, follow_redirects=False).status_code in (404, 405), path
+
+
+# -- roles -------------------------------------------------------------------------------------
+
+
+def test_an_author_cannot_approve_by_crafting_the_post(desk):
+    _, store, app = desk
+    add_release(store, author="bob")
+    b = browser(app, "alice")
+    page = b.client.get("/releases/r1").text
+    assert "Approve these posts" not in page
+    response = b.post("/releases/r1/approve", {"comment": "sneaky"})
+    assert response.status_code == 403
+    assert store.approvals("r1") == []
+    assert b.post("/releases/r1/reject", {"comment": "no"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "data"),
+    [
+        ("alice", "/pause", {"reason": "x"}),
+        ("alice", "/log/retry", {"release": "r1", "network": "mastodon"}),
+        ("bob", "/releases/r1/withdraw", {"reason": "x"}),
+        ("bob", "/releases/r1/retract", {"reason": "x"}),
+        ("bob", "/users/add", {"name": "eve", "role": "admin", "password": PASSWORD}),
+        ("olga", "/releases/r1/approve", {}),
+        ("olga", "/releases/r1/edit", {"title": "changed"}),
+        ("olga", "/users/role", {"name": "olga", "role": "admin"}),
+        ("ada", "/releases/r1/approve", {}),
+        ("ada", "/resume", {}),
+    ],
+)
+def test_every_role_is_refused_what_it_may_not_do(desk, name, path, data):
+    _, store, app = desk
+    add_release(store, author="carol")
+    assert browser(app, name).post(path, data).status_code == 403
+    assert store.approvals("r1") == [] and store.pauses() == {}
+    assert Users(store).get("eve") is None and user(store, "olga").role is Role.OPERATOR
+    assert len(store.revisions("r1")) == 1
+
+
+def test_an_approver_never_approves_a_revision_they_wrote(desk):
+    _, store, app = desk
+    add_release(store, author="bob")
+    b = browser(app, "bob")
+    assert "You wrote this revision" in b.client.get("/releases/r1").text
+    b.post("/releases/r1/approve", {"comment": "mine"})
+    assert store.approvals("r1") == []
+    assert "someone else must approve it" in b.client.get("/releases/r1").text
+
+
+def test_four_eyes_shows_who_approved_and_who_still_must(workdir, store):
+    add_users(store)
+    settings = make_settings(workdir, approvals_required=2)
+    app = create_app(settings, store, users=Users(store, FAST))
+    add_release(store)
+    bob = browser(app, "bob")
+    assert bob.post("/releases/r1/approve", {"comment": "fine"}).status_code == 303
+    page = bob.client.get("/releases/r1").text
+    assert "1 of 2 approvals" in page and "approved by bob" in page
+    assert "Still needed: 1 more approver, other than alice (the author) and bob" in page
+    assert store.deliveries(release_id="r1") == []
+    browser(app, "carol").post("/releases/r1/approve", {"comment": "also fine"})
+    page = bob.client.get("/releases/r1").text
+    assert "2 of 2 approvals" in page
+    assert {d.network for d in store.deliveries(release_id="r1")} == {"mastodon", "bluesky"}
+
+
+# -- the author's work -------------------------------------------------------------------------
+
+
+def edit_form(**changes: Any) -> dict[str, Any]:
+    form = {
+        "title": "Regions call for a stronger cohesion policy",
+        "url": "https://example.eu/press/r1",
+        "language": "en",
+        "summary": "The Committee adopted its opinion.",
+        "body": "",
+        "hashtags": "CohesionPolicy",
+        "topics": "",
+        "networks": ["mastodon", "bluesky"],
+        "not_before": "",
+    }
+    form.update(changes)
+    return form
+
+
+def test_an_author_creates_edits_and_submits(desk):
+    _, store, app = desk
+    alice = browser(app, "alice")
+    response = alice.post("/releases/new", {**edit_form(), "id": "r2"}, page="/releases/new")
+    assert response.status_code == 303 and response.headers["location"] == "/releases/r2"
+    item = operations.release_item(load_settings(), store, "r2")
+    assert item.stage is operations.ReleaseStage.DRAFT
+    assert item.revision.author == "alice" and item.revision.source == "desk"
+    response = alice.post(
+        "/releases/r2/edit",
+        {
+            **edit_form(title="A better title", not_before="2031-03-02T09:30"),
+            "revision": "1",
+            "submit": "1",
+        },
+        page="/releases/r2",
+    )
+    assert response.status_code == 303
+    revision = store.latest_revisions(["r2"])["r2"]
+    assert revision.number == 2 and revision.release.title == "A better title"
+    # 09:30 in Brussels in March (CET, UTC+1) is 08:30 UTC.
+    assert revision.release.not_before.isoformat() == "2031-03-02T08:30:00+00:00"
+    item = operations.release_item(load_settings(), store, "r2")
+    assert item.stage is operations.ReleaseStage.AWAITING
+    page = alice.client.get("/releases/r2").text
+    assert 'value="2031-03-02T09:30"' in page
+    assert "+title" in page.replace("&#34;", '"') or "title:" in page
+
+
+def test_an_invalid_edit_keeps_what_was_typed_and_says_what_is_wrong(desk):
+    _, store, app = desk
+    add_release(store)
+    alice = browser(app, "alice")
+    response = alice.post(
+        "/releases/r1/edit",
+        {**edit_form(url="ftp://nope", title="Kept title"), "revision": "1"},
+        page="/releases/r1",
+    )
+    assert response.status_code == 400
+    assert "field &#39;url&#39;" in response.text or "field 'url'" in response.text
+    assert "Kept title" in response.text
+    assert len(store.revisions("r1")) == 1
+
+
+def test_an_edit_over_someone_elses_newer_revision_is_refused(desk):
+    _, store, app = desk
+    add_release(store)
+    operations.edit_release(store, "r1", {"title": "Bob's fix"}, author="bob")
+    alice = browser(app, "alice")
+    response = alice.post(
+        "/releases/r1/edit", {**edit_form(title="Alice's"), "revision": "1"}, page="/releases/r1"
+    )
+    assert response.status_code == 400 and "saved meanwhile by bob" in response.text
+    assert store.latest_revisions(["r1"])["r1"].release.title == "Bob's fix"
+
+
+def test_approving_from_a_stale_page_is_refused(desk):
+    _, store, app = desk
+    add_release(store)
+    bob = browser(app, "bob")
+    token = bob.token("/releases/r1")
+    operations.edit_release(store, "r1", {"title": "Changed meanwhile"}, author="alice")
+    bob.client.post("/releases/r1/approve", data={"csrf": token, "revision": "1", "comment": ""})
+    assert store.approvals("r1") == []
+
+
+def test_the_counter_uses_the_composer(desk):
+    _, store, app = desk
+    add_release(store)
+    alice = browser(app, "alice")
+    form = {**edit_form(summary="x" * 600), "id": "r1"}
+    data = alice.post("/count", form, page="/releases/r1").json()
+    counted = {p["network"]: (p["length"], p["limit"]) for p in data["posts"]}
+    release = operations.release_from_fields(
+        "r1",
+        {
+            **edit_form(summary="x" * 600),
+            "hashtags": ["CohesionPolicy"],
+            "topics": [],
+            "not_before": None,
+        },
+    )
+    expected = operations.compose_posts(
+        release, ["mastodon", "bluesky"], operations.compose_options(load_settings(), store)
+    )
+    assert counted == {p.network: (p.length, p.limit) for p in expected.posts}
+
+
+def test_the_preview_marks_links_and_hashtags_in_the_releases_language(desk):
+    _, store, app = desk
+    add_release(store, language="fr", title="Les régions", hashtags=["Cohésion"])
+    page = browser(app, "bob").client.get("/releases/r1").text
+    assert 'class="post-text" lang="fr"' in page
+    assert '<span class="post-tag">#Cohésion</span>' in page
+    assert 'class="post-link" href="https://example.eu/press/r1"' in page
+    assert re.search(r"\d+ / 500 characters", page)  # Mastodon counts against 500
+    assert re.search(r"\d+ / 300 characters", page)  # Bluesky against 300 graphemes
+
+
+# -- the inbox, calendar and log ---------------------------------------------------------------
+
+
+def test_the_inbox_filters_and_pages(desk):
+    _, store, app = desk
+    for n in range(30):
+        add_release(store, f"r{n:02}", language="fr" if n % 2 else "en", title=f"Release {n}")
+    b = browser(app, "bob")
+    page = b.client.get("/inbox").text
+    assert "30 releases" in page and "Page 1 of 2" in page
+    assert page.index("Release 29") < page.index("Release 28")  # newest first
+    page = b.client.get("/inbox?language=fr&q=Release+2").text
+    assert "5 releases" in page  # 21, 23, 25, 27, 29
+    page = b.client.get("/inbox?state=draft").text
+    assert "30 releases" in page
+    assert "0 releases" in b.client.get("/inbox?state=posted").text
+
+
+def test_the_whole_flow_through_the_desk_and_a_cron_drain(
+    env: Path, sandbox: SandboxServer, store: Store
+):
+    add_users(store)
+    settings = make_settings(env, networks=["mastodon", "bluesky"])
+    app = create_app(settings, store, users=Users(store, FAST))
+    alice = browser(app, "alice")
+    alice.post("/releases/new", {**edit_form(), "id": "flow", "submit": "1"}, page="/releases/new")
+    bob = browser(app, "bob")
+    assert "awaiting approval" in bob.client.get("/inbox").text
+    bob.post("/releases/flow/approve", {"comment": "go", "revision": "1"}, page="/releases/flow")
+    result = operations.drain(settings, store)  # cron, not the desk
+    assert {o.status for o in result.report.outcomes} == {DeliveryStatus.POSTED}
+    olga = browser(app, "olga")
+    log = olga.client.get("/log").text
+    assert log.count("posted") >= 2 and sandbox.url in log
+    rows = list(csv.reader(io.StringIO(olga.client.get("/log.csv?network=mastodon").text)))
+    assert rows[0][:2] == ["updated_at", "release"]
+    assert len(rows) == 2 and rows[1][1] == "flow" and rows[1][4] == "posted"
+    assert "posted" in olga.client.get("/inbox?state=posted").text
+    calendar = olga.client.get("/calendar").text
+    assert "/releases/flow" in calendar and "(published)" in calendar
+    month = olga.client.get("/calendar?view=month").text
+    assert "/releases/flow" in month
+    # No credential of any network is in any page or response.
+    secrets = settings.secret_values()
+    assert secrets
+    for path in ("/inbox", "/releases/flow", "/log", "/log.csv", "/calendar"):
+        text = olga.client.get(path).text + bob.client.get(path).text
+        assert not [s for s in secrets if s in text], path
+
+
+def test_operators_pause_resume_retry_and_resolve(desk):
+    _, store, app = desk
+    add_release(store, author="carol")
+    operations.approve(load_settings(), store, "r1", by="bob")
+    olga = browser(app, "olga")
+    assert olga.post("/pause", {"reason": ""}, page="/log").status_code == 303
+    assert store.pauses() == {}  # a reason is required
+    olga.post("/pause", {"network": "mastodon", "reason": "crisis"}, page="/log")
+    assert set(store.pauses()) == {"mastodon"}
+    # The switch is shown on every page while on, to every role.
+    for name in ("alice", "bob", "ada"):
+        for path in ("/inbox", "/calendar", "/log"):
+            assert "Paused: Mastodon" in browser(app, name).client.get(path).text
+    olga.post("/resume", {"network": "mastodon"}, page="/log")
+    assert store.pauses() == {}
+    delivery = store.get("r1", "mastodon")
+    store.transition(delivery, DeliveryStatus.FAILED, delivery.updated_at, error="refused")
+    assert "Retry r1 on Mastodon" in olga.client.get("/log").text
+    olga.post("/log/retry", {"release": "r1", "network": "mastodon"}, page="/log")
+    assert store.get("r1", "mastodon").status is DeliveryStatus.PENDING
+    store.transition(
+        store.get("r1", "bluesky"), DeliveryStatus.FAILED, delivery.updated_at, error="x"
+    )
+    olga.post(
+        "/log/resolve",
+        {"release": "r1", "network": "bluesky", "verdict": "posted", "url": "javascript:x"},
+        page="/log",
+    )
+    assert store.get("r1", "bluesky").status is DeliveryStatus.FAILED
+    olga.post(
+        "/log/resolve",
+        {
+            "release": "r1",
+            "network": "bluesky",
+            "verdict": "posted",
+            "url": "https://bsky.app/profile/x/post/1",
+        },
+        page="/log",
+    )
+    assert store.get("r1", "bluesky").status is DeliveryStatus.POSTED
+    olga.post("/releases/r1/withdraw", {"reason": "pulled"}, page="/log")
+    assert store.get("r1", "mastodon").status is DeliveryStatus.WITHDRAWN
+    actions = [e.action for e in store.audit_trail("r1")]
+    assert {"retry", "resolve", "withdraw"} <= set(actions)
+
+
+def test_the_admin_manages_users(desk):
+    _, store, app = desk
+    ada = browser(app, "ada")
+    ada.post("/users/add", {"name": "eve", "role": "author", "password": PASSWORD}, "/users")
+    assert user(store, "eve").role is Role.AUTHOR
+    ada.post("/users/role", {"name": "eve", "role": "approver"}, "/users")
+    assert user(store, "eve").role is Role.APPROVER
+    ada.post("/users/disable", {"name": "eve"}, "/users")
+    assert user(store, "eve").disabled
+    page = ada.client.get("/users").text
+    assert "eve" in page and "disabled" in page and "argon2" not in page
+
+
+# -- the CLI's users commands, both databases, the demo ----------------------------------------
+
+
+def test_users_commands(workdir: Path):
+    from click.testing import CliRunner
+
+    from socialbot.cli import cli
+
+    runner = CliRunner()
+    added = runner.invoke(
+        cli, ["users", "add", "ana", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n"
+    )
+    assert added.exit_code == 0, added.output
+    assert "added ana (admin)" in added.output
+    short = runner.invoke(
+        cli, ["users", "add", "bo", "--role", "author", "--password-stdin"], input="short\n"
+    )
+    assert short.exit_code == 2 and "at least 10 characters" in short.output
+    prompted = runner.invoke(
+        cli, ["users", "add", "bo", "--role", "author"], input=f"{PASSWORD}\n{PASSWORD}\n"
+    )
+    assert prompted.exit_code == 0, prompted.output
+    assert PASSWORD not in prompted.output
+    assert runner.invoke(cli, ["users", "set-role", "bo", "approver"]).exit_code == 0
+    assert runner.invoke(cli, ["users", "disable", "bo"]).exit_code == 0
+    listed = runner.invoke(cli, ["users", "list"]).output
+    assert re.search(r"ana\s+admin\s+enabled", listed)
+    assert re.search(r"bo\s+approver\s+disabled", listed)
+    assert runner.invoke(cli, ["users", "disable", "nobody"]).exit_code == 2
+    store = SQLiteStore(str(workdir / "socialbot.db"))
+    try:
+        assert "argon2id" in user(store, "ana").password_hash
+        assert PASSWORD not in "".join(store.get_value(k) or "" for k in store.keys("desk:"))
+    finally:
+        store.close()
+
+
+def test_the_desk_works_on_both_databases(workdir: Path, database_url: str):
+    from socialbot.store import open_store
+
+    store = open_store(database_url)
+    try:
+        add_users(store)
+        settings = make_settings(workdir, database_url=database_url)
+        app = create_app(settings, store, users=Users(store, FAST))
+        alice = browser(app, "alice")
+        alice.post("/releases/new", {**edit_form(), "id": "pg1", "submit": "1"}, "/releases/new")
+        bob = browser(app, "bob")
+        assert "awaiting approval" in bob.client.get("/inbox").text
+        bob.post("/releases/pg1/approve", {"revision": "1"}, "/releases/pg1")
+        assert [a.approved_by for a in store.approvals("pg1")] == ["bob"]
+        assert "posting" in bob.client.get("/inbox?state=posting").text
+    finally:
+        store.close()
+
+
+def test_demo_desk_serves_the_desk_with_demo_users(tmp_path: Path):
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "queue", tmp_path / "queue")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCIALBOT_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    desk_port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "socialbot",
+            "demo",
+            "--desk",
+            "--port",
+            str(free_port()),
+            "--desk-port",
+            str(desk_port),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C stops" in line:
+                break
+        output = "".join(lines)
+        assert f"http://127.0.0.1:{desk_port}/" in output
+        passwords = dict(re.findall(r"name (\w+)\s+password (\S+)", output))
+        assert set(passwords) == {"author", "approver", "operator", "admin"}
+        with httpx.Client(base_url=f"http://127.0.0.1:{desk_port}") as client:
+            for _ in range(100):
+                try:
+                    page = client.get("/sign-in")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert token
+            signed = client.post(
+                "/sign-in",
+                data={"name": "approver", "password": passwords["approver"], "csrf": token[1]},
+            )
+            assert signed.status_code == 303
+            inbox = client.get("/inbox")
+            assert "awaiting approval" in inbox.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            if process.stdout is not None:
+                process.stdout.close()
+    assert process.returncode == 0
