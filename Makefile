@@ -28,8 +28,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow --timeout 1800
 
+## The speed benchmark (docs/benchmark.md): a Markdown table of figures against targets.
+## Options through BENCH_ARGS, e.g. make bench BENCH_ARGS="--databases sqlite --runs 3".
 bench: $(STAMP)
-	$(BIN)/python bench/drain.py
+	$(BIN)/python bench/drain.py --markdown $(BENCH_ARGS)
 
 ## The guide in docs/, built as a site into site/ (strict: a broken link or a page missing
 ## from the navigation fails the build).

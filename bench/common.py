@@ -160,9 +160,19 @@ def python_command() -> list[str]:
     return [sys.executable]
 
 
+UNLIKE_CRON = ("PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME", "PYTHONTRACEMALLOC")
+"""Settings of this shell that a cron job does not have (without bytecode caches every
+run would compile socialbot's modules again: about 0.1 s)."""
+
+
 def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """This process's environment without any SOCIALBOT_* variable, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCIALBOT_")}
+    """This process's environment without SOCIALBOT_* variables and ``UNLIKE_CRON``, plus
+    ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SOCIALBOT_") and k not in UNLIKE_CRON
+    }
     env.update(extra)
     return env
 
@@ -210,15 +220,23 @@ def bench_networks() -> list[str]:
     return found
 
 
+def sqlite_url(root: Path) -> str:
+    """The embedded database of a workspace."""
+    return f"sqlite:///{root / 'socialbot.db'}"
+
+
 def workspace_env(
-    root: Path, sandbox_settings: Mapping[str, str], networks: Iterable[str]
+    root: Path,
+    sandbox_settings: Mapping[str, str],
+    networks: Iterable[str],
+    database_url: str | None = None,
 ) -> dict[str, str]:
     """The environment of a ``socialbot`` run against the sandbox, in ``root``."""
     return clean_env(
         {
             **sandbox_settings,
             "SOCIALBOT_NETWORKS": ",".join(networks),
-            "SOCIALBOT_DATABASE_URL": f"sqlite:///{root / 'socialbot.db'}",
+            "SOCIALBOT_DATABASE_URL": database_url or sqlite_url(root),
             "SOCIALBOT_QUEUE_DIR": str(root / "queue"),
         }
     )
@@ -243,15 +261,15 @@ def write_release(queue: Path, release_id: str, n: int) -> Path:
 
 
 def approve_files(
-    paths: Sequence[Path], *, database: Path, queue: Path, networks: list[str]
+    paths: Sequence[Path], *, database_url: str, queue: Path, networks: list[str]
 ) -> None:
     """Approve each file in order, one millisecond apart, as the social-media team would."""
     from socialbot import operations
     from socialbot.config import Settings
-    from socialbot.store import SQLiteStore
+    from socialbot.store import open_store
 
-    store = SQLiteStore(str(database))
-    settings = Settings(queue_dir=queue, database_url=f"sqlite:///{database}")
+    store = open_store(database_url)
+    settings = Settings(queue_dir=queue, database_url=database_url)
     try:
         start = datetime.now(UTC) - timedelta(minutes=1)
         for index, path in enumerate(paths):

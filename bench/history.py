@@ -31,6 +31,7 @@ from bench.common import (
     median_seconds,
     release_data,
     run_socialbot,
+    sqlite_url,
     workspace_env,
     write_release,
 )
@@ -217,7 +218,9 @@ class Scene:
             # Numbered past every earlier release: networks refuse a repeated text.
             self.written += 1
             paths.append(write_release(self.queue, f"due-{self.written:05d}", 10**7 + self.written))
-        approve_files(paths, database=self.database, queue=self.queue, networks=self.networks)
+        approve_files(
+            paths, database_url=sqlite_url(self.root), queue=self.queue, networks=self.networks
+        )
 
     def drain_due(self, count: int) -> float:
         """Approve ``count`` new releases and time the drain that posts them."""

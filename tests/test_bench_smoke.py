@@ -15,13 +15,16 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from bench.common import bench_networks
 from bench.drain import main
 from bench.history import scene, seed_log
 from bench.queries import check_drain, check_store_calls
+from bench.throughput import run_throughput
 
 from socialbot.models import NETWORKS, Approval, DeliveryStatus, Release
 from socialbot.store import ID_BATCH, SQLiteStore
+from tests.postgres import NO_SERVER, PostgresServer
 
 
 def figures_by_name(path: Path) -> dict[str, dict[str, object]]:
@@ -32,24 +35,49 @@ def figures_by_name(path: Path) -> dict[str, dict[str, object]]:
 
 def test_quick_benchmark_runs_every_part(tmp_path: Path, capsys):
     out = tmp_path / "figures.json"
-    assert main(["--quick", "--only", "throughput", "--only", "coldstart", "--json", str(out)]) == 0
+    args = ["--quick", "--databases", "sqlite", "--json", str(out), "--markdown"]
+    assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "wall / lower bound" in printed and "targets met" in printed
+    assert "| drain 3 x 2, sqlite | socialbot drain: wall / lower bound |" in printed
+    assert "targets met" in printed
     figures = figures_by_name(out)
 
     networks = bench_networks()
-    posts = [f for name, f in figures.items() if "posts accepted" in name]
-    assert len(posts) == 2  # through the CLI and in-process
-    for figure in posts:
-        assert figure["value"] == 4 * len(networks)
-        assert figure["verdict"] == "PASS", "a post was lost, doubled or out of order"
+    posts = {name: f for name, f in figures.items() if name.endswith("posts accepted")}
+    sections = ["drain 3 x 2, sqlite", "drain 2 x 6, sqlite"]
+    assert set(posts) == {f"{section}: posts accepted" for section in sections}
+    assert posts["drain 3 x 2, sqlite: posts accepted"]["value"] == 3 * 2
+    assert posts["drain 2 x 6, sqlite: posts accepted"]["value"] == 2 * len(networks)
+    for figure in posts.values():
+        assert figure["verdict"] == "PASS", "a post was lost or doubled"
     for name, figure in figures.items():
         if name.endswith("wall / lower bound"):
             # The bound counts every request at the injected latency: nothing beats it.
             assert float(str(figure["value"])) >= 0.95
+        if name.endswith("overhead per delivery besides latency (median of runs)"):
+            # One figure per network: the gap between its requests, less the latency.
+            shown = dict(item.split(" ") for item in str(figure["note"]).split(", "))
+            assert set(shown) in ({*networks[:2]}, set(networks))
+            assert all(float(ms) > -5 for ms in shown.values())
 
     assert figures["cold start: idle drain: network requests made"]["value"] == 0
-    assert figures["cold start: idle drain: network libraries imported"]["verdict"] == "PASS"
+    assert figures["cold start: import socialbot.cli: heavy modules imported"]["verdict"] == "PASS"
+    idle = figures["cold start: idle drain: sending or composing modules imported"]
+    assert idle["verdict"] == "PASS", idle["note"]
+
+
+def test_the_throughput_drain_runs_on_postgresql(postgres_server: object):
+    if postgres_server is None:
+        pytest.skip(NO_SERVER)
+    assert isinstance(postgres_server, PostgresServer)
+    networks = bench_networks()[:2]
+    figures = run_throughput(
+        [(2, networks)], dict.fromkeys(networks, 0.01), 1, ["postgresql"], postgres_server
+    )
+    by_name = {f.name: f for f in figures}
+    assert all(f.section == "drain 2 x 2, postgresql" for f in figures)
+    assert by_name["posts accepted"].value == 4 and by_name["posts accepted"].passed
+    assert by_name["socialbot drain: wall / lower bound"].value >= 0.95
 
 
 def test_history_part_runs_and_the_log_queries_use_indexes(tmp_path: Path):

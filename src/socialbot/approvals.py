@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 
 from socialbot.models import Approval, Delivery, DeliveryStatus, Revision
 from socialbot.store import Store, Withdrawal, delivery_key
@@ -71,12 +72,12 @@ class ReleaseState:
         The revision's author does not count where the author is known.
         """
         author = self.author_of(approval.revision)
-        digest = posts_digest(approval)
+        digest = self._digest(approval)
         names: list[str] = []
         for other in self.approvals:
             if other.revision != approval.revision or other.id is None or approval.id is None:
                 continue
-            if other.id > approval.id or posts_digest(other) != digest:
+            if other.id > approval.id or self._digest(other) != digest:
                 continue
             name = other.approved_by.strip()
             if name.casefold() == (author or "").strip().casefold():
@@ -89,11 +90,26 @@ class ReleaseState:
         found = self.revision(revision)
         return found.author if found is not None else None
 
+    def _digest(self, approval: Approval) -> str:
+        """``posts_digest``, computed once per approval of this state (the drain asks often)."""
+        for index, known in enumerate(self.approvals):
+            if known is approval:
+                return self._digests[index]
+        return posts_digest(approval)
+
+    @cached_property
+    def _digests(self) -> list[str]:
+        return [posts_digest(approval) for approval in self.approvals]
+
     def in_force(self) -> Approval | None:
         """The newest approval that completed its revision's approvals, if any.
 
         Approvals from 0.1.0 (no revision) are in force on their own, as they were.
         """
+        return self._in_force
+
+    @cached_property
+    def _in_force(self) -> Approval | None:
         for approval in reversed(self.approvals):
             if approval.revision is None:
                 return approval

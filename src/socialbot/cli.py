@@ -12,17 +12,19 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from socialbot import __version__
-from socialbot.config import Settings, load_settings
 from socialbot.errors import ConfigurationError, SocialbotError
 from socialbot.models import NETWORKS, DeliveryStatus
 from socialbot.problems import Kind
 from socialbot.render import format_table, render_post, render_problem
-from socialbot.store import Store, utcnow
+
+if TYPE_CHECKING:  # imported on use: `import socialbot.cli` stays cheap for every cron run
+    from socialbot.config import Settings
+    from socialbot.store import Store
 
 EXIT_ATTENTION = 1
 EXIT_USAGE = 2
@@ -63,6 +65,8 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from socialbot.config import load_settings
+
             try:
                 self._settings = load_settings()
             except ConfigurationError as exc:
@@ -428,6 +432,8 @@ def log_command(
                     f"{record.source})"
                 )
         return
+    from socialbot.store import utcnow
+
     cutoff = utcnow() - parse_duration(since) if since is not None else None
     rows = operations.log(
         app.store,
@@ -707,6 +713,7 @@ def demo(
     approvals and posting log are not touched), posts them to every network
     the sandbox fakes, and prints each post, its address, and the posting log.
     """
+    from socialbot.config import load_settings
     from socialbot.demo import run_demo
 
     try:

@@ -849,7 +849,8 @@ def drain(
                 queue_dir=queue,
                 adapters=made,
                 active=active,
-                options=compose_options(settings, store),
+                # Read only if a 0.1.0 approval is adopted: the drain sends snapshots.
+                options=lambda: compose_options(settings, store),
                 policy=RetryPolicy(
                     max_attempts=settings.max_attempts,
                     max_rate_limit_wait=settings.max_rate_limit_wait_seconds,

@@ -42,16 +42,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_exponential,
-    wait_random,
-)
-
 from socialbot.errors import (
     AmbiguousError,
     AuthError,
@@ -69,6 +59,9 @@ from socialbot.store import Store, utcnow
 from socialbot.store.base import ALL_NETWORKS
 
 if TYPE_CHECKING:  # imported when first needed: an idle cron run never composes or sends
+    from tenacity import RetryCallState
+    from tenacity.wait import wait_base
+
     from socialbot.adapters import Adapter, Media
     from socialbot.compose import ComposeOptions
 
@@ -278,7 +271,7 @@ class Publisher:
         queue_dir: Path | None,
         adapters: Mapping[str, Adapter],
         active: list[str],
-        options: ComposeOptions | None = None,
+        options: ComposeOptions | Callable[[], ComposeOptions] | None = None,
         policy: RetryPolicy | None = None,
         approvals_required: int = 1,
         budget_seconds: float = 240.0,
@@ -290,22 +283,37 @@ class Publisher:
         self.queue_dir = queue_dir
         self.adapters = adapters
         self.active = active
-        self.options = options
+        self._options = options
+        """What shapes posts, or how to read it: only adopting a 0.1.0 approval composes."""
         self.policy = policy or RetryPolicy()
         self.approvals_required = approvals_required
         self.now = now
         self.sleep = sleep
         self.stop = stop or threading.Event()
         self.deadline = time.monotonic() + budget_seconds
-        # Exponential backoff plus up to one initial wait of random jitter, so runs
-        # that failed together do not retry in lockstep.
-        self._backoff = wait_exponential(
-            multiplier=self.policy.initial_wait, max=self.policy.max_wait
-        ) + wait_random(0, self.policy.initial_wait)
+        self._wait: wait_base | None = None
         self._broken: dict[str, str] = {}
         """Networks whose adapter could not be built in this run, and why."""
         self._latest: dict[str, int] = {}
         """Each release's latest revision number, as read at the start of the run."""
+
+    @property
+    def _backoff(self) -> wait_base:
+        """Exponential backoff plus up to one initial wait of random jitter, so runs
+        that failed together do not retry in lockstep (tenacity loads on first send)."""
+        if self._wait is None:
+            from tenacity import wait_exponential, wait_random
+
+            self._wait = wait_exponential(
+                multiplier=self.policy.initial_wait, max=self.policy.max_wait
+            ) + wait_random(0, self.policy.initial_wait)
+        return self._wait
+
+    @property
+    def options(self) -> ComposeOptions | None:
+        if callable(self._options):
+            self._options = self._options()
+        return self._options
 
     # -- the run -------------------------------------------------------------------------
 
@@ -809,6 +817,8 @@ class Publisher:
         is short enough; an ambiguous failure only with an idempotency key.
         Every retry fits in the run's time budget; a stop request ends them.
         """
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_before_delay
+
         policy = self.policy
         backoff = self._backoff
 
@@ -896,6 +906,11 @@ class Publisher:
             next_attempt_at=decision.next_attempt_at,
             uncertain=decision.uncertain,
             count_attempt=decision.count_attempt,
+            # Not synced to disk on its own: the next claim's durable commit (before the
+            # next request) or closing the store syncs it. Lost to a power failure, the
+            # delivery is still `sending`, which the next run treats as a call that may
+            # have posted: never sent twice blindly. One fsync less per delivery.
+            durable=False,
         )
         if not done:
             log.warning(

@@ -485,6 +485,7 @@ class SandboxServer:
                     "path": request.path,
                     "headers": dict(request.headers.items()),
                     "body": request.body.decode("utf-8", "replace"),
+                    "at": time.monotonic(),  # arrival, before any injected latency
                 }
             )
 

@@ -205,6 +205,7 @@ class Store(Protocol):  # pragma: no cover - an interface
         uncertain: bool = False,
         count_attempt: bool = True,
         settled: bool = False,
+        durable: bool = True,
     ) -> bool: ...
     def uncertain(self, delivery_id: int, *, unsettled_only: bool = False) -> bool: ...
     def first_uncertain_at(

@@ -915,14 +915,19 @@ class PostgresStore:
         uncertain: bool = False,
         count_attempt: bool = True,
         settled: bool = False,
+        durable: bool = True,
     ) -> bool:
         """Record the outcome of a delivery and of its open attempt, if it is still ``expect``.
 
         The same contract as ``SQLiteStore.finish``: returns False (and changes
-        nothing) when someone else changed the delivery first.
+        nothing) when someone else changed the delivery first. ``durable=False``
+        commits without waiting for the WAL flush (``synchronous_commit``
+        off for this transaction); the next durable commit flushes it.
         """
         error = redact(error) if error else error
         with self._transaction() as conn:
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit TO OFF")
             cursor = conn.execute(
                 "UPDATE deliveries SET status = %s, updated_at = %s, error = %s,"
                 " next_attempt_at = %s, attempts = GREATEST(attempts - %s, 0),"
