@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from socialbot.models import Delivery, DeliveryStatus
+from socialbot.models import DeliveryStatus
 from socialbot.sandbox import SandboxServer
 from socialbot.store import Store, open_store
 from tests.helpers import run, write_release
@@ -328,11 +328,6 @@ def check_takebacks(sandbox: SandboxServer, ledger: TakeBacks, *, settled: bool)
         status = delivery.status
         created = len(live.get(key, [])) + len(gone.get(key, []))
         if release in ledger.retracted:
-            if by_hand(delivery):
-                # Marked posted by an operator, with its address but not its id: retract
-                # says to delete it by hand (see test_faults' xfail on it).
-                assert len(live.get(key, [])) == 1 and status is DeliveryStatus.POSTED
-                continue
             if settled:
                 assert status in (DeliveryStatus.RETRACTED, DeliveryStatus.WITHDRAWN), (key, status)
             assert not live.get(key) or not settled, f"{key} is still on the network"
@@ -362,15 +357,6 @@ def check_takebacks(sandbox: SandboxServer, ledger: TakeBacks, *, settled: bool)
             assert created == 1 and len(live.get(key, [])) == 1, (
                 f"{key} posted, {created} on the network"
             )
-
-
-def by_hand(delivery: Delivery) -> bool:
-    """A posted delivery an operator resolved with a URL: socialbot cannot delete it."""
-    return (
-        delivery.status is DeliveryStatus.POSTED
-        and delivery.remote_id is None
-        and "operator" in (delivery.error or "")
-    )
 
 
 def deleted_posts(sandbox: SandboxServer) -> list[dict[str, Any]]:

@@ -270,7 +270,7 @@ def test_sigint_stops_the_drain_between_deliveries(env: Path, sandbox: SandboxSe
     assert "stopped by a signal" in stderr
     posted = len(sandbox.posts("x"))
     assert 1 <= posted < len(slugs)
-    states = drainer.states(env / "socialbot.db")
+    states = drainer.states()
     assert "sending" not in states.values()
     sandbox.faults.clear()
     assert drainer.call("drain", env=drainer.environment()).returncode == 0

@@ -699,6 +699,21 @@ class Publisher:
                 )
             )
             return False
+        if self._withdrawn(delivery):
+            # Withdrawn since the run began. Resending, even with the same key, could post
+            # it; an attempt that may have posted is looked for instead.
+            uncertain = self.store.uncertain(delivery.id, unsettled_only=True)
+            self.store.transition(
+                delivery,
+                DeliveryStatus.UNKNOWN if uncertain else DeliveryStatus.WITHDRAWN,
+                self.now(),
+                error=(
+                    "withdrawn while an attempt may have posted it; it is looked for first"
+                    if uncertain
+                    else "withdrawn"
+                ),
+            )
+            return False
         if delivery.post is None:
             report.problems.append(
                 Problem(
@@ -737,6 +752,17 @@ class Publisher:
                     count_attempt=False,
                 )
             return False
+        paused = adapter.name in self.paused_networks()
+        if paused or self._withdrawn(claimed):
+            # Paused or withdrawn between the check and the claim: take the claim back.
+            self.store.finish(
+                claimed.id,
+                DeliveryStatus.PENDING,
+                self.now(),
+                expect=DeliveryStatus.SENDING,
+                count_attempt=False,
+            )
+            return paused
         _crash_point("after-claim")
         log.info(
             "%s on %s: sending (attempt %d)", claimed.release_id, adapter.name, claimed.attempts
@@ -949,6 +975,10 @@ class Publisher:
             log.debug("%s: could not look up the duplicate post", adapter.name, exc_info=True)
             return None
 
+    def _withdrawn(self, delivery: Delivery) -> bool:
+        """True when a person withdrew or retracted this release on this network."""
+        return any(w.covers(delivery.network) for w in self.store.withdrawals(delivery.release_id))
+
     def _arm(self, adapter: Adapter) -> None:
         """Every request of the adapter ends by the run's deadline, slow answers included."""
         adapter.deadline = self.deadline
@@ -1003,11 +1033,14 @@ def delete_post(store: Store, adapter: Adapter, delivery: Delivery, now: datetim
     """
     if not getattr(adapter, "can_delete", False):
         return f"socialbot cannot delete posts on {adapter.name}: delete {delivery.url} by hand"
-    if not delivery.remote_id:
+    remote_id = delivery.remote_id or (
+        adapter.post_id_from_url(delivery.url) if delivery.url else None
+    )
+    if not remote_id:
         return f"the post's id on {adapter.name} is not known: delete {delivery.url} by hand"
     _crash_point("before-delete")
     try:
-        adapter.delete(delivery.remote_id)
+        adapter.delete(remote_id)
     except DeliveryError as exc:
         return f"the delete failed ({exc}); the next drain tries again"
     store.transition(delivery, DeliveryStatus.RETRACTED, now, error="retracted")

@@ -187,6 +187,14 @@ class Adapter(ABC):
         """Take down the post ``remote_id`` (a ``Receipt.remote_id``); gone already is done."""
         raise PermanentError(f"socialbot cannot delete posts on {self.name}", network=self.name)
 
+    def post_id_from_url(self, url: str) -> str | None:
+        """The post's id (as ``delete`` takes it) read from its public address, if possible.
+
+        For deliveries an operator settled with ``resolve --posted URL``: only the
+        address is known, and a retraction still has to delete the post.
+        """
+        return None
+
     def text_limits(self) -> TextLimits | None:
         """The text limits the network reports for this account, when it reports them."""
         return None

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -427,6 +428,11 @@ class BlueskyAdapter(Adapter):
         if not isinstance(blob, dict) or blob.get("$type") != "blob":
             raise self.unreadable("names no blob", response, creating=False)
         return blob
+
+    def post_id_from_url(self, url: str) -> str | None:
+        """``…/profile/{handle}/post/{rkey}``: ``delete`` takes the record key."""
+        match = re.search(r"/post/([A-Za-z0-9._:~-]+)/?$", url)
+        return match[1] if match else None
 
     def post_url(self, rkey: str) -> str:
         """The post's page: ``{web_url}/profile/{handle}/post/{rkey}``."""

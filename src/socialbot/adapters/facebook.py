@@ -9,6 +9,7 @@ serves today and hides the rate-limit headers, so this adapter sends
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -138,6 +139,11 @@ class FacebookAdapter(Adapter):
     def post_url(self, post_id: str) -> str:
         page, _, story = post_id.partition("_")
         return f"{self.web_url}/{page}/posts/{story or page}"
+
+    def post_id_from_url(self, url: str) -> str | None:
+        """``…/{page}/posts/{story}`` is the Graph post ``{page}_{story}``."""
+        match = re.search(r"/(\d+)/posts/(\d+)", url)
+        return f"{match[1]}_{match[2]}" if match else None
 
     def find(self, text: str, since: datetime) -> Receipt | None:
         params = {

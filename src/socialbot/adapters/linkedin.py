@@ -21,7 +21,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -185,6 +185,11 @@ class LinkedInAdapter(Adapter):
             headers={"Content-Type": "application/octet-stream"},
         )
         return urn
+
+    def post_id_from_url(self, url: str) -> str | None:
+        """``…/feed/update/{urn}``: the post's URN."""
+        match = re.search(r"(urn:li:(?:share|ugcPost):\d+)", unquote(url))
+        return match[1] if match else None
 
     def post_url(self, urn: str) -> str:
         return f"{self.web_url}/feed/update/{urn}"

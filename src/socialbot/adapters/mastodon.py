@@ -245,6 +245,11 @@ class MastodonAdapter(Adapter):
             self._account = self.answer_object(response, creating=False)
         return self._account
 
+    def post_id_from_url(self, url: str) -> str | None:
+        """``…/@user/{id}`` (or ``/statuses/{id}``) on this instance."""
+        match = re.search(r"/(?:@[^/]+|statuses|web/statuses)/(\d+)/?$", url)
+        return match[1] if match else None
+
     def status_url(self, status: dict[str, Any]) -> str:
         """The status's public page: ``url``, else ``uri``, else the usual address."""
         for field in ("url", "uri"):

@@ -17,6 +17,7 @@ for redaction and no URL is ever put into an error message.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -170,6 +171,11 @@ class TelegramAdapter(Adapter):
         if not isinstance(username, str):
             raise self.unreadable("names no bot", response, creating=False)
         return f"@{username}, posting to {self.chat_id}"
+
+    def post_id_from_url(self, url: str) -> str | None:
+        """``t.me/{channel}/{id}`` or ``t.me/c/{chat}/{id}``: ``{chat_id}/{id}`` in this channel."""
+        match = re.search(r"/(?:c/)?[^/]+/(\d+)/?$", url)
+        return f"{self.chat_id}/{match[1]}" if match else None
 
     def message_url(self, chat: dict[str, Any], message_id: int) -> str:
         """The message link: ``t.me/<username>/<id>``, or ``t.me/c/<chat>/<id>`` if private."""

@@ -294,6 +294,10 @@ class XAdapter(Adapter):
     def post_url(self, tweet_id: str) -> str:
         return f"{self.web_url}/i/web/status/{tweet_id}"
 
+    def post_id_from_url(self, url: str) -> str | None:
+        match = re.search(r"/status(?:es)?/(\d+)", url)
+        return match[1] if match else None
+
     def find(self, text: str, since: datetime) -> Receipt | None:
         """Look through the account's own posts since ``since`` for this text.
 
