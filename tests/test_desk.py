@@ -736,3 +736,34 @@ def test_demo_desk_serves_the_desk_with_demo_users(tmp_path: Path):
             if process.stdout is not None:
                 process.stdout.close()
     assert process.returncode == 0
+
+
+def test_the_preview_shows_each_networks_images_with_alt_text_and_what_was_done(desk):
+    import io
+    import json
+
+    from PIL import Image
+
+    settings, store, app = desk
+    buffer = io.BytesIO()
+    Image.new("RGB", (3000, 2000), "navy").save(buffer, "JPEG")
+    queue = settings.queue_dir
+    (queue / "plenary.jpg").write_bytes(buffer.getvalue())
+    (queue / "r9.json").write_text(
+        json.dumps(
+            {
+                "title": "Regions meet in plenary",
+                "url": "https://example.eu/press/r9",
+                "language": "en",
+                "networks": ["mastodon", "bluesky"],
+                "attach": "images",
+                "images": [{"file": "plenary.jpg", "alt": "The plenary <hall> in Brussels"}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    operations.status(settings, store)  # reads the queue: the file becomes a revision
+    page = browser(app, "bob").client.get("/releases/r9").text
+    assert page.count('<span class="image-alt" lang="en">The plenary &lt;hall&gt; in Brussels') == 2
+    assert "<hall>" not in page  # escaped
+    assert "scaled from 3000×2000 to 2000×1333" in page  # Bluesky's longest side

@@ -522,8 +522,13 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
                 status=404,
             )
         release = item.release
+        latest = store.latest_revisions([release_id]).get(release_id)
         preview = operations.compose_posts(
-            release, item.networks, operations.compose_options(settings, store)
+            release,
+            item.networks,
+            operations.compose_options(settings, store),
+            source=latest.source if latest is not None else None,
+            store=store,
         )
         revisions = store.revisions(release_id)
         diffs = []
