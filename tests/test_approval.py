@@ -702,3 +702,19 @@ def test_withdrawing_a_delivery_in_doubt_looks_for_it_first(
     if made:  # it was out before the withdrawal: retract takes it down
         assert run("retract", release, "--by", "Ana").exit_code == 0
         assert sandbox.posts("x") == []
+
+
+def test_an_approval_killed_before_its_deliveries_exist_is_finished_by_the_drain(
+    env: Path, sandbox: SandboxServer
+):
+    write_release(env / "queue", "r1.json", networks=["x", "mastodon"])
+    killed = drainer.call(
+        "approve", "r1", "--by", "Ana", env=drainer.environment(SOCIALBOT_CRASH_AT="mid-approve")
+    )
+    assert killed.returncode == -signal.SIGKILL
+    assert log_rows() == []  # the approval is recorded, its deliveries are not
+
+    assert run("drain").exit_code == 0
+    assert sorted(p["network"] for p in sandbox.posts()) == ["mastodon", "x"]
+    assert run("drain").exit_code == 0
+    assert len(sandbox.posts()) == 2

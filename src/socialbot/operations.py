@@ -298,13 +298,24 @@ def approve(
             if a.revision == revision.number and a.approved_by.casefold() == by.casefold()
         )
     else:
+        from socialbot.publish import SYNC_KEY
+
+        # Marked before, cleared after: a run killed in between leaves it for the drain.
+        store.set_value(SYNC_KEY + release.id, "pending")
         approval_id = store.record_approval(approval)
+        from socialbot.publish import _crash_point
+
+        _crash_point("mid-approve")
         from dataclasses import replace
 
         approval = replace(approval, id=approval_id)
     state = ReleaseState.load(store, release.id, required)
     approvers = state.approvers(approval)
     result = sync(store, state, now) if len(approvers) >= required else SyncResult()
+    from socialbot.publish import SYNC_KEY
+
+    if store.get_value(SYNC_KEY + release.id) == "pending":
+        store.set_value(SYNC_KEY + release.id, "-")
     for network in result.busy:
         notes.append(
             f"{network}: an earlier attempt may have posted the previous revision; it is looked "

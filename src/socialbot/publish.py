@@ -77,6 +77,7 @@ CrashPoint = Literal[
     "after-send-before-record",
     "after-record",
     "before-delete",
+    "mid-approve",
 ]
 CRASH_POINTS: tuple[CrashPoint, ...] = (
     "after-recover",
@@ -87,6 +88,7 @@ CRASH_POINTS: tuple[CrashPoint, ...] = (
     "after-send-before-record",
     "after-record",
     "before-delete",
+    "mid-approve",
 )
 _crash_counts: dict[str, int] = {}
 _crash_lock = threading.Lock()
@@ -466,9 +468,7 @@ class Publisher:
 
         now = self.now()
         self.adopt_legacy(report)
-        releases = {d.release_id for s in OPEN for d in self.store.deliveries(status=s)}
-        releases |= {w.release_id for w in self.store.withdrawals() if w.kind == "retract"}
-        for release_id in sorted(releases):
+        for release_id in sorted(self.releases_to_sync()):
             state = ReleaseState.load(self.store, release_id, self.approvals_required)
             result = sync(self.store, state, now)
             _crash_point("mid-schedule")
@@ -476,6 +476,37 @@ class Publisher:
                 if delivery.network in self.paused_networks():
                     continue
                 self.delete(delivery, report)
+
+    def releases_to_sync(self) -> set[str]:
+        """The releases whose deliveries may not follow their approvals and withdrawals.
+
+        Approving, withdrawing and retracting sync at once; a drain finishes what one
+        of them left (killed in between, or waiting for a reconciliation), without
+        reading every open release's whole history each run.
+        """
+        open_deliveries = [d for s in OPEN for d in self.store.deliveries(status=s)]
+        latest = self.store.latest_approvals({d.release_id for d in open_deliveries})
+        wanted = {
+            d.release_id
+            for d in open_deliveries
+            if (approval := latest.get(d.release_id)) is not None and approval.id != d.approval_id
+        }
+        wanted |= {
+            key.removeprefix(SYNC_KEY)
+            for key in self.store.keys(SYNC_KEY)
+            if self.store.get_value(key) == "pending"
+        }
+        open_releases = {d.release_id for d in open_deliveries}
+        for withdrawal in self.store.withdrawals():
+            if withdrawal.release_id in open_releases or (
+                withdrawal.kind == "retract"
+                and any(
+                    d.status is DeliveryStatus.POSTED and withdrawal.covers(d.network)
+                    for d in self.store.deliveries(release_id=withdrawal.release_id)
+                )
+            ):
+                wanted.add(withdrawal.release_id)
+        return wanted
 
     def delete(self, delivery: Delivery, report: DrainReport) -> bool:
         """Delete a posted delivery from its network (a retraction); True when done."""
@@ -1054,6 +1085,9 @@ OPEN = (
     DeliveryStatus.SENDING,
 )
 """Delivery states that may still change by themselves or by a decision."""
+
+SYNC_KEY = "sync:"
+"""Key-value marks of releases an approval or take-back has not finished applying."""
 
 LEGACY_SOURCE = "0.1.0:"
 """Prefix of the source of an approval adopted from socialbot 0.1.0."""
