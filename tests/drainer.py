@@ -34,8 +34,19 @@ def release_slug(prefix: str, number: int) -> str:
     return f"{prefix}-{number:04d}"
 
 
-def add_releases(queue: Path, prefix: str, numbers: range, **fields: Any) -> dict[str, str]:
-    """Write and approve releases; return release id -> the slug its posts carry."""
+def add_releases(
+    queue: Path,
+    prefix: str,
+    numbers: range,
+    *,
+    killed_approving: dict[str, str] | None = None,
+    **fields: Any,
+) -> dict[str, str]:
+    """Write and approve releases; return release id -> the slug its posts carry.
+
+    With ``killed_approving`` (an environment), each approval is killed after it is
+    recorded and before its deliveries exist, so the next drain has to apply it.
+    """
     made = {}
     for number in numbers:
         slug = release_slug(prefix, number)
@@ -46,8 +57,13 @@ def add_releases(queue: Path, prefix: str, numbers: range, **fields: Any) -> dic
             url=PAGE.format(slug=slug),
             **fields,
         )
-        result = run("approve", f"queue/{slug}.json", "--by", "Ana Editor")
-        assert result.exit_code == 0, result.output
+        if killed_approving is not None:
+            env = {**killed_approving, "SOCIALBOT_CRASH_AT": "mid-approve"}
+            killed = call("approve", f"queue/{slug}.json", "--by", "Ana Editor", env=env)
+            assert killed.returncode == -9, killed.stderr
+        else:
+            result = run("approve", f"queue/{slug}.json", "--by", "Ana Editor")
+            assert result.exit_code == 0, result.output
         made[slug] = slug
     return made
 

@@ -169,6 +169,12 @@ def crash_rounds(
     for round_number in range(rounds):
         first = round_number * (releases_per_round + random_kills)
         slugs.update(drainer.add_releases(queue, prefix, range(first, first + releases_per_round)))
+        # One approval killed before its deliveries exist: the drain applies it (mid-schedule).
+        slugs.update(
+            drainer.add_releases(
+                queue, f"{prefix}k", range(round_number, round_number + 1), killed_approving=env
+            )
+        )
         # Named points, in an order that reaches each one.
         assert kill_at(env, "after-recover") == -signal.SIGKILL
         assert kill_at(env, "mid-schedule") == -signal.SIGKILL
