@@ -202,17 +202,22 @@ def test_one_drain_at_a_time_across_hosts_while_others_keep_starting(
     while len(sandbox.requests) == seen:
         assert first.poll() is None, first.communicate()
         time.sleep(0.01)
-    turned_away = []
-    for cwd, extra in hosts[1:] * 2:
-        other = drainer.call("drain", env=drainer.environment(**extra), cwd=cwd)
-        if first.poll() is None:  # the first drain held the lock all the while
-            turned_away.append(other)
+    others = [
+        drainer.call("drain", env=drainer.environment(**extra), cwd=cwd)
+        for cwd, extra in hosts[1:] * 2
+    ]
     code, _, stderr = first.wait(timeout=120), *first.communicate()
     assert code == 0, stderr
-    assert turned_away, "the first drain ended before another could start"
-    for other in turned_away:
+    # The first host drains for more than a second; the drains started on the others meanwhile
+    # are turned away. (One started as the first lets go of its lock may run, and find
+    # nothing left to do: the posts below are still each made once.)
+    turned_away = [other for other in others if "another drain" in other.stderr]
+    assert turned_away, [other.stderr for other in others]
+    assert others[0] in turned_away, others[0].stderr
+    for other in others:
         assert other.returncode == 0, other.stderr
-        assert "another drain" in other.stderr and "on " in other.stderr, other.stderr
+    for other in turned_away:
+        assert "on " in other.stderr, other.stderr
     counts = drainer.posts_per_delivery(sandbox, slugs)
     assert all(counts[r, n] == 1 for r in slugs for n in sandbox.networks), counts
 
