@@ -197,3 +197,42 @@ def test_a_crash_between_upload_and_create_posts_once_with_its_images(
         assert image["alt"] == "The plenary" and image["digest"] != digest_of_file
     rows = [json.loads(line) for line in run("log", "--json").output.splitlines()]
     assert {row["status"] for row in rows} == {"posted"}
+
+
+def test_an_image_url_is_fetched_under_the_importers_safety_rules(env: Path):
+    """A private address is refused unless the import settings allow it, like an import."""
+    release_with(
+        env,
+        "r1.json",
+        [{"url": "https://127.0.0.1:9/plenary.jpg", "alt": "The plenary"}],
+        networks=["x"],
+    )
+    result = run("approve", "r1", "--by", "Ana")
+    assert result.exit_code == 1
+    assert "could not be fetched" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_an_image_url_is_fetched_once_at_approval(
+    env: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, camera_jpeg: bytes
+):
+    from socialbot import attachments
+
+    fetched: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        fetched.append(url)
+        return camera_jpeg
+
+    monkeypatch.setattr(attachments, "default_fetch", fetch)
+    release_with(
+        env,
+        "r1.json",
+        [{"url": "https://cor.europa.eu/sites/plenary.jpg", "alt": "The plenary"}],
+        networks=["mastodon", "bluesky"],
+        attach="images",
+    )
+    assert run("approve", "r1", "--by", "Ana").exit_code == 0
+    assert fetched == ["https://cor.europa.eu/sites/plenary.jpg"]
+    assert run("drain").exit_code == 0
+    assert fetched == ["https://cor.europa.eu/sites/plenary.jpg"]  # the drain never fetches
+    assert all(post["images"][0]["metadata"] == [] for post in sandbox.posts())
