@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +12,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import socialbot.sandbox
+
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
+PACKAGED = Path(socialbot.sandbox.__file__).parent / "pages"
+"""The newer CoR pages ship with the sandbox (its media centre): the tests read those."""
+
+
+def fixture_path(name: str) -> Path:
+    match = re.fullmatch(r"cor-new-([a-z]{2})\.html", name)
+    if match:
+        return PACKAGED / f"affordable-housing-plan-{match[1]}.html"
+    return FIXTURES / name
+
 
 Route = tuple[int, dict[str, str], bytes] | Callable[[BaseHTTPRequestHandler], None]
 
@@ -59,7 +72,7 @@ class ImportServer:
         return self.base + path
 
     def fixture(self, name: str) -> bytes:
-        return (FIXTURES / name).read_bytes().replace(b"BASE_URL", self.base.encode())
+        return fixture_path(name).read_bytes().replace(b"BASE_URL", self.base.encode())
 
     def page(
         self, path: str, name: str, content_type: str = "text/html; charset=utf-8", **kw: str
