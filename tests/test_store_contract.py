@@ -388,12 +388,6 @@ def test_rebase_is_compare_and_set(store: Store):
     assert not store.rebase(delivery, second, new_post, key="k3", not_before=None, now=later)
 
 
-def test_adopt_only_fills_a_delivery_that_has_no_post(store: Store):
-    [delivery] = scheduled(store, approved(store, networks=("x",)))
-    assert not store.adopt(delivery, post("x", "other"), 7, T0)
-    assert store.get("r1", "x") == delivery
-
-
 def test_transition_is_compare_and_set(store: Store):
     register_secret(SECRET)
     [delivery] = scheduled(store, approved(store, networks=("x",)))
@@ -844,15 +838,6 @@ def test_a_0_1_0_sqlite_database_is_upgraded_in_place(tmp_path: Path):
         assert store.queue_files() == {}  # read again, so the queue's releases get revisions
         assert store.release_ids() == []
         assert store.get_value(LEGACY_KEY) == "pending"  # the drain adopts its approvals
-        # The old pending delivery takes its post and keeps its key.
-        assert store.adopt(facebook, post("facebook"), 1, T0)
-        adopted = store.get("r1", "facebook")
-        assert adopted is not None
-        assert (adopted.post, adopted.revision, adopted.idempotency_key) == (
-            post("facebook"),
-            1,
-            "key-facebook",
-        )
         # And every new table works on the upgraded file.
         store.set_value("k", "v")
         store.pause(Pause("x", "Ana", T0, "test"))
@@ -927,7 +912,6 @@ def test_a_version_1_postgres_database_is_upgraded_in_place(postgres_url: str):
             None,
             None,
         )
-        assert store.adopt(old, post("x"), 1, T0)
         store.set_value("k", "v")
         assert store.keys("") == ["k"]
     finally:

@@ -182,7 +182,6 @@ class Store(Protocol):  # pragma: no cover - an interface
         not_before: datetime | None,
         now: datetime,
     ) -> bool: ...
-    def adopt(self, delivery: Delivery, post: Post, revision: int, now: datetime) -> bool: ...
     def transition(
         self,
         delivery: Delivery,

@@ -799,16 +799,6 @@ class PostgresStore:
                 )
             return cursor.rowcount == 1
 
-    def adopt(self, delivery: Delivery, post: Post, revision: int, now: datetime) -> bool:
-        """Give a delivery from version 0.1.0 the post it will send (it keeps its key)."""
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE deliveries SET post = %s, revision = %s, updated_at = %s"
-                " WHERE id = %s AND post IS NULL AND status = %s",
-                (Jsonb(post.to_dict()), revision, now, delivery.id, delivery.status.value),
-            )
-            return cursor.rowcount == 1
-
     def transition(
         self,
         delivery: Delivery,

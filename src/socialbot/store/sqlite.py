@@ -714,16 +714,6 @@ class SQLiteStore:
                 )
             return cursor.rowcount == 1
 
-    def adopt(self, delivery: Delivery, post: Post, revision: int, now: datetime) -> bool:
-        """Give a delivery from version 0.1.0 the post it will send (it keeps its key)."""
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE deliveries SET post = ?, revision = ?, updated_at = ?"
-                " WHERE id = ? AND post IS NULL AND status = ?",
-                (_post_json(post), revision, to_text(now), delivery.id, delivery.status.value),
-            )
-            return cursor.rowcount == 1
-
     def transition(
         self,
         delivery: Delivery,
