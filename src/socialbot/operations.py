@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from socialbot.approvals import ReleaseState, SyncResult, sync
+from socialbot.approvals import ReleaseState, SyncResult, posts_digest, sync
 from socialbot.config import Settings
 from socialbot.errors import (
     ApprovalError,
@@ -28,7 +28,7 @@ from socialbot.errors import (
     SocialbotError,
 )
 from socialbot.models import NETWORKS, Approval, Delivery, DeliveryStatus, Post, Release, Revision
-from socialbot.problems import Kind, Problem, to_report
+from socialbot.problems import Kind, Problem, delivery_problems, to_report
 from socialbot.store import (
     AuditEntry,
     Pause,
@@ -61,8 +61,6 @@ def compose_options(settings: Settings, store: Store | None = None) -> ComposeOp
     if store is not None:
         limits = cached_limits(store)
         if limits:
-            from dataclasses import replace
-
             options = replace(options, limits={**options.limits, **limits})
     return options
 
@@ -207,6 +205,8 @@ def approve(
     mapping file, UTM and shaping settings, the limits networks reported) and
     stored with the approval; the drain sends these and nothing else.
     """
+    from socialbot.publish import SYNC_KEY
+
     by = require_person(by)
     now = now or utcnow()
     revision = find_release(settings, store, reference)
@@ -282,8 +282,6 @@ def approve(
         posts=tuple(composed.posts),
         comment=comment.strip(),
     )
-    from socialbot.approvals import posts_digest
-
     digest = posts_digest(approval)
     already = any(
         a.revision == revision.number
@@ -298,22 +296,16 @@ def approve(
             if a.revision == revision.number and a.approved_by.casefold() == by.casefold()
         )
     else:
-        from socialbot.publish import SYNC_KEY
-
         # Marked before, cleared after: a run killed in between leaves it for the drain.
         store.set_value(SYNC_KEY + release.id, "pending")
         approval_id = store.record_approval(approval)
         from socialbot.publish import _crash_point
 
         _crash_point("mid-approve")
-        from dataclasses import replace
-
         approval = replace(approval, id=approval_id)
     state = ReleaseState.load(store, release.id, required)
     approvers = state.approvers(approval)
     result = sync(store, state, now) if len(approvers) >= required else SyncResult()
-    from socialbot.publish import SYNC_KEY
-
     if store.get_value(SYNC_KEY + release.id) == "pending":
         store.set_value(SYNC_KEY + release.id, "-")
     for network in result.busy:
@@ -611,12 +603,11 @@ def status(settings: Settings, store: Store, now: datetime | None = None) -> Sta
         raise ConfigurationError(
             f"SOCIALBOT_QUEUE_DIR: the queue directory {settings.queue_dir} does not exist"
         )
-    if settings.queue_dir.is_dir():
-        for entry in scan_queue(settings.queue_dir, store, now):
-            if entry.error:
-                problems.append(
-                    Problem(Kind.INVALID_FILE, entry.error, entry.release_id, standing=True)
-                )
+    for entry in scan_queue(settings.queue_dir, store, now):
+        if entry.error:
+            problems.append(
+                Problem(Kind.INVALID_FILE, entry.error, entry.release_id, standing=True)
+            )
     active = settings.active_networks()
     latest = store.latest_revisions()
     approvals = store.approvals()
@@ -672,27 +663,14 @@ def status(settings: Settings, store: Store, now: datetime | None = None) -> Sta
                 scheduled.append(
                     f"{release_id} on {d.network} at {d.not_before:%Y-%m-%d %H:%M} UTC"
                 )
-    for delivery in deliveries:
-        if delivery.status is DeliveryStatus.UNKNOWN:
-            problems.append(
-                Problem(
-                    Kind.UNKNOWN,
-                    f"unknown: may or may not have been posted ({delivery.error or 'no answer'})",
-                    delivery.release_id,
-                    delivery.network,
-                    standing=True,
-                )
-            )
-        elif delivery.status is DeliveryStatus.FAILED:
-            problems.append(
-                Problem(
-                    Kind.FAILED,
-                    f"failed ({delivery.error or 'no reason recorded'})",
-                    delivery.release_id,
-                    delivery.network,
-                    standing=True,
-                )
-            )
+    from socialbot.networks import PROFILES
+
+    problems.extend(
+        delivery_problems(
+            deliveries,
+            lambda network: network in PROFILES and PROFILES[network].can_find,
+        )
+    )
     waiting_networks = {d.network for d in deliveries if d.status is DeliveryStatus.PENDING}
     for network in sorted(waiting_networks - set(active)):
         problems.append(

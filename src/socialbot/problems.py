@@ -9,10 +9,13 @@ while ``status`` always shows them. Other problems happened in this run.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
+
+from socialbot.models import Delivery, DeliveryStatus
 
 
 class Kind(StrEnum):
@@ -55,6 +58,32 @@ class Problem:
             "detail": self.detail,
             "standing": self.standing,
         }
+
+
+def delivery_problems(
+    deliveries: Iterable[Delivery], searchable: Callable[[str], bool]
+) -> list[Problem]:
+    """The standing problems of unknown and failed deliveries (the drain's and status's).
+
+    ``searchable(network)``: whether a run can look for an unknown post on that network.
+    """
+    problems = []
+    for delivery in deliveries:
+        if delivery.status is DeliveryStatus.UNKNOWN:
+            detail = (
+                "unknown: sent without a clear answer; the next run looks for it on the "
+                "account before sending again"
+                if searchable(delivery.network)
+                else f"unknown: may or may not have been posted ({delivery.error or 'no answer'})"
+            )
+            kind = Kind.UNKNOWN
+        elif delivery.status is DeliveryStatus.FAILED:
+            detail = f"failed ({delivery.error or 'no reason recorded'})"
+            kind = Kind.FAILED
+        else:
+            continue
+        problems.append(Problem(kind, detail, delivery.release_id, delivery.network, True))
+    return problems
 
 
 class Memory(Protocol):

@@ -53,7 +53,7 @@ from socialbot.errors import (
     TransientError,
 )
 from socialbot.models import NETWORKS, Approval, Delivery, DeliveryStatus, Post, Receipt, TextLimits
-from socialbot.problems import Kind, Problem
+from socialbot.problems import Kind, Problem, delivery_problems
 from socialbot.releases import scan_queue
 from socialbot.store import Store, utcnow
 from socialbot.store.base import ALL_NETWORKS
@@ -607,34 +607,20 @@ class Publisher:
                     standing=True,
                 )
             )
-        for delivery in self.store.deliveries(status=DeliveryStatus.UNKNOWN):
-            adapter = self._adapter(delivery.network)
-            searchable = adapter is not None and adapter.can_find
-            report.problems.append(
-                Problem(
-                    Kind.UNKNOWN,
-                    (
-                        "unknown: sent without a clear answer; the next run looks for it on "
-                        "the account before sending again"
-                        if searchable
-                        else "unknown: may or may not have been posted "
-                        f"({delivery.error or 'no answer'})"
-                    ),
-                    delivery.release_id,
-                    delivery.network,
-                    standing=True,
-                )
+
+        def searchable(network: str) -> bool:
+            adapter = self._adapter(network)
+            return adapter is not None and adapter.can_find
+
+        report.problems.extend(
+            delivery_problems(
+                [
+                    *self.store.deliveries(status=DeliveryStatus.UNKNOWN),
+                    *self.store.deliveries(status=DeliveryStatus.FAILED),
+                ],
+                searchable,
             )
-        for delivery in self.store.deliveries(status=DeliveryStatus.FAILED):
-            report.problems.append(
-                Problem(
-                    Kind.FAILED,
-                    f"failed ({delivery.error or 'no reason recorded'})",
-                    delivery.release_id,
-                    delivery.network,
-                    standing=True,
-                )
-            )
+        )
 
     # -- one network ---------------------------------------------------------------------
 
