@@ -149,3 +149,11 @@ class ComposeError(SocialbotError):
         self.network = network
         self.problem = problem
         super().__init__(f"{network}: {problem}")
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message in one short line, for an error about a file."""
+    if "integer string conversion" in str(exc):
+        return "a number has more digits than can be read"
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -11,48 +11,21 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from socialbot.errors import InvalidRelease, printable
+from socialbot.errors import InvalidRelease, first_line, printable
 from socialbot.models import RELEASE_ID, Release
 from socialbot.store import QueueFile, Store
 
-if TYPE_CHECKING:
-    pass
-
 MAX_FILE_BYTES = 512 * 1024
 SUFFIXES = (".json", ".yaml", ".yml")
-
-
-class _SafeLoader(yaml.SafeLoader):
-    """YAML's safe loader without aliases (no alias bombs) and without YAML 1.1
-    booleans such as ``no`` (the language code for Norwegian)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.YAMLError(
-                f"uses a YAML alias (line {event.start_mark.line + 1}), which is not allowed"
-            )
-        return super().compose_node(parent, index)
-
-
-_SafeLoader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_SafeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
 
 
 @dataclass(frozen=True)
@@ -274,30 +247,13 @@ def _parse(path: Path, content: bytes) -> dict[str, Any]:
         except RecursionError:
             raise InvalidRelease(str(path), "is not valid JSON (nested too deeply)") from None
         except ValueError as exc:  # e.g. an integer with more digits than Python converts
-            raise InvalidRelease(str(path), f"is not usable JSON ({_first_line(exc)})") from None
+            raise InvalidRelease(str(path), f"is not usable JSON ({first_line(exc)})") from None
     else:
-        try:
-            data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.constructor.ConstructorError as exc:
-            match = re.search(r"constructor for the tag '([^']+)'", exc.problem or "")
-            if match is None:
-                raise InvalidRelease(
-                    str(path), f"is not valid YAML ({_yaml_problem(exc)})"
-                ) from None
-            tag = match.group(1).replace("tag:yaml.org,2002:", "!!")
-            raise InvalidRelease(
-                str(path), f"uses the YAML tag {tag}, which is not allowed"
-            ) from None
-        except yaml.YAMLError as exc:
-            raise InvalidRelease(str(path), f"is not valid YAML ({_yaml_problem(exc)})") from None
-        except RecursionError:
-            raise InvalidRelease(str(path), "is not valid YAML (nested too deeply)") from None
-        except (ValueError, TypeError, OverflowError) as exc:  # a value no constructor accepts
-            raise InvalidRelease(str(path), f"is not usable YAML ({_first_line(exc)})") from None
+        from socialbot.release_yaml import load_yaml
+
+        data = load_yaml(path, text)
     if not isinstance(data, dict):
         raise InvalidRelease(str(path), "must hold a mapping of fields (title, url, language, …)")
-    if path.suffix.lower() != ".json" and "#" in text:
-        _refuse_cut_hashtags(path, text)
     try:
         json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
     except UnicodeEncodeError:
@@ -306,44 +262,8 @@ def _parse(path: Path, content: bytes) -> dict[str, Any]:
             str(path), "contains an unpaired UTF-16 surrogate escape (such as \\ud800)"
         ) from None
     except (ValueError, TypeError, RecursionError) as exc:
-        raise InvalidRelease(str(path), f"holds an unusable value ({_first_line(exc)})") from None
+        raise InvalidRelease(str(path), f"holds an unusable value ({first_line(exc)})") from None
     return data
-
-
-_HASHTAG_COMMENT = re.compile(r"[ \t]+#[^\s#]")
-
-
-def _refuse_cut_hashtags(path: Path, text: str) -> None:
-    """An unquoted ``title: A stronger #CohesionPolicy`` is cut at the ``#`` by YAML.
-
-    Such a comment, glued to a word right after a plain (unquoted) value, is
-    a hashtag that YAML silently dropped: refuse the file and say to quote it.
-    """
-    lines = text.splitlines()
-    for node in _plain_scalars(yaml.compose(text, Loader=_SafeLoader)):
-        end = node.end_mark
-        rest = lines[end.line][end.column :] if end.line < len(lines) else ""
-        match = _HASHTAG_COMMENT.match(rest)
-        if match:
-            tag = rest.strip().split()[0]
-            raise InvalidRelease(
-                str(path),
-                f"line {end.line + 1}: the text stops before {tag!r}, because YAML reads an "
-                "unquoted '#' after a space as the start of a comment: put the whole text in "
-                'double quotes, e.g. title: "… #CohesionPolicy …"',
-            )
-
-
-def _plain_scalars(node: yaml.Node | None) -> Iterable[yaml.ScalarNode]:
-    if isinstance(node, yaml.ScalarNode):
-        if node.style is None:
-            yield node
-    elif isinstance(node, yaml.MappingNode):
-        for _key, value in node.value:
-            yield from _plain_scalars(value)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            yield from _plain_scalars(item)
 
 
 def _utf8(name: str) -> bool:
@@ -352,20 +272,6 @@ def _utf8(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _first_line(exc: BaseException) -> str:
-    if "integer string conversion" in str(exc):
-        return "a number has more digits than can be read"
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError):
-        where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
-        return f"{exc.problem or exc.context}{where}"
-    return str(exc)
 
 
 def _invalid(path: Path, exc: ValidationError) -> InvalidRelease:
