@@ -298,6 +298,8 @@ class Publisher:
         """Networks whose adapter could not be built in this run, and why."""
         self._latest: dict[str, int] = {}
         """Each release's latest revision number, as read at the start of the run."""
+        self._credentials_cleared: set[str] = set()
+        """Networks whose recorded credential refusal this run has seen cleared."""
 
     @property
     def _backoff(self) -> wait_base:
@@ -673,7 +675,7 @@ class Publisher:
                     )
                 )
                 break
-            if network in self.paused_networks():
+            if network in self.paused_networks():  # nothing is claimed once paused
                 break
             if self.deliver(adapter, delivery, report):
                 break
@@ -716,21 +718,6 @@ class Publisher:
                 )
             )
             return False
-        if self._withdrawn(delivery):
-            # Withdrawn since the run began. Resending, even with the same key, could post
-            # it; an attempt that may have posted is looked for instead.
-            uncertain = self.store.uncertain(delivery.id, unsettled_only=True)
-            self.store.transition(
-                delivery,
-                DeliveryStatus.UNKNOWN if uncertain else DeliveryStatus.WITHDRAWN,
-                self.now(),
-                error=(
-                    "withdrawn while an attempt may have posted it; it is looked for first"
-                    if uncertain
-                    else "withdrawn"
-                ),
-            )
-            return False
         if delivery.post is None:
             report.problems.append(
                 Problem(
@@ -769,9 +756,11 @@ class Publisher:
                     count_attempt=False,
                 )
             return False
+        # Paused just before the claim, or withdrawn since the run began: checked once the
+        # delivery is claimed, so one made at any moment before the request is seen.
         paused = adapter.name in self.paused_networks()
-        if paused or self._withdrawn(claimed):
-            # Paused or withdrawn between the check and the claim: take the claim back.
+        withdrawn = not paused and self._withdrawn(claimed)
+        if paused or withdrawn:
             self.store.finish(
                 claimed.id,
                 DeliveryStatus.PENDING,
@@ -779,6 +768,8 @@ class Publisher:
                 expect=DeliveryStatus.SENDING,
                 count_attempt=False,
             )
+            if withdrawn:
+                self._settle_withdrawn(delivery)
             return paused
         _crash_point("after-claim")
         log.info(
@@ -841,8 +832,11 @@ class Publisher:
         _crash_point("after-send-before-record")
         self._record(delivery, post, report, Decision(DeliveryStatus.POSTED), receipt=receipt)
         _crash_point("after-record")
-        if self.store.get_value(f"credentials:{adapter.name}"):
-            self.store.set_value(f"credentials:{adapter.name}", "")
+        if adapter.name not in self._credentials_cleared:
+            # A refusal recorded by an earlier run is over: once per network and run.
+            if self.store.get_value(f"credentials:{adapter.name}"):
+                self.store.set_value(f"credentials:{adapter.name}", "")
+            self._credentials_cleared.add(adapter.name)
         log.info("%s on %s: posted at %s", delivery.release_id, adapter.name, receipt.url)
         return False
 
@@ -991,6 +985,24 @@ class Publisher:
         except Exception:  # only the URL is missing: the network said it holds the post
             log.debug("%s: could not look up the duplicate post", adapter.name, exc_info=True)
             return None
+
+    def _settle_withdrawn(self, delivery: Delivery) -> None:
+        """A pending delivery withdrawn since the run began is not sent.
+
+        Resending, even with the same key, could post it: an attempt that may
+        have posted is looked for instead.
+        """
+        uncertain = self.store.uncertain(delivery.id, unsettled_only=True)
+        self.store.transition(
+            delivery,
+            DeliveryStatus.UNKNOWN if uncertain else DeliveryStatus.WITHDRAWN,
+            self.now(),
+            error=(
+                "withdrawn while an attempt may have posted it; it is looked for first"
+                if uncertain
+                else "withdrawn"
+            ),
+        )
 
     def _withdrawn(self, delivery: Delivery) -> bool:
         """True when a person withdrew or retracted this release on this network."""
