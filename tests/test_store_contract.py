@@ -976,8 +976,9 @@ def test_a_postgres_drain_that_lost_its_lock_claims_nothing_more(postgres_url: s
         with store.drain_lock():
             assert store.claim(first.id, "text", T0) is not None
             with psycopg.connect(postgres_url, autocommit=True) as admin:
+                # Waits until the session has ended (and the server released its lock).
                 admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
                     " WHERE application_name LIKE 'socialbot drain %%'"
                 )
             with pytest.raises(StoreError) as lost:
