@@ -101,6 +101,24 @@ def test_the_session_refuses_hosts_other_than_the_api():
     session.close()
 
 
+def test_the_session_reads_proxy_settings_once_by_requests_rules(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/office-ca.pem")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = RedirectingSession("https://api.x.example", timeout=1)
+    assert session.proxies["https"] == "http://proxy.example:3128"
+    assert session.verify == "/etc/ssl/office-ca.pem"
+    # What requests would have read per request, read once: the environment is not
+    # consulted again, and a host in NO_PROXY goes direct.
+    assert session.trust_env is False
+    monkeypatch.setenv("NO_PROXY", "api.x.example")
+    direct = RedirectingSession("https://api.x.example", timeout=1)
+    assert "https" not in direct.proxies
+
+
 def test_a_hanging_create_times_out_as_ambiguous(sandbox: SandboxServer):
     sandbox.inject("x", Fault(kind="hang", delay=3))
     slow = make_adapter(sandbox, timeout=0.5)
