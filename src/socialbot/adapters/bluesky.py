@@ -42,7 +42,6 @@ from socialbot.adapters.base import (
     new_client,
     utc_now,
 )
-from socialbot.compose import bluesky_facets, measure
 from socialbot.config import Settings
 from socialbot.errors import (
     AmbiguousError,
@@ -143,7 +142,18 @@ class Sessions:
         self.state = state
         self.base_url = base_url
         self.identifier = identifier.lower()
-        self._fernet = _fernet(seal, self.identifier) if seal else None
+        self._seal = seal
+        self._sealer: Fernet | None = None
+
+    @property
+    def _fernet(self) -> Fernet | None:
+        """The sealing key, derived when a session is first read or written (cryptography
+        loads then, not with the adapter)."""
+        if self._seal is None:
+            return None
+        if self._sealer is None:
+            self._sealer = _fernet(self._seal, self.identifier)
+        return self._sealer
 
     def load(self) -> Session | None:
         try:
@@ -329,7 +339,11 @@ class BlueskyAdapter(Adapter):
 
     def publish(self, post: Post, *, key: str, media: Sequence[Media] = ()) -> Receipt:
         text = post.text
-        facets = list(post.facets) or bluesky_facets(text)
+        facets = list(post.facets)
+        if not facets:
+            from socialbot.compose import bluesky_facets
+
+            facets = bluesky_facets(text)
         check_post(text, facets)
         # Uploaded on every attempt; a resend lands on the same record key all the same.
         blobs = [(item, self.upload_blob(item)) for item in self.attachments(post, media)]
@@ -681,6 +695,10 @@ def session_path(database_path: str) -> Path:
 
 def check_post(text: str, facets: list[dict[str, Any]]) -> None:
     """Refuse, before sending, a post the ``app.bsky.feed.post`` lexicon would refuse."""
+    # The composer loads on the first post, not with the adapter: a drain's first request
+    # to Bluesky is the login, and the import runs while other threads wait on theirs.
+    from socialbot.compose import measure
+
     size = len(text.encode("utf-8"))
     length = measure(NETWORK, text)
     if length > MAX_GRAPHEMES or size > MAX_BYTES:

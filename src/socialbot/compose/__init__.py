@@ -20,18 +20,54 @@ The rules for text, per network, with examples: docs/composer.md.
 
 from __future__ import annotations
 
-from socialbot.compose.counting import (
-    BLUESKY_MAX_BYTES,
-    DEFAULT_LIMITS,
-    graphemes,
-    mastodon_length,
-    measure,
-    utf16_length,
-)
-from socialbot.compose.options import RULES, ComposeOptions, ShapingRules, load_options
-from socialbot.compose.richtext import LITTLE_TEXT_RESERVED, bluesky_facets, escape_little_text
-from socialbot.compose.shaping import compose
-from socialbot.compose.twitter_text import extract_urls, parse_tweet
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from socialbot.compose.counting import (
+        BLUESKY_MAX_BYTES,
+        DEFAULT_LIMITS,
+        graphemes,
+        mastodon_length,
+        measure,
+        utf16_length,
+    )
+    from socialbot.compose.options import RULES, ComposeOptions, ShapingRules, load_options
+    from socialbot.compose.richtext import (
+        LITTLE_TEXT_RESERVED,
+        bluesky_facets,
+        escape_little_text,
+    )
+    from socialbot.compose.shaping import compose
+    from socialbot.compose.twitter_text import extract_urls, parse_tweet
+
+_HOMES = {
+    "counting": (
+        "BLUESKY_MAX_BYTES",
+        "DEFAULT_LIMITS",
+        "graphemes",
+        "mastodon_length",
+        "measure",
+        "utf16_length",
+    ),
+    "options": ("RULES", "ComposeOptions", "ShapingRules", "load_options"),
+    "richtext": ("LITTLE_TEXT_RESERVED", "bluesky_facets", "escape_little_text"),
+    "shaping": ("compose",),
+    "twitter_text": ("extract_urls", "parse_tweet"),
+}
+_HOME = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    """Each name loads its own module on first use (PEP 562): the Bluesky adapter needs
+    the counting and facets, not YAML options or the stop-word lists of the shaping."""
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'socialbot.compose' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"socialbot.compose.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BLUESKY_MAX_BYTES",
