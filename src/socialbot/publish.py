@@ -781,7 +781,6 @@ class Publisher:
         self, adapter: Adapter, delivery: Delivery, post: Post, report: DrainReport
     ) -> bool:
         ambiguous: list[BaseException] = []
-        uncertain_before = self.store.uncertain(delivery.id)
         try:
             receipt = self._send(adapter, delivery, post, ambiguous)
         except BaseException as exc:
@@ -795,10 +794,13 @@ class Publisher:
                     exc_info=True,
                 )
             _crash_point("after-send-before-record")
+            # This attempt, or an earlier one, may have posted. The earlier ones are read only
+            # now that this one failed: its own attempt is still open, so it is not counted.
+            may_have_posted = bool(ambiguous) or self.store.uncertain(delivery.id)
             decision = decide(
                 exc,
                 idempotent=adapter.idempotent,
-                may_have_posted=bool(ambiguous) or uncertain_before,
+                may_have_posted=may_have_posted,
                 attempts=delivery.attempts,
                 policy=self.policy,
                 now=self.now(),
