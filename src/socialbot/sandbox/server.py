@@ -475,8 +475,10 @@ class SandboxServer:
         for net in self.networks.values():
             net.reset()
 
-    def record(self, network: str, request: Request) -> None:
-        """Remember each request (method, path, headers) for tests to inspect."""
+    def record(self, network: str, request: Request) -> float:
+        """Remember each request (method, path, headers) for tests to inspect; returns
+        its arrival time (``time.monotonic``)."""
+        arrived = time.monotonic()
         with self._lock:
             self.requests.append(
                 {
@@ -485,9 +487,10 @@ class SandboxServer:
                     "path": request.path,
                     "headers": dict(request.headers.items()),
                     "body": request.body.decode("utf-8", "replace"),
-                    "at": time.monotonic(),  # arrival, before any injected latency
+                    "at": arrived,
                 }
             )
+        return arrived
 
     def overview(self) -> Response:
         parts = [
@@ -506,6 +509,13 @@ class SandboxServer:
             for post in posts:
                 parts.append(_post_html(post))
         return Response.html(200, "".join(parts))
+
+
+def _sleep_until(moment: float) -> None:
+    """Wait until ``moment`` (``time.monotonic``), if it is still ahead."""
+    left = moment - time.monotonic()
+    if left > 0:
+        time.sleep(left)
 
 
 MEDIA_CENTRE = "/media-centre"
@@ -628,21 +638,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if network is None:
             return Response.json(404, {"error": f"no such network: {name}"})
         request.path = "/" + rest
-        self.sandbox.record(name, request)
-        delay = self.sandbox.latency.get(name, 0.0)
-        if delay:
-            time.sleep(delay)
+        arrived = self.sandbox.record(name, request)
+        # The answer leaves ``latency`` after its request arrived: the sandbox's own work
+        # is inside the network's latency, as a real network's is, not added to it.
+        answer_at = arrived + self.sandbox.latency.get(name, 0.0)
         fault = self.sandbox.take_fault(name, request)
+        if fault is not None and fault.kind == "slow":
+            answer_at += fault.delay
         if fault is not None and fault.kind in ("error", "hang", "reset"):
+            _sleep_until(answer_at)
             if fault.kind == "error":
                 response = network.error_response(fault)
                 if fault.echo_secret:
                     response.body = echo(response.body, network.secret())
                 return response
             self._drop(fault)
-        if fault is not None and fault.kind == "slow":
-            time.sleep(fault.delay)
         response = self._handle(network, request)
+        _sleep_until(answer_at)
         if fault is not None and fault.kind.startswith("accept-then-"):
             self._drop(fault)
         if fault is not None and fault.kind == "html":
