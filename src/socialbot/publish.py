@@ -327,6 +327,7 @@ class Publisher:
         self.scan(report)
         self.sync(report)
         networks = sorted({d.network for d in self.store.deliveries(status=DeliveryStatus.PENDING)})
+        self.prepare(networks)
         with ThreadPoolExecutor(max_workers=max(len(networks), 1)) as pool:
             for partial in pool.map(self.drain_network, networks):
                 report.outcomes.extend(partial.outcomes)
@@ -338,6 +339,21 @@ class Publisher:
             )
         self.report_standing(report)
         return report
+
+    def prepare(self, networks: list[str]) -> None:
+        """Build the adapters this run sends with, one after another, before the threads start.
+
+        Building one imports its client library (tweepy and requests, httpx): CPU work
+        that threads would only interleave under the GIL, so every network would start
+        as late as the slowest to import. Built first, they all start together.
+        A paused network's adapter waits (an idle or paused run imports nothing).
+        """
+        paused = self.paused_networks()
+        if any(network not in paused for network in networks):
+            self._backoff  # noqa: B018 - loads tenacity once, not in the first thread to send
+        for network in networks:
+            if network not in paused:
+                self._adapter(network)
 
     def stopping(self) -> bool:
         return self.stop.is_set() or time.monotonic() >= self.deadline
