@@ -138,18 +138,28 @@ def run_throughput(
     databases: Sequence[str] = DATABASES,
     postgres: PostgresServer | None = None,
 ) -> list[Figure]:
-    """Each size on each database: the lower bound, the median wall time, their ratio."""
-    figures: list[Figure] = []
-    for releases, networks in sizes:
-        for database in databases:
-            if database == "postgresql" and postgres is None:
-                continue
+    """Each size on each database: the lower bound, the median wall time, their ratio.
+
+    One database at a time: PostgreSQL's background work after its drains (its
+    writer and autovacuum, on the same two cores) must not run during SQLite's.
+    The figures come out by size, then database.
+    """
+    found: dict[tuple[int, str], list[Figure]] = {}
+    for database in databases:
+        if database == "postgresql" and postgres is None:
+            continue
+        for index, (releases, networks) in enumerate(sizes):
             measures = [
                 measure_drain(releases, networks, latency, database, postgres)
                 for _ in range(max(runs, 1))
             ]
-            figures += throughput_figures(releases, networks, database, measures)
-    return figures
+            found[index, database] = throughput_figures(releases, networks, database, measures)
+    return [
+        figure
+        for index in range(len(sizes))
+        for database in databases
+        for figure in found.get((index, database), [])
+    ]
 
 
 def throughput_figures(
