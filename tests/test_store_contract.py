@@ -422,6 +422,21 @@ def test_claim_marks_sending_once_and_counts_an_attempt(store: Store):
     assert store.claim(10_000, "nothing", at) is None
 
 
+def test_nothing_is_claimed_on_a_paused_network(store: Store):
+    x, facebook = scheduled(store, approved(store, networks=("x", "facebook")))
+    store.pause(Pause("x", "Ana", T0, "crisis"))
+    assert store.claim(x.id, "text", T0) is None
+    assert store.get("r1", "x") == x  # untouched: still pending, no attempt counted
+    assert store.claim(facebook.id, "text", T0) is not None
+
+    store.pause(Pause(ALL_NETWORKS, "Ana", T0, "crisis"))
+    store.resume("x")
+    assert store.claim(x.id, "text", T0) is None
+    store.resume(ALL_NETWORKS)
+    got = store.claim(x.id, "text", T0)
+    assert got is not None and got.attempts == 1
+
+
 def test_two_hosts_claiming_the_same_delivery_exactly_one_wins(store: Store, other: Store):
     approval = approved(store, networks=("x", "facebook", "mastodon", "bluesky", "linkedin"))
     ids = [d.id for d in scheduled(store, approval)]

@@ -691,8 +691,6 @@ class Publisher:
                     )
                 )
                 break
-            if network in self.paused_networks():  # nothing is claimed once paused
-                break
             if self.deliver(adapter, delivery, report):
                 break
         return report
@@ -761,22 +759,13 @@ class Publisher:
                     Outcome(delivery.release_id, adapter.name, DeliveryStatus.UNKNOWN, error=error)
                 )
             return False
+        # The store claims nothing on a paused network: a pause recorded at any moment
+        # before the claim stops it, and the network with it.
         claimed = self.store.claim(delivery.id, delivery.post.text, self.now())
-        if claimed is None or claimed.post is None or claimed.approval_id != delivery.approval_id:
-            if claimed is not None:  # rebased between reading and claiming: next run
-                self.store.finish(
-                    claimed.id,
-                    DeliveryStatus.PENDING,
-                    self.now(),
-                    expect=DeliveryStatus.SENDING,
-                    count_attempt=False,
-                )
-            return False
-        # Paused just before the claim, or withdrawn since the run began: checked once the
-        # delivery is claimed, so one made at any moment before the request is seen.
-        paused = adapter.name in self.paused_networks()
-        withdrawn = not paused and self._withdrawn(claimed)
-        if paused or withdrawn:
+        if claimed is None:
+            return adapter.name in self.paused_networks()
+        if claimed.post is None or claimed.approval_id != delivery.approval_id:
+            # Rebased between reading and claiming: the next run sends the new approval.
             self.store.finish(
                 claimed.id,
                 DeliveryStatus.PENDING,
@@ -784,9 +773,19 @@ class Publisher:
                 expect=DeliveryStatus.SENDING,
                 count_attempt=False,
             )
-            if withdrawn:
-                self._settle_withdrawn(delivery)
-            return paused
+            return False
+        if self._withdrawn(claimed):
+            # Withdrawn since the run began: checked once the delivery is claimed, so a
+            # withdrawal made at any moment before the request is seen.
+            self.store.finish(
+                claimed.id,
+                DeliveryStatus.PENDING,
+                self.now(),
+                expect=DeliveryStatus.SENDING,
+                count_attempt=False,
+            )
+            self._settle_withdrawn(delivery)
+            return False
         _crash_point("after-claim")
         log.info(
             "%s on %s: sending (attempt %d)", claimed.release_id, adapter.name, claimed.attempts

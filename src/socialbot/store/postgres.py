@@ -78,7 +78,8 @@ CLAIM = (
     " AS held),"
     " claimed AS (UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
     " text = %(text)s, sent_at = %(now)s, updated_at = %(now)s, error = NULL"
-    " WHERE id = %(id)s AND status = 'pending' AND (SELECT held FROM guard) RETURNING *),"
+    " WHERE id = %(id)s AND status = 'pending' AND (SELECT held FROM guard) AND NOT EXISTS"
+    " (SELECT 1 FROM pauses WHERE pauses.network IN (deliveries.network, %(all)s)) RETURNING *),"
     " attempt AS (INSERT INTO attempts (delivery_id, started_at) SELECT id, %(now)s FROM claimed)"
     " SELECT guard.held AS lock_held, claimed.* FROM guard LEFT JOIN claimed ON true"
 )
@@ -894,8 +895,9 @@ class PostgresStore:
     def claim(self, delivery_id: int, text: str, now: datetime) -> Delivery | None:
         """Mark a pending delivery as being sent, durably, before the network call.
 
-        Returns None when another run (on any host) got there first: a second
-        ``UPDATE`` waits for the first to commit, then finds the row no longer pending.
+        Returns None when another run (on any host) got there first (a second
+        ``UPDATE`` waits for the first to commit, then finds the row no longer pending),
+        or when its network (or every network) is paused.
         Inside ``drain_lock``, the claim is made only while the server still counts
         the lock as held by this drain's session; otherwise StoreError. One statement,
         so one round trip: the claim, its attempt row and the lock check.
@@ -912,6 +914,7 @@ class PostgresStore:
                         "text": text,
                         "now": now,
                         "id": delivery_id,
+                        "all": ALL_NETWORKS,
                     },
                 )
                 .fetchone()
