@@ -47,8 +47,10 @@ NEVER_IDLE = (
     "requests",
     "PIL",
     "starlette",
+    "yaml",
 )
-"""What an idle drain has no use for: composing happens at approval, sending when due."""
+"""What an idle drain has no use for: composing happens at approval, sending when due, and its
+queue holds JSON files only (PyYAML loads for a YAML file)."""
 
 
 def imported_modules(stderr: str) -> set[str]:

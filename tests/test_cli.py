@@ -396,6 +396,37 @@ def test_not_before_is_honoured_by_the_publisher_clock(
     assert delivery.status is DeliveryStatus.POSTED
 
 
+def test_the_adapters_are_built_before_the_network_threads_and_not_for_a_paused_network(
+    env: Path, sandbox: SandboxServer, store: SQLiteStore
+):
+    import threading
+
+    from socialbot.adapters.base import Adapter
+    from socialbot.operations import LazyAdapters
+    from socialbot.store import Pause
+
+    write_release(env / "queue", "r1.json", networks=BOTH)
+    run("approve", "r1", "--by", "Ana")
+    store.pause(Pause("facebook", "Ana", datetime.now(UTC), "checking a reply"))
+    settings = load_settings()
+    built: list[tuple[str, str]] = []
+
+    class Recording(LazyAdapters):
+        def __getitem__(self, network: str) -> Adapter:
+            if network not in self._made:
+                built.append((network, threading.current_thread().name))
+            return super().__getitem__(network)
+
+    adapters = Recording(settings, BOTH, store)
+    try:
+        Publisher(store=store, queue_dir=settings.queue_dir, adapters=adapters, active=BOTH).drain()
+    finally:
+        adapters.close()
+    # Built one after another on the main thread, so all networks start sending together.
+    assert built == [("x", threading.main_thread().name)]
+    assert [p["network"] for p in sandbox.posts()] == ["x"]
+
+
 def test_drain_exits_1_when_a_delivery_fails(env: Path, sandbox: SandboxServer):
     write_release(env / "queue", "r1.json", networks=BOTH)
     run("approve", "r1", "--by", "Ana")
