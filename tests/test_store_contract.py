@@ -437,6 +437,15 @@ def test_nothing_is_claimed_on_a_paused_network(store: Store):
     assert got is not None and got.attempts == 1
 
 
+@pytest.mark.parametrize("withdrawn_on", ["x", ALL_NETWORKS])
+def test_nothing_is_claimed_for_a_withdrawn_release(store: Store, withdrawn_on: str):
+    x, facebook = scheduled(store, approved(store, networks=("x", "facebook")))
+    store.record_withdrawal(Withdrawal("r1", withdrawn_on, "withdraw", "Ana", T0, "wrong date"))
+    assert store.claim(x.id, "text", T0) is None
+    assert store.get("r1", "x") == x
+    assert (store.claim(facebook.id, "text", T0) is None) is (withdrawn_on == ALL_NETWORKS)
+
+
 def test_two_hosts_claiming_the_same_delivery_exactly_one_wins(store: Store, other: Store):
     approval = approved(store, networks=("x", "facebook", "mastodon", "bluesky", "linkedin"))
     ids = [d.id for d in scheduled(store, approval)]

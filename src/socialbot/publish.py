@@ -759,11 +759,15 @@ class Publisher:
                     Outcome(delivery.release_id, adapter.name, DeliveryStatus.UNKNOWN, error=error)
                 )
             return False
-        # The store claims nothing on a paused network: a pause recorded at any moment
-        # before the claim stops it, and the network with it.
+        # The store claims nothing on a paused network nor for a withdrawn release: a pause
+        # or a withdrawal recorded at any moment before the claim is seen.
         claimed = self.store.claim(delivery.id, delivery.post.text, self.now())
         if claimed is None:
-            return adapter.name in self.paused_networks()
+            if adapter.name in self.paused_networks():
+                return True  # and nothing more on this network
+            if self._withdrawn(delivery):
+                self._settle_withdrawn(delivery)
+            return False
         if claimed.post is None or claimed.approval_id != delivery.approval_id:
             # Rebased between reading and claiming: the next run sends the new approval.
             self.store.finish(
@@ -773,18 +777,6 @@ class Publisher:
                 expect=DeliveryStatus.SENDING,
                 count_attempt=False,
             )
-            return False
-        if self._withdrawn(claimed):
-            # Withdrawn since the run began: checked once the delivery is claimed, so a
-            # withdrawal made at any moment before the request is seen.
-            self.store.finish(
-                claimed.id,
-                DeliveryStatus.PENDING,
-                self.now(),
-                expect=DeliveryStatus.SENDING,
-                count_attempt=False,
-            )
-            self._settle_withdrawn(delivery)
             return False
         _crash_point("after-claim")
         log.info(

@@ -78,12 +78,16 @@ CLAIM = (
     " AS held),"
     " claimed AS (UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
     " text = %(text)s, sent_at = %(now)s, updated_at = %(now)s, error = NULL"
-    " WHERE id = %(id)s AND status = 'pending' AND (SELECT held FROM guard) AND NOT EXISTS"
-    " (SELECT 1 FROM pauses WHERE pauses.network IN (deliveries.network, %(all)s)) RETURNING *),"
+    " WHERE id = %(id)s AND status = 'pending' AND (SELECT held FROM guard)"
+    " AND NOT EXISTS (SELECT 1 FROM pauses WHERE pauses.network IN (deliveries.network, %(all)s))"
+    " AND NOT EXISTS (SELECT 1 FROM withdrawals"
+    " WHERE withdrawals.release_id = deliveries.release_id"
+    " AND withdrawals.network IN (deliveries.network, %(all)s)) RETURNING *),"
     " attempt AS (INSERT INTO attempts (delivery_id, started_at) SELECT id, %(now)s FROM claimed)"
     " SELECT guard.held AS lock_held, claimed.* FROM guard LEFT JOIN claimed ON true"
 )
-"""A claim in one statement (one round trip): the lock check, the delivery, its attempt row."""
+"""A claim in one statement (one round trip): the lock check, the delivery (if still pending,
+not paused, not withdrawn), its attempt row."""
 FINISH = (
     "WITH done AS (UPDATE deliveries SET status = %(status)s, updated_at = %(now)s,"
     " error = %(error)s, next_attempt_at = %(next)s,"
@@ -897,7 +901,8 @@ class PostgresStore:
 
         Returns None when another run (on any host) got there first (a second
         ``UPDATE`` waits for the first to commit, then finds the row no longer pending),
-        or when its network (or every network) is paused.
+        when its network (or every network) is paused, or when its release is withdrawn
+        or retracted on its network (or on all).
         Inside ``drain_lock``, the claim is made only while the server still counts
         the lock as held by this drain's session; otherwise StoreError. One statement,
         so one round trip: the claim, its attempt row and the lock check.

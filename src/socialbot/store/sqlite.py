@@ -790,17 +790,22 @@ class SQLiteStore:
     def claim(self, delivery_id: int, text: str, now: datetime) -> Delivery | None:
         """Mark a pending delivery as being sent, durably, before the network call.
 
-        Returns None when another run got there first, or when its network (or every
-        network) is paused: nothing is claimed once a pause is recorded.
+        Returns None when another run got there first, when its network (or every
+        network) is paused, or when its release is withdrawn or retracted on its network
+        (or on all): nothing is claimed once a pause or a withdrawal is recorded.
         """
         stamp = to_text(now)
         with self._transaction() as conn:
             cursor = conn.execute(
                 "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, text = ?,"
                 " sent_at = ?, updated_at = ?, error = NULL"
-                " WHERE id = ? AND status = 'pending' AND NOT EXISTS"
-                " (SELECT 1 FROM pauses WHERE pauses.network IN (deliveries.network, ?))",
-                (text, stamp, stamp, delivery_id, ALL_NETWORKS),
+                " WHERE id = ? AND status = 'pending'"
+                " AND NOT EXISTS (SELECT 1 FROM pauses"
+                " WHERE pauses.network IN (deliveries.network, ?))"
+                " AND NOT EXISTS (SELECT 1 FROM withdrawals"
+                " WHERE withdrawals.release_id = deliveries.release_id"
+                " AND withdrawals.network IN (deliveries.network, ?))",
+                (text, stamp, stamp, delivery_id, ALL_NETWORKS, ALL_NETWORKS),
             )
             if cursor.rowcount != 1:
                 return None
