@@ -313,3 +313,57 @@ def test_a_network_s_own_smaller_or_larger_limit_is_kept_too(
     if post is not None:
         assert post.limit == limit
         check(release, network, post)
+
+
+def escape_with_every_link_found(text: str) -> str:
+    """LinkedIn's escaping as it was before links were found only when needed (the oracle)."""
+    from socialbot.compose.richtext import _LITTLE_HASHTAG, _escape, _link_mask
+
+    out, last, in_link = [], 0, _link_mask(text)
+    for match in _LITTLE_HASHTAG.finditer(text):
+        if in_link[match.start()]:
+            continue
+        out += [_escape(text[last : match.start()]), match.group()]
+        last = match.end()
+    return "".join([*out, _escape(text[last:])])
+
+
+linkish = st.lists(
+    st.sampled_from(
+        [
+            "#",
+            "#Cohesion",
+            " ",
+            "\n",
+            "\t",
+            "/",
+            ".",
+            "eu",
+            "cor.europa.eu",
+            "https://",
+            "www.",
+            "?a=1",
+            "(",
+            ")",
+            "_",
+            "x",
+            "Ä",
+            "2027",
+            "\u00a0",
+            "\u3000",
+            "＃",
+            "\\",
+            "*",
+            "~",
+        ]
+    ),
+    max_size=14,
+).map("".join)
+
+
+@SETTINGS
+@given(text=linkish)
+def test_linkedin_escaping_finds_links_only_when_a_hashtag_could_be_in_one(text: str):
+    from socialbot.compose import escape_little_text
+
+    assert escape_little_text(text) == escape_with_every_link_found(text)
