@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import regex
 
 from socialbot.compose.richtext import escape_little_text
-from socialbot.compose.twitter_text import mastodon_urls, parse_tweet
 from socialbot.errors import ComposeError
 from socialbot.models import TextLimits
 from socialbot.networks import PROFILES
@@ -53,6 +52,9 @@ def utf16_length(text: str) -> int:
 
 def mastodon_length(text: str, url_weight: int = 23) -> int:
     """Mastodon's ``StatusLengthValidator`` count of ``text``."""
+    # twitter-text (and its emoji data) loads for the networks that count URLs with it.
+    from socialbot.compose.twitter_text import mastodon_urls
+
     countable, last = [], 0
     for url in mastodon_urls().extract(text, without_protocol=False):
         countable.append(text[last : url.start])
@@ -77,6 +79,8 @@ def measure(network: str, text: str, *, url_weight: int | None = None) -> int:
 
 
 def _twitter(text: str, url_weight: int | None) -> int:
+    from socialbot.compose.twitter_text import parse_tweet
+
     return parse_tweet(text, url_length=url_weight).weighted_length
 
 

@@ -17,8 +17,6 @@ from typing import Any
 
 import regex
 
-from socialbot.compose.twitter_text import tlds, x_urls
-
 LITTLE_TEXT_RESERVED = "\\|{}@[]()<>#*_~"
 
 # JavaScript's \s, which the app's regular expressions use.
@@ -77,6 +75,8 @@ and is inside none."""
 
 def _link_mask(text: str) -> bytearray:
     """1 at each code point inside a link, as X or the Bluesky app would find them."""
+    from socialbot.compose.twitter_text import x_urls
+
     in_link = bytearray(len(text) + 1)
     for start, end in [(u.start, u.end) for u in x_urls().extract(text)] + [
         (start, end) for start, end, _ in link_spans(text)
@@ -99,6 +99,8 @@ def _utf8_offsets(text: str) -> list[int]:
 
 @cache
 def _known_tlds() -> frozenset[str]:
+    from socialbot.compose.twitter_text import tlds
+
     return frozenset(tld for section in tlds().values() for tld in section)
 
 
