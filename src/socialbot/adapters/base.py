@@ -32,12 +32,12 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from socialbot import __version__
@@ -463,22 +463,17 @@ def json_body(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-_TLS_LOCK = threading.Lock()
-_TLS: list[ssl.SSLContext] = []
-
-
+@cache
 def tls_context() -> ssl.SSLContext:
     """The one TLS context every adapter's client shares.
 
     Building one loads the CA bundle, about 25 ms of CPU: a drain to six networks
-    would pay it six times, on the threads that are about to send.
+    would pay it six times. (Two first calls at once would each build one, harmlessly;
+    the drain builds its adapters one after another.)
     """
-    with _TLS_LOCK:
-        if not _TLS:
-            import httpx
+    import httpx
 
-            _TLS.append(httpx.create_ssl_context())
-        return _TLS[0]
+    return httpx.create_ssl_context()
 
 
 def new_client(

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -143,17 +144,12 @@ class Sessions:
         self.base_url = base_url
         self.identifier = identifier.lower()
         self._seal = seal
-        self._sealer: Fernet | None = None
 
-    @property
+    @cached_property
     def _fernet(self) -> Fernet | None:
         """The sealing key, derived when a session is first read or written (cryptography
         loads then, not with the adapter)."""
-        if self._seal is None:
-            return None
-        if self._sealer is None:
-            self._sealer = _fernet(self._seal, self.identifier)
-        return self._sealer
+        return _fernet(self._seal, self.identifier) if self._seal else None
 
     def load(self) -> Session | None:
         try:
