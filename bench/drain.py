@@ -127,17 +127,13 @@ def run(args: argparse.Namespace) -> list[Figure]:
     if "throughput" in parts:
         delays = latencies(["0.1", *args.latency])
         databases = [d.strip() for d in args.databases.split(",") if d.strip()]
-        drains = sizes(args.sizes)
-        runs = min(args.runs, 3)
-        found = run_throughput(drains, delays, runs, [d for d in databases if d != "postgresql"])
-        if "postgresql" in databases:
-            # Started after SQLite's drains: the cluster's initdb leaves tens of megabytes
-            # for the kernel to write back, which slowed SQLite's syncs to disk for half a
-            # minute after.
-            with postgres_server(databases) as postgres:
-                found += run_throughput(drains, delays, runs, ["postgresql"], postgres)
-        order = {f"drain {n} x {len(networks)}": i for i, (n, networks) in enumerate(drains)}
-        figures += sorted(found, key=lambda f: order.get(f.section.rpartition(",")[0], 0))
+        figures += run_throughput(
+            sizes(args.sizes),
+            delays,
+            min(args.runs, 3),
+            databases,
+            lambda: postgres_server(databases),
+        )
     if "coldstart" in parts:
         figures += run_coldstart(args.runs, args.idle_files, args.idle_history)
     if "history" in parts:

@@ -21,7 +21,8 @@ import re
 import statistics
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -136,24 +137,27 @@ def run_throughput(
     latency: Mapping[str, float],
     runs: int = 3,
     databases: Sequence[str] = DATABASES,
-    postgres: PostgresServer | None = None,
+    postgres: Callable[[], AbstractContextManager[PostgresServer | None]] | None = None,
 ) -> list[Figure]:
     """Each size on each database: the lower bound, the median wall time, their ratio.
 
-    One database at a time: PostgreSQL's background work after its drains (its
-    writer and autovacuum, on the same two cores) must not run during SQLite's.
-    The figures come out by size, then database.
+    One database at a time, SQLite first, and ``postgres`` (which starts a server) only
+    then: the tens of megabytes ``initdb`` leaves for the kernel to write back, and the
+    server's background work after its drains, slowed SQLite's syncs to disk when they
+    were interleaved. The figures come out by size, then database.
     """
     found: dict[tuple[int, str], list[Figure]] = {}
-    for database in databases:
-        if database == "postgresql" and postgres is None:
-            continue
-        for index, (releases, networks) in enumerate(sizes):
-            measures = [
-                measure_drain(releases, networks, latency, database, postgres)
-                for _ in range(max(runs, 1))
-            ]
-            found[index, database] = throughput_figures(releases, networks, database, measures)
+    for database in sorted(databases, key=lambda name: name == "postgresql"):
+        started = postgres if database == "postgresql" and postgres else nullcontext
+        with started() as server:
+            if database == "postgresql" and server is None:
+                continue
+            for index, (releases, networks) in enumerate(sizes):
+                measures = [
+                    measure_drain(releases, networks, latency, database, server)
+                    for _ in range(max(runs, 1))
+                ]
+                found[index, database] = throughput_figures(releases, networks, database, measures)
     return [
         figure
         for index in range(len(sizes))
