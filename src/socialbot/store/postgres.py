@@ -68,14 +68,18 @@ DRAIN_LOCK = 1
 MIGRATE_LOCK = 2
 REVISION_LOCKS = LOCK_CLASS + 1
 """A class of its own: one transaction lock per release id (``hashtext``), while recording."""
-CLAIM = (
-    # The drain lock still held by the session with this pid (NULL: not inside drain_lock);
-    # pg_try_advisory_lock(LOCK_CLASS, DRAIN_LOCK) shows as classid, objid, objsubid 2.
-    "WITH guard AS (SELECT %(pid)s::int IS NULL OR EXISTS (SELECT 1 FROM pg_locks l"
-    " WHERE l.pid = %(pid)s::int AND l.locktype = 'advisory' AND l.granted"
+DRAIN_LOCK_ROW = (
+    "l.locktype = 'advisory' AND l.granted"
     " AND l.classid = %(class)s::oid AND l.objid = %(lock)s::oid AND l.objsubid = 2"
-    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
-    " AS held),"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+"""The drain lock's row ``l`` in ``pg_locks``: pg_try_advisory_lock(LOCK_CLASS, DRAIN_LOCK)
+shows as classid, objid, objsubid 2, while its session lasts."""
+CLAIM = (
+    # The drain lock still held by the session with this pid (NULL: not inside drain_lock).
+    # Built from constants only, no input.
+    "WITH guard AS (SELECT %(pid)s::int IS NULL OR EXISTS (SELECT 1 FROM pg_locks l"  # noqa: S608
+    " WHERE l.pid = %(pid)s::int AND " + DRAIN_LOCK_ROW + ") AS held),"
     " claimed AS (UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
     " text = %(text)s, sent_at = %(now)s, updated_at = %(now)s, error = NULL"
     " WHERE id = %(id)s AND status = 'pending' AND (SELECT held FROM guard)"
@@ -88,6 +92,11 @@ CLAIM = (
 )
 """A claim in one statement (one round trip): the lock check, the delivery (if still pending,
 not paused, not withdrawn), its attempt row."""
+HOLDER = (
+    "SELECT d.holder, d.since FROM drain_lease d JOIN pg_locks l"  # noqa: S608 - constants
+    " ON l.pid = d.backend_pid AND " + DRAIN_LOCK_ROW
+)
+"""The lease of the drain that holds the lock now (none while it has not written one)."""
 FINISH = (
     "WITH done AS (UPDATE deliveries SET status = %(status)s, updated_at = %(now)s,"
     " error = %(error)s, next_attempt_at = %(next)s,"
@@ -478,11 +487,8 @@ class PostgresStore:
     ) -> AlreadyRunning:
         """Describe the drain holding the lock, from the lease row it wrote."""
         row = conn.execute(
-            "SELECT d.holder, d.since FROM drain_lease d JOIN pg_locks l"
-            " ON l.pid = d.backend_pid AND l.locktype = 'advisory' AND l.granted"
-            " AND l.classid = %s::oid AND l.objid = %s::oid AND l.objsubid = 2"
-            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            (LOCK_CLASS & 0xFFFFFFFF, DRAIN_LOCK),
+            HOLDER,
+            {"class": LOCK_CLASS & 0xFFFFFFFF, "lock": DRAIN_LOCK},
         ).fetchone()
         if row is None:  # the holder has not written its lease yet
             return AlreadyRunning(
