@@ -590,3 +590,35 @@ def test_images_that_are_not_the_approved_ones_are_refused_before_sending(
         adapter.publish(with_images(network, media), key=key(), media=swapped)
     assert sandbox.posts(network) == []
     assert not [r for r in sandbox.requests if r["network"] == network]
+
+
+# -- the shared TLS context --------------------------------------------------------------------
+
+
+def test_the_shared_tls_context_trusts_what_httpx_would_and_is_built_once():
+    from socialbot.adapters.base import new_client, tls_context
+
+    context = tls_context()
+    assert context.cert_store_stats() == httpx.create_ssl_context().cert_store_stats()
+    assert context.verify_mode.name == "CERT_REQUIRED" and context.check_hostname
+    for url in ("https://example.org", "https://example.net"):
+        with new_client(url, 5.0) as client:
+            transport = client._transport
+            assert isinstance(transport, httpx.HTTPTransport)
+            assert transport._pool._ssl_context is context
+
+
+def test_the_tls_context_takes_the_bundle_named_by_ssl_cert_file_as_httpx_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import certifi
+
+    from socialbot.adapters.base import _load_tls_context
+
+    bundle = Path(certifi.where()).read_text(encoding="ascii")
+    begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+    one = tmp_path / "one.pem"
+    one.write_text(bundle[bundle.index(begin) : bundle.index(end) + len(end)])
+    monkeypatch.setenv("SSL_CERT_FILE", str(one))
+    assert _load_tls_context().cert_store_stats()["x509_ca"] == 1
+    assert httpx.create_ssl_context().cert_store_stats()["x509_ca"] == 1

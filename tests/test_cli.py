@@ -396,7 +396,7 @@ def test_not_before_is_honoured_by_the_publisher_clock(
     assert delivery.status is DeliveryStatus.POSTED
 
 
-def test_the_adapters_are_built_before_the_network_threads_and_not_for_a_paused_network(
+def test_the_adapters_are_built_on_the_main_thread_and_not_for_a_paused_network(
     env: Path, sandbox: SandboxServer, store: SQLiteStore
 ):
     import threading
@@ -422,9 +422,57 @@ def test_the_adapters_are_built_before_the_network_threads_and_not_for_a_paused_
         Publisher(store=store, queue_dir=settings.queue_dir, adapters=adapters, active=BOTH).drain()
     finally:
         adapters.close()
-    # Built one after another on the main thread, so all networks start sending together.
+    # Built one after another on the main thread: imports would only interleave in threads.
     assert built == [("x", threading.main_thread().name)]
     assert [p["network"] for p in sandbox.posts()] == ["x"]
+
+
+def test_the_network_with_most_to_send_starts_while_the_next_adapter_is_built(
+    env: Path, sandbox: SandboxServer, store: SQLiteStore
+):
+    import threading
+
+    from socialbot.adapters.base import Adapter
+    from socialbot.operations import LazyAdapters
+
+    write_release(env / "queue", "r1.json", networks=BOTH)
+    write_release(
+        env / "queue",
+        "r2.json",
+        networks=["x"],
+        title="Mayors ask for direct access to EU funds",
+        url="https://cor.europa.eu/en/news/Pages/funds.aspx",
+    )
+    run("approve", "r1", "--by", "Ana")
+    run("approve", "r2", "--by", "Ana")
+    settings = load_settings()
+    x_sending = threading.Event()
+    built: list[str] = []
+    x_sent_first: list[bool] = []
+
+    class Recording(LazyAdapters):
+        def __getitem__(self, network: str) -> Adapter:
+            if threading.current_thread() is not threading.main_thread():
+                x_sending.set()  # a network thread asks for its (built) adapter
+            elif network not in self._made:
+                built.append(network)
+                if network == "facebook":
+                    x_sent_first.append(x_sending.wait(10))
+            return super().__getitem__(network)
+
+    adapters = Recording(settings, BOTH, store)
+    try:
+        report = Publisher(
+            store=store, queue_dir=settings.queue_dir, adapters=adapters, active=BOTH
+        ).drain()
+    finally:
+        adapters.close()
+    assert built == ["x", "facebook"]
+    # x, with two posts to facebook's one, was sending in its thread by then.
+    assert x_sent_first == [True]
+    assert len(sandbox.posts()) == 3
+    # The report lists the networks in a stable order, whichever finished first.
+    assert [o.network for o in report.outcomes] == ["facebook", "x", "x"]
 
 
 def test_drain_exits_1_when_a_delivery_fails(env: Path, sandbox: SandboxServer):

@@ -35,7 +35,8 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -326,10 +327,16 @@ class Publisher:
         self.recover(report)
         self.scan(report)
         self.sync(report)
-        networks = sorted({d.network for d in self.store.deliveries(status=DeliveryStatus.PENDING)})
-        self.prepare(networks)
+        pending = Counter(d.network for d in self.store.deliveries(status=DeliveryStatus.PENDING))
+        networks = sorted(pending)
         with ThreadPoolExecutor(max_workers=max(len(networks), 1)) as pool:
-            for partial in pool.map(self.drain_network, networks):
+            # The networks with the most to send start first; each as soon as its adapter is built.
+            started = {
+                network: pool.submit(self.drain_network, network)
+                for network in self.prepare(sorted(networks, key=lambda n: -pending[n]))
+            }
+            for network in networks:
+                partial = started[network].result()
                 report.outcomes.extend(partial.outcomes)
                 report.problems.extend(partial.problems)
         if self.stop.is_set():
@@ -340,13 +347,14 @@ class Publisher:
         self.report_standing(report)
         return report
 
-    def prepare(self, networks: list[str]) -> None:
-        """Build the adapters this run sends with, one after another, before the threads start.
+    def prepare(self, networks: list[str]) -> Iterator[str]:
+        """Build the networks' adapters on this thread, in order, yielding each network once
+        its adapter is ready, so it starts sending while the next one is built.
 
         Building one imports its client library (tweepy and requests, httpx): CPU work
         that threads would only interleave under the GIL, so every network would start
-        as late as the slowest to import. Built first, they all start together.
-        A paused network's adapter waits (an idle or paused run imports nothing).
+        as late as the slowest to import. A paused network's adapter waits (an idle or
+        paused run imports nothing).
         """
         paused = self.paused_networks()
         if any(network not in paused for network in networks):
@@ -354,6 +362,7 @@ class Publisher:
         for network in networks:
             if network not in paused:
                 self._adapter(network)
+            yield network
 
     def stopping(self) -> bool:
         return self.stop.is_set() or time.monotonic() >= self.deadline

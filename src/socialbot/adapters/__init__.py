@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from socialbot.adapters.base import Adapter, Media, MemoryState, State
+from socialbot.adapters.base import Adapter, Media, MemoryState, State, preload_tls_context
 from socialbot.config import Settings
 from socialbot.networks import PROFILES
 
@@ -29,6 +29,7 @@ def create_adapter(network: str, settings: Settings, **options: Any) -> Adapter:
     ``options`` go to ``from_settings``: ``transport`` (an httpx transport) and
     ``state`` (a ``State`` for what the adapter keeps between runs).
     """
+    preload_tls_context()  # the CA bundle loads on another core while the module imports
     cls = adapter_class(network)
     return cls.from_settings(settings, **options)
 

@@ -32,9 +32,12 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
+import os
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -464,16 +467,45 @@ def json_body(response: httpx.Response) -> dict[str, Any]:
 
 
 @cache
-def tls_context() -> ssl.SSLContext:
-    """The one TLS context every adapter's client shares.
+def _tls_loading() -> Future[ssl.SSLContext]:
+    loading: Future[ssl.SSLContext] = Future()
 
-    Building one loads the CA bundle, about 25 ms of CPU: a drain to six networks
-    would pay it six times. (Two first calls at once would each build one, harmlessly;
-    the drain builds its adapters one after another.)
+    def load() -> None:
+        try:
+            loading.set_result(_load_tls_context())
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the context
+            loading.set_exception(exc)
+
+    threading.Thread(target=load, name="socialbot-tls", daemon=True).start()
+    return loading
+
+
+def _load_tls_context() -> ssl.SSLContext:
+    """What httpx builds for ``verify=True``, without importing httpx: the CA bundle of
+    ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` when set, else certifi's."""
+    import ssl
+
+    import certifi
+
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def preload_tls_context() -> None:
+    """Start loading the CA bundle on another thread, ahead of the first client.
+
+    OpenSSL parses the bundle (about 40 ms) without holding the GIL, so it runs on
+    another core while this thread goes on importing and building adapters.
     """
-    import httpx
+    _tls_loading()
 
-    return httpx.create_ssl_context()
+
+def tls_context() -> ssl.SSLContext:
+    """The one TLS context every adapter's client shares, loaded once per process."""
+    return _tls_loading().result()
 
 
 def new_client(
