@@ -475,6 +475,37 @@ def test_the_network_with_most_to_send_starts_while_the_next_adapter_is_built(
     assert [o.network for o in report.outcomes] == ["facebook", "x", "x"]
 
 
+def test_an_idle_drain_reads_as_much_of_the_store_after_many_releases_as_after_one(
+    env: Path, sandbox: SandboxServer, store: SQLiteStore
+):
+    """Markers that approvals and told problems leave behind are read in one query each,
+    not one read per release ever approved."""
+    settings = load_settings()
+
+    def reads_of_an_idle_drain() -> int:
+        reads = 0
+        get_value = store.get_value
+
+        def counting(key: str) -> str | None:
+            nonlocal reads
+            reads += 1
+            return get_value(key)
+
+        store.get_value = counting  # type: ignore[method-assign]
+        try:
+            Publisher(store=store, queue_dir=settings.queue_dir, adapters={}, active=BOTH).drain()
+        finally:
+            del store.get_value
+        return reads
+
+    approve_and_drain("r0")
+    after_one = reads_of_an_idle_drain()
+    for n in range(1, 8):
+        approve_and_drain(f"r{n}", title=f"Statement {n} of the regions on cohesion policy")
+    assert len(sandbox.posts()) == 16
+    assert reads_of_an_idle_drain() == after_one
+
+
 def test_drain_exits_1_when_a_delivery_fails(env: Path, sandbox: SandboxServer):
     write_release(env / "queue", "r1.json", networks=BOTH)
     run("approve", "r1", "--by", "Ana")

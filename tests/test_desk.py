@@ -638,7 +638,7 @@ def test_users_commands(workdir: Path):
     store = SQLiteStore(str(workdir / "socialbot.db"))
     try:
         assert "argon2id" in user(store, "ana").password_hash
-        assert PASSWORD not in "".join(store.get_value(k) or "" for k in store.keys("desk:"))
+        assert PASSWORD not in "".join(store.entries("desk:").values())
     finally:
         store.close()
 

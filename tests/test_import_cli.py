@@ -34,7 +34,7 @@ def test_import_prints_paths_and_previews(workdir, server, monkeypatch):
     # The ledger lives in the store's key-value area; the draft is a revision in the store.
     store = SQLiteStore(str(workdir / "socialbot.db"))
     try:
-        assert "import:release:affordable-housing-plan-de" in store.keys("import:")
+        assert "import:release:affordable-housing-plan-de" in store.entries("import:")
         [revision] = store.revisions("affordable-housing-plan-de")
         assert revision.release.language == "de"
         assert store.approvals() == []

@@ -687,14 +687,14 @@ def test_the_key_value_area(store: Store):
 
     assert store.get_value("session:bluesky") == '{"jwt": "b"}'
     assert store.get_value("limits:x") == ""
-    assert store.keys("limits:") == ["limits:mastodon", "limits:x"]
+    assert list(store.entries("limits:").items()) == [("limits:mastodon", "500"), ("limits:x", "")]
     # A prefix is literal: `_` and `%` match only themselves.
     store.set_value("a_b", "1")
     store.set_value("axb", "2")
     store.set_value("a%c", "3")
-    assert store.keys("a_") == ["a_b"]
-    assert store.keys("a%") == ["a%c"]
-    assert store.keys("nothing") == []
+    assert store.entries("a_") == {"a_b": "1"}
+    assert store.entries("a%") == {"a%c": "3"}
+    assert store.entries("nothing") == {}
 
 
 def test_approved_images_are_kept_by_their_digest(store: Store, other: Store):
@@ -937,7 +937,7 @@ def test_a_version_1_postgres_database_is_upgraded_in_place(postgres_url: str):
             None,
         )
         store.set_value("k", "v")
-        assert store.keys("") == ["k"]
+        assert store.entries("") == {"k": "v"}
     finally:
         store.close()
 

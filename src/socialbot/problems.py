@@ -89,7 +89,7 @@ def delivery_problems(
 class Memory(Protocol):
     def get_value(self, key: str) -> str | None: ...
     def set_value(self, key: str, value: str) -> None: ...
-    def keys(self, prefix: str) -> list[str]: ...
+    def entries(self, prefix: str) -> dict[str, str]: ...
 
 
 PREFIX = "problem:"
@@ -106,6 +106,7 @@ def to_report(
     """
     told: list[Problem] = []
     seen: set[str] = set()
+    known = memory.entries(PREFIX)
     for problem in problems:
         if problem.key in seen:
             continue
@@ -113,12 +114,12 @@ def to_report(
         if not problem.standing:
             told.append(problem)
             continue
-        last = memory.get_value(PREFIX + problem.key)
+        last = known.get(PREFIX + problem.key)
         if last and last != "-" and now - datetime.fromisoformat(last) < repeat:
             continue
         memory.set_value(PREFIX + problem.key, now.isoformat())
         told.append(problem)
-    for key in memory.keys(PREFIX):
-        if key.removeprefix(PREFIX) not in seen and memory.get_value(key) != "-":
+    for key, last in known.items():
+        if key.removeprefix(PREFIX) not in seen and last != "-":
             memory.set_value(key, "-")
     return told

@@ -520,8 +520,8 @@ class Publisher:
         }
         wanted |= {
             key.removeprefix(SYNC_KEY)
-            for key in self.store.keys(SYNC_KEY)
-            if self.store.get_value(key) == "pending"
+            for key, value in self.store.entries(SYNC_KEY).items()
+            if value == "pending"
         }
         open_releases = {d.release_id for d in open_deliveries}
         for withdrawal in self.store.withdrawals():
@@ -1120,8 +1120,7 @@ def save_limits(store: Store, network: str, limits: TextLimits) -> None:
 def cached_limits(store: Store) -> dict[str, TextLimits]:
     """The text limits networks reported, as last read (preview, approve and drain use them)."""
     limits = {}
-    for key in store.keys(LIMITS_KEY):
-        raw = store.get_value(key)
+    for key, raw in store.entries(LIMITS_KEY).items():
         if raw:
             data = json.loads(raw)
             limits[key.removeprefix(LIMITS_KEY)] = TextLimits(

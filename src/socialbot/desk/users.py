@@ -131,8 +131,7 @@ class Users:
 
     def all(self) -> list[User]:
         users = []
-        for key in self.store.keys(PREFIX):
-            text = self.store.get_value(key)
+        for text in self.store.entries(PREFIX).values():
             if text:
                 users.append(User.from_json(text))
         return sorted(users, key=lambda u: u.name.casefold())

@@ -36,7 +36,7 @@ class KeyValue(Protocol):
 
     def get_value(self, key: str) -> str | None: ...
     def set_value(self, key: str, value: str) -> None: ...
-    def keys(self, prefix: str) -> list[str]: ...
+    def entries(self, prefix: str) -> dict[str, str]: ...
 
 
 class ImportLedger(Protocol):
@@ -81,7 +81,7 @@ class KeyValueLedger:
     def members(self, group: str) -> list[LedgerEntry]:
         prefix = f"import:group:{group}:"
         found = []
-        for key in self._store.keys(prefix):
+        for key in self._store.entries(prefix):
             entry = self.release(key.removeprefix(prefix))
             if entry is not None:
                 found.append(entry)
@@ -100,8 +100,8 @@ class MemoryKeyValue:
     def set_value(self, key: str, value: str) -> None:
         self.data[key] = value
 
-    def keys(self, prefix: str) -> list[str]:
-        return sorted(key for key in self.data if key.startswith(prefix))
+    def entries(self, prefix: str) -> dict[str, str]:
+        return {key: self.data[key] for key in sorted(self.data) if key.startswith(prefix)}
 
 
 def _load(raw: str | None) -> LedgerEntry | None:

@@ -1111,11 +1111,12 @@ class PostgresStore:
                 (key, value, utcnow()),
             )
 
-    def keys(self, prefix: str) -> list[str]:
+    def entries(self, prefix: str) -> dict[str, str]:
         rows = self._rows(
-            'SELECT key FROM kv WHERE starts_with(key, %s) ORDER BY key COLLATE "C"', (prefix,)
+            'SELECT key, value FROM kv WHERE starts_with(key, %s) ORDER BY key COLLATE "C"',
+            (prefix,),
         )
-        return [row["key"] for row in rows]
+        return {row["key"]: row["value"] for row in rows}
 
     # -- approved images -----------------------------------------------------------------
 

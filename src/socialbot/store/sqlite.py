@@ -1030,11 +1030,12 @@ class SQLiteStore:
                 (key, value, to_text(utcnow())),
             )
 
-    def keys(self, prefix: str) -> list[str]:
+    def entries(self, prefix: str) -> dict[str, str]:
         rows = self._connection().execute(
-            "SELECT key FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key", (len(prefix), prefix)
+            "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix),
         )
-        return [row["key"] for row in rows]
+        return {row["key"]: row["value"] for row in rows}
 
     # -- approved images -----------------------------------------------------------------
 
