@@ -622,3 +622,28 @@ def test_the_tls_context_takes_the_bundle_named_by_ssl_cert_file_as_httpx_does(
     monkeypatch.setenv("SSL_CERT_FILE", str(one))
     assert _load_tls_context().cert_store_stats()["x509_ca"] == 1
     assert httpx.create_ssl_context().cert_store_stats()["x509_ca"] == 1
+
+
+# -- the sandbox's latency ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", [None, Fault(kind="error", status=500), Fault(kind="html")])
+def test_the_sandbox_answers_its_latency_after_the_request_line_arrived(fault: Fault | None):
+    """The benchmark's lower bound is requests x latency: the sandbox's own work (reading
+    headers, routing, answering) is inside the latency, as a real network's is."""
+    with SandboxServer(latency={"telegram": 0.2}) as server:
+        settings = server.settings()
+        url = (
+            f"{settings['SOCIALBOT_TELEGRAM__BASE_URL']}/bot"
+            f"{settings['SOCIALBOT_TELEGRAM__BOT_TOKEN']}/sendMessage"
+        )
+        if fault is not None:
+            server.inject("telegram", fault)
+        message = {"chat_id": settings["SOCIALBOT_TELEGRAM__CHAT_ID"], "text": "hi"}
+        with httpx.Client() as client:
+            sent = time.monotonic()
+            client.post(url, json=message)
+            answered = time.monotonic()
+        [request] = server.requests
+    assert sent <= request["at"] < sent + 0.1
+    assert answered - request["at"] >= 0.2

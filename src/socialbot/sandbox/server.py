@@ -205,6 +205,8 @@ class Response:
     delivery: Literal["whole", "truncated", "trickle"] = "whole"
     interval: float = 1.0
     """Seconds between bytes when trickled."""
+    at: float = 0.0
+    """When it leaves (``time.monotonic``): its status line and headers are made ready before."""
 
     @classmethod
     def json(cls, status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
@@ -475,10 +477,9 @@ class SandboxServer:
         for net in self.networks.values():
             net.reset()
 
-    def record(self, network: str, request: Request) -> float:
-        """Remember each request (method, path, headers) for tests to inspect; returns
-        its arrival time (``time.monotonic``)."""
-        arrived = time.monotonic()
+    def record(self, network: str, request: Request, arrived: float) -> None:
+        """Remember each request (method, path, headers, arrival as ``time.monotonic``)
+        for tests and the benchmark to inspect."""
         with self._lock:
             self.requests.append(
                 {
@@ -490,7 +491,6 @@ class SandboxServer:
                     "at": arrived,
                 }
             )
-        return arrived
 
     def overview(self) -> Response:
         parts = [
@@ -570,6 +570,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the sandbox is used inside tests and the demo."""
 
+    def parse_request(self) -> bool:
+        # The request line is in: reading the headers and the body, and routing, are the
+        # sandbox's own work, inside the network's latency like the rest of it.
+        self.arrived = time.monotonic()
+        return super().parse_request()
+
     def handle(self) -> None:
         """Serve the connection; a client that died mid-request is no sandbox failure."""
         with contextlib.suppress(ConnectionResetError, BrokenPipeError):
@@ -638,30 +644,32 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if network is None:
             return Response.json(404, {"error": f"no such network: {name}"})
         request.path = "/" + rest
-        arrived = self.sandbox.record(name, request)
+        self.sandbox.record(name, request, self.arrived)
         # The answer leaves ``latency`` after its request arrived: the sandbox's own work
         # is inside the network's latency, as a real network's is, not added to it.
-        answer_at = arrived + self.sandbox.latency.get(name, 0.0)
+        answer_at = self.arrived + self.sandbox.latency.get(name, 0.0)
         fault = self.sandbox.take_fault(name, request)
         if fault is not None and fault.kind == "slow":
             answer_at += fault.delay
-        if fault is not None and fault.kind in ("error", "hang", "reset"):
+        if fault is not None and fault.kind == "error":
+            response = network.error_response(fault)
+            if fault.echo_secret:
+                response.body = echo(response.body, network.secret())
+            response.at = answer_at
+            return response
+        if fault is not None and fault.kind in ("hang", "reset"):
             _sleep_until(answer_at)
-            if fault.kind == "error":
-                response = network.error_response(fault)
-                if fault.echo_secret:
-                    response.body = echo(response.body, network.secret())
-                return response
             self._drop(fault)
         response = self._handle(network, request)
-        _sleep_until(answer_at)
         if fault is not None and fault.kind.startswith("accept-then-"):
+            _sleep_until(answer_at)
             self._drop(fault)
         if fault is not None and fault.kind == "html":
             response = Response.html(response.status, PROXY_PAGE)
         elif fault is not None and fault.kind in ("truncated", "trickle"):
             response.delivery = "truncated" if fault.kind == "truncated" else "trickle"
             response.interval = fault.delay
+        response.at = answer_at
         return response
 
     def _handle(self, network: NetworkSandbox, request: Request) -> Response:
@@ -703,6 +711,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             for name, value in response.headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(response.body)))
+            _sleep_until(response.at)
             self.end_headers()
             if self.command == "HEAD":
                 return
