@@ -475,6 +475,31 @@ def test_the_network_with_most_to_send_starts_while_the_next_adapter_is_built(
     assert [o.network for o in report.outcomes] == ["facebook", "x", "x"]
 
 
+def test_networks_with_as_much_to_send_start_in_the_registry_order(
+    env: Path, sandbox: SandboxServer, store: SQLiteStore
+):
+    from socialbot.adapters.base import Adapter
+    from socialbot.operations import LazyAdapters
+
+    write_release(env / "queue", "r1.json", networks=["facebook", "x"])
+    run("approve", "r1", "--by", "Ana")
+    settings = load_settings()
+    built: list[str] = []
+
+    class Recording(LazyAdapters):
+        def __getitem__(self, network: str) -> Adapter:
+            if network not in self._made:
+                built.append(network)
+            return super().__getitem__(network)
+
+    adapters = Recording(settings, BOTH, store)
+    try:
+        Publisher(store=store, queue_dir=settings.queue_dir, adapters=adapters, active=BOTH).drain()
+    finally:
+        adapters.close()
+    assert built == ["x", "facebook"]  # as NETWORKS lists them, not alphabetically
+
+
 def test_an_idle_drain_reads_as_much_of_the_store_after_many_releases_as_after_one(
     env: Path, sandbox: SandboxServer, store: SQLiteStore
 ):

@@ -330,10 +330,11 @@ class Publisher:
         pending = Counter(d.network for d in self.store.deliveries(status=DeliveryStatus.PENDING))
         networks = sorted(pending)
         with ThreadPoolExecutor(max_workers=max(len(networks), 1)) as pool:
-            # The networks with the most to send start first; each as soon as its adapter is built.
+            # Each network starts as soon as its adapter is built: the ones with the most to
+            # send first, and equals in the registry's order.
+            order = sorted(networks, key=lambda n: (-pending[n], _registry_index(n)))
             started = {
-                network: pool.submit(self.drain_network, network)
-                for network in self.prepare(sorted(networks, key=lambda n: -pending[n]))
+                network: pool.submit(self.drain_network, network) for network in self.prepare(order)
             }
             for network in networks:
                 partial = started[network].result()
@@ -1109,6 +1110,10 @@ LEGACY_SOURCE = "0.1.0:"
 """Prefix of the source of an approval adopted from socialbot 0.1.0."""
 
 LIMITS_KEY = "limits:"
+
+
+def _registry_index(network: str) -> int:
+    return NETWORKS.index(network) if network in NETWORKS else len(NETWORKS)
 
 
 def save_limits(store: Store, network: str, limits: TextLimits) -> None:
