@@ -63,3 +63,18 @@ def test_importing_the_registry_imports_no_network_library():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_a_text_post_to_x_loads_no_httpx():
+    """X posts through tweepy and requests; httpx is for its media uploads, made on the first.
+    The drain builds X's adapter first, so what it imports delays every post to X."""
+    code = (
+        "import sys; from socialbot.adapters.x import XAdapter;"
+        "x = XAdapter(api_key='k', api_secret='s', access_token='t', access_token_secret='u',"
+        " base_url='http://127.0.0.1:9', web_url='https://x.example');"
+        "x.close(); print('httpx' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

@@ -15,9 +15,8 @@ import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-import httpx
 import requests
 import tweepy
 from requests.adapters import HTTPAdapter
@@ -56,6 +55,9 @@ from socialbot.errors import (
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
 from socialbot.networks.x import PROFILE, XSettings
+
+if TYPE_CHECKING:  # httpx loads with the first media upload (or a test's transport)
+    import httpx
 
 TWEEPY_HOST = "https://api.twitter.com"
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=15)
@@ -137,6 +139,8 @@ class TransportBridge(HTTPAdapter):
     def send(
         self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
     ) -> requests.Response:
+        import httpx
+
         body = request.body or b""
         outgoing = httpx.Request(
             str(request.method),
@@ -197,11 +201,13 @@ class XAdapter(Adapter):
         )
         self.client.session = RedirectingSession(base_url, timeout, self.time_left, transport)
         self._user_id: str | None = None
+        self._base_url = base_url.rstrip("/")
+        self._transport = transport
+        self._http: httpx.Client | None = None
         # Media uploads: tweepy has none for v2, so httpx signed with OAuth 1.0a as tweepy
         # signs (oauthlib, HMAC-SHA1, the header only: multipart and JSON bodies are unsigned).
         from oauthlib.oauth1 import Client as OAuth1Client
 
-        self.http = new_client(base_url.rstrip("/"), timeout, transport=transport)
         self._signer = OAuth1Client(
             api_key,
             client_secret=api_secret,
@@ -230,6 +236,17 @@ class XAdapter(Adapter):
             timeout=settings.request_timeout_seconds,
             transport=transport,
         )
+
+    @property
+    def http(self) -> httpx.Client:
+        """The client of media uploads, made for the first one: a text post needs no httpx."""
+        if self._http is None:
+            self._http = new_client(self._base_url, self.request_timeout, transport=self._transport)
+        return self._http
+
+    @http.setter
+    def http(self, client: httpx.Client) -> None:
+        self._http = client
 
     def publish(self, post: Post, *, key: str, media: Sequence[Media] = ()) -> Receipt:
         # Uploaded on every attempt: media ids expire (``expires_after_secs``).
@@ -366,7 +383,8 @@ class XAdapter(Adapter):
 
     def close(self) -> None:
         self.client.session.close()
-        self.http.close()
+        if self._http is not None:  # made only if an image was uploaded
+            self._http.close()
 
     def translate(self, exc: Exception, *, creating: bool) -> DeliveryError:
         """Turn a tweepy or requests exception into socialbot's error classes."""
