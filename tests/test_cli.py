@@ -909,6 +909,32 @@ def test_the_sandbox_command_serves_its_pages(tmp_path: Path):
     assert process.returncode == 0
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_the_sandbox_command_stops_on_a_signal_even_as_a_background_job(
+    tmp_path: Path, sig: signal.Signals
+):
+    """A script's background job starts with SIGINT ignored; the sandbox still stops."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "socialbot", "sandbox", "--port", str(free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("sandbox listening")
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
 def test_the_sandbox_command_refuses_a_busy_port(workdir: Path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

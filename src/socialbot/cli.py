@@ -659,18 +659,18 @@ def sandbox(host: str, port: int) -> None:
     browser to see the accepted posts.
     """
     from socialbot.sandbox import SandboxServer
+    from socialbot.sandbox.server import stopped_by_signals
 
     try:
         server = SandboxServer(host, port)
     except OSError as exc:
         raise Failure(f"cannot listen on {host}:{port}: {exc.strerror}", EXIT_USAGE) from None
-    say(f"sandbox listening on {server.url} (Ctrl-C to stop); settings to use it:")
-    for name, value in server.settings().items():
-        say(f"export {name}={value}")
     try:
-        server.httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        with stopped_by_signals():  # before saying so: a signal from then on stops it
+            say(f"sandbox listening on {server.url} (Ctrl-C to stop); settings to use it:")
+            for name, value in server.settings().items():
+                say(f"export {name}={value}")
+            server.httpd.serve_forever()
     finally:
         server.httpd.server_close()
 

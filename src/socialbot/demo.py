@@ -21,6 +21,7 @@ from socialbot.errors import SocialbotError
 from socialbot.models import DeliveryStatus
 from socialbot.releases import scan_queue
 from socialbot.sandbox import SandboxServer
+from socialbot.sandbox.server import stopped_by_signals
 from socialbot.store import SQLiteStore
 
 
@@ -135,12 +136,10 @@ def run_demo(queue_dir: Path, *, port: int, echo: Callable[..., None], serve: bo
         echo(f"\n{posted} posts published to the sandbox at {server.url}/")
         store.close()
     if serve:
-        echo("the sandbox keeps running; Ctrl-C stops it")
-        try:
+        with stopped_by_signals():
+            echo("the sandbox keeps running; Ctrl-C stops it")
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
     server.stop()
     return result.exit_status
 

@@ -36,11 +36,12 @@ import importlib
 import importlib.resources
 import json
 import re
+import signal
 import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -509,6 +510,27 @@ class SandboxServer:
             for post in posts:
                 parts.append(_post_html(post))
         return Response.html(200, "".join(parts))
+
+
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM end the block quietly (main thread only).
+
+    Also when the process started with SIGINT ignored, as a background job of a
+    script does: Python then installs no Ctrl-C handler of its own.
+    """
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _sleep_until(moment: float) -> None:
