@@ -10,7 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,11 +19,12 @@ import click
 import httpx
 import pytest
 
-from socialbot.adapters import create_adapter
+from socialbot.adapters import Adapter, create_adapter
 from socialbot.cli import cli
 from socialbot.config import load_settings
 from socialbot.models import DeliveryStatus
-from socialbot.publish import Publisher
+from socialbot.operations import LazyAdapters
+from socialbot.publish import DrainReport, Publisher
 from socialbot.releases import read_release
 from socialbot.sandbox import Fault, SandboxServer
 from socialbot.store import SQLiteStore
@@ -396,45 +398,61 @@ def test_not_before_is_honoured_by_the_publisher_clock(
     assert delivery.status is DeliveryStatus.POSTED
 
 
+class RecordingAdapters(LazyAdapters):
+    """The drain's adapters, recording each one built (and on which thread) and whether a
+    network thread has asked for its own; ``before_build`` runs before each build."""
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        before_build: Callable[[RecordingAdapters, str], None] | None = None,
+    ) -> None:
+        super().__init__(load_settings(), BOTH, store)
+        self.posting_log = store
+        self.built: list[tuple[str, str]] = []
+        self.asked_by_a_network_thread = threading.Event()
+        self.before_build = before_build
+
+    def __getitem__(self, network: str) -> Adapter:
+        here = threading.current_thread()
+        if here is not threading.main_thread():
+            self.asked_by_a_network_thread.set()
+        if network not in self._made:
+            self.built.append((network, here.name))
+            if self.before_build is not None:
+                self.before_build(self, network)
+        return super().__getitem__(network)
+
+    def drain(self) -> DrainReport:
+        try:
+            return Publisher(
+                store=self.posting_log,
+                queue_dir=self.settings.queue_dir,
+                adapters=self,
+                active=BOTH,
+            ).drain()
+        finally:
+            self.close()
+
+
 def test_the_adapters_are_built_on_the_main_thread_and_not_for_a_paused_network(
     env: Path, sandbox: SandboxServer, store: SQLiteStore
 ):
-    import threading
-
-    from socialbot.adapters.base import Adapter
-    from socialbot.operations import LazyAdapters
     from socialbot.store import Pause
 
     write_release(env / "queue", "r1.json", networks=BOTH)
     run("approve", "r1", "--by", "Ana")
     store.pause(Pause("facebook", "Ana", datetime.now(UTC), "checking a reply"))
-    settings = load_settings()
-    built: list[tuple[str, str]] = []
-
-    class Recording(LazyAdapters):
-        def __getitem__(self, network: str) -> Adapter:
-            if network not in self._made:
-                built.append((network, threading.current_thread().name))
-            return super().__getitem__(network)
-
-    adapters = Recording(settings, BOTH, store)
-    try:
-        Publisher(store=store, queue_dir=settings.queue_dir, adapters=adapters, active=BOTH).drain()
-    finally:
-        adapters.close()
+    adapters = RecordingAdapters(store)
+    adapters.drain()
     # Built one after another on the main thread: imports would only interleave in threads.
-    assert built == [("x", threading.main_thread().name)]
+    assert adapters.built == [("x", threading.main_thread().name)]
     assert [p["network"] for p in sandbox.posts()] == ["x"]
 
 
 def test_the_network_with_most_to_send_starts_while_the_next_adapter_is_built(
     env: Path, sandbox: SandboxServer, store: SQLiteStore
 ):
-    import threading
-
-    from socialbot.adapters.base import Adapter
-    from socialbot.operations import LazyAdapters
-
     write_release(env / "queue", "r1.json", networks=BOTH)
     write_release(
         env / "queue",
@@ -445,29 +463,16 @@ def test_the_network_with_most_to_send_starts_while_the_next_adapter_is_built(
     )
     run("approve", "r1", "--by", "Ana")
     run("approve", "r2", "--by", "Ana")
-    settings = load_settings()
-    x_sending = threading.Event()
-    built: list[str] = []
     x_sent_first: list[bool] = []
 
-    class Recording(LazyAdapters):
-        def __getitem__(self, network: str) -> Adapter:
-            if threading.current_thread() is not threading.main_thread():
-                x_sending.set()  # a network thread asks for its (built) adapter
-            elif network not in self._made:
-                built.append(network)
-                if network == "facebook":
-                    x_sent_first.append(x_sending.wait(10))
-            return super().__getitem__(network)
+    def wait_for_x(adapters: RecordingAdapters, network: str) -> None:
+        if network == "facebook":
+            x_sent_first.append(adapters.asked_by_a_network_thread.wait(10))
 
-    adapters = Recording(settings, BOTH, store)
-    try:
-        report = Publisher(
-            store=store, queue_dir=settings.queue_dir, adapters=adapters, active=BOTH
-        ).drain()
-    finally:
-        adapters.close()
-    assert built == ["x", "facebook"]
+    adapters = RecordingAdapters(store, before_build=wait_for_x)
+    report = adapters.drain()
+    main = threading.main_thread().name
+    assert adapters.built == [("x", main), ("facebook", main)]
     # x, with two posts to facebook's one, was sending in its thread by then.
     assert x_sent_first == [True]
     assert len(sandbox.posts()) == 3
@@ -478,26 +483,12 @@ def test_the_network_with_most_to_send_starts_while_the_next_adapter_is_built(
 def test_networks_with_as_much_to_send_start_in_the_registry_order(
     env: Path, sandbox: SandboxServer, store: SQLiteStore
 ):
-    from socialbot.adapters.base import Adapter
-    from socialbot.operations import LazyAdapters
-
     write_release(env / "queue", "r1.json", networks=["facebook", "x"])
     run("approve", "r1", "--by", "Ana")
-    settings = load_settings()
-    built: list[str] = []
-
-    class Recording(LazyAdapters):
-        def __getitem__(self, network: str) -> Adapter:
-            if network not in self._made:
-                built.append(network)
-            return super().__getitem__(network)
-
-    adapters = Recording(settings, BOTH, store)
-    try:
-        Publisher(store=store, queue_dir=settings.queue_dir, adapters=adapters, active=BOTH).drain()
-    finally:
-        adapters.close()
-    assert built == ["x", "facebook"]  # as NETWORKS lists them, not alphabetically
+    adapters = RecordingAdapters(store)
+    adapters.drain()
+    # As NETWORKS lists them, not alphabetically.
+    assert [network for network, _ in adapters.built] == ["x", "facebook"]
 
 
 def test_an_idle_drain_reads_as_much_of_the_store_after_many_releases_as_after_one(
