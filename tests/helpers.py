@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +33,9 @@ def write_release(queue: Path, name: str, **fields: Any) -> Path:
 def run(*args: str) -> Result:
     """Run the CLI in-process, as a user would type it."""
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def fresh_python(code: str) -> str:
+    """What ``code`` prints in a new interpreter, stripped: for what an import loads."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()

@@ -9,6 +9,7 @@ from socialbot.cli import cli
 from socialbot.models import Approval
 from socialbot.releases import read_release
 from socialbot.store import SQLiteStore, utcnow
+from tests.helpers import fresh_python
 from tests.import_server import serving
 
 
@@ -94,12 +95,8 @@ def test_no_source_is_a_usage_error(workdir):
 
 
 def test_import_cost_stays_out_of_the_cli():
-    import subprocess
-    import sys
-
     code = (
         "import sys, socialbot.cli; print(sorted(m for m in ('trafilatura', 'feedparser', "
         "'py3langid', 'lxml', 'socialbot.importer') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert fresh_python(code) == "[]"

@@ -9,8 +9,6 @@ import hashlib
 import io
 import random
 import struct
-import subprocess
-import sys
 import zlib
 
 import pytest
@@ -29,6 +27,7 @@ from socialbot.media import (
     mastodon_limits,
     prepare,
 )
+from tests.helpers import fresh_python
 
 NETWORKS = sorted(LIMITS)
 
@@ -504,7 +503,4 @@ def test_an_instance_description_limit_is_used_for_mastodon():
 
 def test_the_cli_and_the_limits_do_not_load_pillow():
     code = "import sys, socialbot.cli, socialbot.media; print('PIL' in sys.modules)"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert out.strip() == "False"
+    assert fresh_python(code) == "False"

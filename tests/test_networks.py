@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from socialbot import networks
@@ -15,6 +12,7 @@ from socialbot.config import Settings, env_name
 from socialbot.models import NETWORKS
 from socialbot.networks import PROFILES, profile
 from socialbot.sandbox.server import NETWORK_SANDBOXES
+from tests.helpers import fresh_python
 
 
 def test_every_reader_of_networks_reads_the_registry():
@@ -59,10 +57,7 @@ def test_importing_the_registry_imports_no_network_library():
         "heavy = [m for m in ('tweepy', 'requests', 'httpx', 'regex', 'socialbot.compose')"
         " if m in sys.modules]; print(','.join(heavy))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == ""
+    assert fresh_python(code) == ""
 
 
 def test_a_text_post_to_x_loads_no_httpx():
@@ -74,7 +69,4 @@ def test_a_text_post_to_x_loads_no_httpx():
         " base_url='http://127.0.0.1:9', web_url='https://x.example');"
         "x.close(); print('httpx' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "False"
+    assert fresh_python(code) == "False"
