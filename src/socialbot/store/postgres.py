@@ -75,6 +75,8 @@ DRAIN_LOCK_ROW = (
 )
 """The drain lock's row ``l`` in ``pg_locks``: pg_try_advisory_lock(LOCK_CLASS, DRAIN_LOCK)
 shows as classid, objid, objsubid 2, while its session lasts."""
+DRAIN_LOCK_ROW_PARAMS = {"class": LOCK_CLASS & 0xFFFFFFFF, "lock": DRAIN_LOCK}
+"""The parameters of ``DRAIN_LOCK_ROW`` (classid is an unsigned oid)."""
 CLAIM = (
     # The drain lock still held by the session with this pid (NULL: not inside drain_lock).
     # Built from constants only, no input.
@@ -486,10 +488,7 @@ class PostgresStore:
         self, conn: psycopg.Connection[DictRow], stale_after: float | None
     ) -> AlreadyRunning:
         """Describe the drain holding the lock, from the lease row it wrote."""
-        row = conn.execute(
-            HOLDER,
-            {"class": LOCK_CLASS & 0xFFFFFFFF, "lock": DRAIN_LOCK},
-        ).fetchone()
+        row = conn.execute(HOLDER, DRAIN_LOCK_ROW_PARAMS).fetchone()
         if row is None:  # the holder has not written its lease yet
             return AlreadyRunning(
                 f"another drain holds the lock on {self.where}; this run did nothing"
@@ -920,8 +919,7 @@ class PostgresStore:
                     CLAIM,
                     {
                         "pid": self._held_pid,
-                        "class": LOCK_CLASS & 0xFFFFFFFF,
-                        "lock": DRAIN_LOCK,
+                        **DRAIN_LOCK_ROW_PARAMS,
                         "text": text,
                         "now": now,
                         "id": delivery_id,
