@@ -206,6 +206,45 @@ def test_session_is_kept_privately_next_to_the_database_and_reused(
     assert set(second.secret_values()) == {saved["access_jwt"], saved["refresh_jwt"]}
 
 
+def test_the_sealing_key_is_derived_while_the_login_is_in_flight(sandbox: SandboxServer):
+    """Loading cryptography for the session's seal overlaps the login's round trip."""
+    real = httpx.HTTPTransport()
+    seen: list[bool] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("createSession"):
+            deriving = vars(adapter.sessions).get("_deriving")
+            seen.append(deriving is not None)
+            if deriving is not None:
+                deriving.result(timeout=30)  # done before the login's answer is read
+        answer = real.handle_request(
+            httpx.Request(
+                request.method, request.url, headers=request.headers, content=request.read()
+            )
+        )
+        answer.read()
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    credentials = pds(sandbox).credentials
+    adapter = BlueskyAdapter(
+        handle=credentials["handle"],
+        app_password=credentials["app_password"],
+        base_url=pds(sandbox).base_url,
+        web_url=pds(sandbox).base_url,
+        state=MemoryState(),  # a store's state: the session is sealed
+        transport=httpx.MockTransport(handler),
+    )
+    try:
+        adapter.publish(post(), key="k")
+    finally:
+        adapter.close()
+        real.close()
+
+    assert seen == [True]
+    sealed = adapter.state.get_value("bluesky.session")
+    assert sealed is not None and "jwt" not in sealed
+
+
 def test_a_session_of_another_account_is_not_reused(sandbox: SandboxServer, tmp_path: Path):
     first = make_adapter(sandbox, tmp_path)
     first.check()

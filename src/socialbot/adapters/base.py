@@ -41,7 +41,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar
 
 from socialbot import __version__
 from socialbot.errors import (
@@ -53,6 +53,8 @@ from socialbot.errors import (
 )
 from socialbot.logs import redact
 from socialbot.models import Post, PostImage, Receipt, TextLimits
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import ssl
@@ -466,18 +468,27 @@ def json_body(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def in_background(work: Callable[[], T], name: str) -> Future[T]:
+    """Run ``work`` on a helper thread; its result (or exception) waits in the future.
+
+    For work that can overlap a network round trip or C code that lets go of the
+    GIL (loading a library, parsing a CA bundle), started before it is needed.
+    """
+    result: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            result.set_result(work())
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the result
+            result.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return result
+
+
 @cache
 def _tls_loading() -> Future[ssl.SSLContext]:
-    loading: Future[ssl.SSLContext] = Future()
-
-    def load() -> None:
-        try:
-            loading.set_result(_load_tls_context())
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the context
-            loading.set_exception(exc)
-
-    threading.Thread(target=load, name="socialbot-tls", daemon=True).start()
-    return loading
+    return in_background(_load_tls_context, "socialbot-tls")
 
 
 def _load_tls_context() -> ssl.SSLContext:

@@ -39,6 +39,7 @@ from socialbot.adapters.base import (
     Media,
     MemoryState,
     State,
+    in_background,
     json_body,
     new_client,
     utc_now,
@@ -125,6 +126,8 @@ class Session:
 
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from cryptography.fernet import Fernet
 
 SESSION_KEY = "bluesky.session"
@@ -146,10 +149,21 @@ class Sessions:
         self._seal = seal
 
     @cached_property
+    def _deriving(self) -> Future[Fernet]:
+        seal, identifier = self._seal or "", self.identifier
+        return in_background(lambda: _fernet(seal, identifier), "socialbot-bluesky-key")
+
+    def derive_key(self) -> None:
+        """Start deriving the sealing key on another thread, so that loading cryptography
+        overlaps a login's round trip instead of following it."""
+        if self._seal:
+            self._deriving  # noqa: B018 - starts it once
+
+    @property
     def _fernet(self) -> Fernet | None:
         """The sealing key, derived when a session is first read or written (cryptography
-        loads then, not with the adapter)."""
-        return _fernet(self._seal, self.identifier) if self._seal else None
+        loads then, not with the adapter), or while a login is in flight."""
+        return self._deriving.result() if self._seal else None
 
     def load(self) -> Session | None:
         try:
@@ -638,6 +652,7 @@ class BlueskyAdapter(Adapter):
         """``createSession`` with the app password: the rate-limited step, done rarely."""
         if self._refused is not None:
             raise self._refused
+        self.sessions.derive_key()  # the session is sealed when the answer comes
         response = self._post_unauthenticated(
             "com.atproto.server.createSession",
             json={"identifier": self.identifier, "password": self._password},
