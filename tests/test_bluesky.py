@@ -213,7 +213,7 @@ def test_the_sealing_key_is_derived_while_the_login_is_in_flight(sandbox: Sandbo
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("createSession"):
-            deriving = vars(adapter.sessions).get("_deriving")
+            deriving = vars(bsky.sessions).get("_deriving")
             seen.append(deriving is not None)
             if deriving is not None:
                 deriving.result(timeout=30)  # done before the login's answer is read
@@ -226,7 +226,7 @@ def test_the_sealing_key_is_derived_while_the_login_is_in_flight(sandbox: Sandbo
         return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
 
     credentials = pds(sandbox).credentials
-    adapter = BlueskyAdapter(
+    bsky = BlueskyAdapter(
         handle=credentials["handle"],
         app_password=credentials["app_password"],
         base_url=pds(sandbox).base_url,
@@ -235,13 +235,13 @@ def test_the_sealing_key_is_derived_while_the_login_is_in_flight(sandbox: Sandbo
         transport=httpx.MockTransport(handler),
     )
     try:
-        adapter.publish(post(), key="k")
+        bsky.publish(post(), key="k")
     finally:
-        adapter.close()
+        bsky.close()
         real.close()
 
     assert seen == [True]
-    sealed = adapter.state.get_value("bluesky.session")
+    sealed = bsky.state.get_value("bluesky.session")
     assert sealed is not None and "jwt" not in sealed
 
 
