@@ -85,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="[NETWORK=]SECONDS",
         help="injected latency per request (default 0.1 for every network)",
     )
-    p.add_argument("--runs", type=int, default=5, help="runs per median (3 at most for drains)")
+    p.add_argument("--runs", type=int, default=5, help="runs per median (default 5)")
     p.add_argument(
         "--files",
         default="1000,10000",
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> list[Figure]:
         figures += run_throughput(
             sizes(args.sizes),
             delays,
-            min(args.runs, 3),
+            args.runs,
             databases,
             lambda: postgres_server(databases),
         )

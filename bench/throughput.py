@@ -17,6 +17,7 @@ for the other networks' threads to let go of the database).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import statistics
 import tempfile
@@ -111,6 +112,7 @@ def measure_drain(
         paths = [write_release(queue, f"bench-{n:05d}", n) for n in range(releases)]
         approve_files(paths, database_url=url, queue=queue, networks=list(networks))
         env = workspace_env(root, server.settings(), networks, url)
+        os.sync()  # nothing left for the kernel to write back while the drain runs
         wall = run_socialbot("drain", env=env, cwd=root).check().seconds
         requests: Counter[str] = Counter()
         creates: Counter[str] = Counter()
@@ -135,29 +137,34 @@ def measure_drain(
 def run_throughput(
     sizes: Sequence[tuple[int, Sequence[str]]],
     latency: Mapping[str, float],
-    runs: int = 3,
+    runs: int = 5,
     databases: Sequence[str] = DATABASES,
     postgres: Callable[[], AbstractContextManager[PostgresServer | None]] | None = None,
 ) -> list[Figure]:
     """Each size on each database: the lower bound, the median wall time, their ratio.
 
-    One database at a time, SQLite first, and ``postgres`` (which starts a server) only
-    then: the tens of megabytes ``initdb`` leaves for the kernel to write back, and the
-    server's background work after its drains, slowed SQLite's syncs to disk when they
-    were interleaved. The figures come out by size, then database.
+    The databases take turns, run by run (SQLite, PostgreSQL, then PostgreSQL,
+    SQLite...), so that both meet the machine in the same state: a virtual
+    machine's speed drifts over minutes. Before each timed drain, what is
+    waiting to be written to disk (the files ``initdb`` created, the server's
+    checkpoints, the previous run's database) is written out (``os.sync``), so no
+    drain pays for another's writeback. The figures come out by size, then database.
     """
-    found: dict[tuple[int, str], list[Figure]] = {}
-    for database in sorted(databases, key=lambda name: name == "postgresql"):
-        started = postgres if database == "postgresql" and postgres else nullcontext
-        with started() as server:
-            if database == "postgresql" and server is None:
-                continue
-            for index, (releases, networks) in enumerate(sizes):
-                measures = [
-                    measure_drain(releases, networks, latency, database, server)
-                    for _ in range(max(runs, 1))
-                ]
-                found[index, database] = throughput_figures(releases, networks, database, measures)
+    wanted = list(dict.fromkeys(databases))
+    started = postgres if "postgresql" in wanted and postgres else nullcontext
+    with started() as server:
+        if "postgresql" in wanted and server is None:
+            wanted.remove("postgresql")
+        found: dict[tuple[int, str], list[Figure]] = {}
+        for index, (releases, networks) in enumerate(sizes):
+            measures: dict[str, list[DrainMeasure]] = {database: [] for database in wanted}
+            for turn in range(max(runs, 1)):
+                for database in wanted if turn % 2 == 0 else wanted[::-1]:
+                    measures[database].append(
+                        measure_drain(releases, networks, latency, database, server)
+                    )
+            for database, taken in measures.items():
+                found[index, database] = throughput_figures(releases, networks, database, taken)
     return [
         figure
         for index in range(len(sizes))
