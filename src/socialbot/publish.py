@@ -36,7 +36,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -483,12 +483,6 @@ class Publisher:
                             Kind.INVALID_FILE, entry.error, release=entry.release_id, standing=True
                         )
                     )
-        self._latest = {
-            release_id: revision.number
-            for release_id, revision in self.store.latest_revisions(
-                {d.release_id for s in OPEN for d in self.store.deliveries(status=s)}
-            ).items()
-        }
 
     def sync(self, report: DrainReport) -> None:
         """Apply approvals and withdrawals to the open deliveries; carry out retractions."""
@@ -496,7 +490,16 @@ class Publisher:
 
         now = self.now()
         self.adopt_legacy(report)
-        for release_id in sorted(self.releases_to_sync()):
+        open_deliveries = [d for s in OPEN for d in self.store.deliveries(status=s)]
+        # The newest revision of each open release (the queue was scanned): a delivery of an
+        # older approved revision is not sent.
+        self._latest = {
+            release_id: revision.number
+            for release_id, revision in self.store.latest_revisions(
+                {d.release_id for d in open_deliveries}
+            ).items()
+        }
+        for release_id in sorted(self.releases_to_sync(open_deliveries)):
             state = ReleaseState.load(self.store, release_id, self.approvals_required)
             result = sync(self.store, state, now)
             _crash_point("mid-schedule")
@@ -505,14 +508,13 @@ class Publisher:
                     continue
                 self.delete(delivery, report)
 
-    def releases_to_sync(self) -> set[str]:
+    def releases_to_sync(self, open_deliveries: Sequence[Delivery]) -> set[str]:
         """The releases whose deliveries may not follow their approvals and withdrawals.
 
         Approving, withdrawing and retracting sync at once; a drain finishes what one
         of them left (killed in between, or waiting for a reconciliation), without
         reading every open release's whole history each run.
         """
-        open_deliveries = [d for s in OPEN for d in self.store.deliveries(status=s)]
         latest = self.store.latest_approvals({d.release_id for d in open_deliveries})
         wanted = {
             d.release_id
