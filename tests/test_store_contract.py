@@ -643,6 +643,26 @@ def test_counts_cover_every_status(store: Store):
     assert sum(counts.values()) == 3
 
 
+def test_pending_counts_are_per_network_due_or_not(store: Store):
+    assert store.pending_counts() == {}
+    scheduled(store, approved(store, networks=("x", "facebook", "mastodon")))
+    later = approved(store, "r2", networks=("x",))
+    store.create_delivery(
+        later,
+        later.posts[0],
+        key=delivery_key("r2", 1, "x"),
+        not_before=T0 + timedelta(days=1),  # scheduled: pending, not yet due
+        now=T0,
+    )
+    sending = claimed(store, "r1", "facebook")
+    mastodon = claimed(store, "r1", "mastodon")
+    store.finish(mastodon.id, DeliveryStatus.POSTED, T0, expect=mastodon.status)
+
+    assert store.pending_counts() == {"x": 2}
+    store.finish(sending.id, DeliveryStatus.PENDING, T0, expect=sending.status)
+    assert store.pending_counts() == {"x": 2, "facebook": 1}
+
+
 # -- holds, pauses, key-value, the queue scan cache -----------------------------------------
 
 

@@ -35,7 +35,6 @@ import re
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -327,7 +326,7 @@ class Publisher:
         self.recover(report)
         self.scan(report)
         self.sync(report)
-        pending = Counter(d.network for d in self.store.deliveries(status=DeliveryStatus.PENDING))
+        pending = self.store.pending_counts()
         networks = sorted(pending)
         with ThreadPoolExecutor(max_workers=max(len(networks), 1)) as pool:
             # Each network starts as soon as its adapter is built: the ones with the most to
@@ -628,7 +627,7 @@ class Publisher:
     def report_standing(self, report: DrainReport) -> None:
         """What waits for a person or a setting, as standing problems."""
         for network, reason in sorted(self._broken.items()):
-            waiting = len(self.store.deliveries(network=network, status=DeliveryStatus.PENDING))
+            waiting = self.store.pending_counts().get(network, 0)
             report.problems.append(
                 Problem(
                     Kind.NOT_CONFIGURED,
@@ -662,7 +661,7 @@ class Publisher:
         now = self.now()
         hold = self.store.hold(network)
         if hold is not None and hold[0] > now:
-            waiting = len(self.store.deliveries(network=network, status=DeliveryStatus.PENDING))
+            waiting = self.store.pending_counts().get(network, 0)
             if waiting:
                 report.problems.append(
                     Problem(

@@ -1048,6 +1048,13 @@ class PostgresStore:
             counts[DeliveryStatus(row["status"])] = int(row["n"])
         return counts
 
+    def pending_counts(self) -> dict[str, int]:
+        rows = self._rows(
+            "SELECT network, COUNT(*) AS n FROM deliveries WHERE status = 'pending'"
+            " GROUP BY network"
+        )
+        return {row["network"]: int(row["n"]) for row in rows}
+
     # -- holds, pauses, key-value --------------------------------------------------------
 
     def hold(self, network: str) -> tuple[datetime, str] | None:

@@ -967,6 +967,13 @@ class SQLiteStore:
             counts[DeliveryStatus(row["status"])] = row["n"]
         return counts
 
+    def pending_counts(self) -> dict[str, int]:
+        rows = self._connection().execute(
+            "SELECT network, COUNT(*) AS n FROM deliveries WHERE status = 'pending'"
+            " GROUP BY network"
+        )
+        return {row["network"]: row["n"] for row in rows}
+
     # -- holds, pauses, key-value --------------------------------------------------------
 
     def hold(self, network: str) -> tuple[datetime, str] | None:
