@@ -406,8 +406,10 @@ class RecordingAdapters(LazyAdapters):
         self,
         store: SQLiteStore,
         before_build: Callable[[RecordingAdapters, str], None] | None = None,
+        networks: tuple[str, ...] = BOTH,
     ) -> None:
-        super().__init__(load_settings(), BOTH, store)
+        super().__init__(load_settings(), networks, store)
+        self.networks = networks
         self.posting_log = store
         self.built: list[tuple[str, str]] = []
         self.asked_by_a_network_thread = threading.Event()
@@ -429,7 +431,7 @@ class RecordingAdapters(LazyAdapters):
                 store=self.posting_log,
                 queue_dir=self.settings.queue_dir,
                 adapters=self,
-                active=BOTH,
+                active=self.networks,
             ).drain()
         finally:
             self.close()
@@ -489,6 +491,18 @@ def test_networks_with_as_much_to_send_start_in_the_registry_order(
     adapters.drain()
     # As NETWORKS lists them, not alphabetically.
     assert [network for network, _ in adapters.built] == ["x", "facebook"]
+
+
+def test_a_network_that_logs_in_first_starts_before_one_with_as_many_posts(
+    env: Path, sandbox: SandboxServer, store: SQLiteStore
+):
+    write_release(env / "queue", "r1.json", networks=["x", "bluesky"])
+    run("approve", "r1", "--by", "Ana")
+    adapters = RecordingAdapters(store, networks=("x", "bluesky"))
+    adapters.drain()
+    # Bluesky's login and its post are two requests in a row, x's post one.
+    assert [network for network, _ in adapters.built] == ["bluesky", "x"]
+    assert sorted(p["network"] for p in sandbox.posts()) == ["bluesky", "x"]
 
 
 def test_an_idle_drain_reads_as_much_of_the_store_after_many_releases_as_after_one(

@@ -53,6 +53,7 @@ from socialbot.errors import (
     TransientError,
 )
 from socialbot.models import NETWORKS, Approval, Delivery, DeliveryStatus, Post, Receipt, TextLimits
+from socialbot.networks import PROFILES
 from socialbot.problems import Kind, Problem, delivery_problems
 from socialbot.releases import scan_queue
 from socialbot.store import Store, utcnow
@@ -329,9 +330,10 @@ class Publisher:
         pending = self.store.pending_counts()
         networks = sorted(pending)
         with ThreadPoolExecutor(max_workers=max(len(networks), 1)) as pool:
-            # Each network starts as soon as its adapter is built: the ones with the most to
-            # send first, and equals in the registry's order.
-            order = sorted(networks, key=lambda n: (-pending[n], _registry_index(n)))
+            # Each network starts as soon as its adapter is built: the ones with the most
+            # requests to make in a row first (a login counts), and equals in the registry's
+            # order.
+            order = sorted(networks, key=lambda n: (-_requests(n, pending[n]), _registry_index(n)))
             started = {
                 network: pool.submit(self.drain_network, network) for network in self.prepare(order)
             }
@@ -1115,6 +1117,11 @@ LIMITS_KEY = "limits:"
 
 def _registry_index(network: str) -> int:
     return NETWORKS.index(network) if network in NETWORKS else len(NETWORKS)
+
+
+def _requests(network: str, pending: int) -> int:
+    """The requests a drain will make to ``network`` one after another, as far as known."""
+    return pending + (PROFILES[network].setup_requests if network in PROFILES else 0)
 
 
 def save_limits(store: Store, network: str, limits: TextLimits) -> None:

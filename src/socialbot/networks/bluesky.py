@@ -45,4 +45,5 @@ PROFILE = Profile(
     idempotency_window=None,  # a record key stays taken for as long as the post exists
     can_find=True,
     can_delete=True,
+    setup_requests=1,  # createSession, unless the session kept from the last run still works
 )

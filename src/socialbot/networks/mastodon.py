@@ -55,4 +55,5 @@ PROFILE = Profile(
     idempotency_window=timedelta(minutes=55),
     can_find=True,
     can_delete=True,
+    setup_requests=1,  # the instance's limits (GET /api/v2/instance), once per drain
 )
