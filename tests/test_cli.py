@@ -406,8 +406,9 @@ class RecordingAdapters(LazyAdapters):
         self,
         store: SQLiteStore,
         before_build: Callable[[RecordingAdapters, str], None] | None = None,
-        networks: tuple[str, ...] = BOTH,
+        networks: list[str] | None = None,
     ) -> None:
+        networks = networks or BOTH
         super().__init__(load_settings(), networks, store)
         self.networks = networks
         self.posting_log = store
@@ -498,7 +499,7 @@ def test_a_network_that_logs_in_first_starts_before_one_with_as_many_posts(
 ):
     write_release(env / "queue", "r1.json", networks=["x", "bluesky"])
     run("approve", "r1", "--by", "Ana")
-    adapters = RecordingAdapters(store, networks=("x", "bluesky"))
+    adapters = RecordingAdapters(store, networks=["x", "bluesky"])
     adapters.drain()
     # Bluesky's login and its post are two requests in a row, x's post one.
     assert [network for network, _ in adapters.built] == ["bluesky", "x"]
