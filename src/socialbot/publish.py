@@ -330,10 +330,8 @@ class Publisher:
         pending = self.store.pending_counts()
         networks = sorted(pending)
         with ThreadPoolExecutor(max_workers=max(len(networks), 1)) as pool:
-            # Each network starts as soon as its adapter is built: the ones with the most
-            # requests to make in a row first (a login counts), and equals in the registry's
-            # order.
-            order = sorted(networks, key=lambda n: (-_requests(n, pending[n]), _registry_index(n)))
+            # Each network starts as soon as its adapter is built, the longest run first.
+            order = sorted(networks, key=lambda n: _start_order(n, pending[n]))
             started = {
                 network: pool.submit(self.drain_network, network) for network in self.prepare(order)
             }
@@ -1115,13 +1113,12 @@ LEGACY_SOURCE = "0.1.0:"
 LIMITS_KEY = "limits:"
 
 
-def _registry_index(network: str) -> int:
-    return NETWORKS.index(network) if network in NETWORKS else len(NETWORKS)
-
-
-def _requests(network: str, pending: int) -> int:
-    """The requests a drain will make to ``network`` one after another, as far as known."""
-    return pending + (PROFILES[network].setup_requests if network in PROFILES else 0)
+def _start_order(network: str, pending: int) -> tuple[int, int]:
+    """Where ``network`` starts in a drain: the most requests in a row first (its pending
+    deliveries, and a login or a lookup before them), equals in the registry's order."""
+    if network not in PROFILES:
+        return -pending, len(NETWORKS)
+    return -(pending + PROFILES[network].setup_requests), NETWORKS.index(network)
 
 
 def save_limits(store: Store, network: str, limits: TextLimits) -> None:
