@@ -626,8 +626,9 @@ class Publisher:
 
     def report_standing(self, report: DrainReport) -> None:
         """What waits for a person or a setting, as standing problems."""
+        pending = self.store.pending_counts() if self._broken else {}
         for network, reason in sorted(self._broken.items()):
-            waiting = self.store.pending_counts().get(network, 0)
+            waiting = pending.get(network, 0)
             report.problems.append(
                 Problem(
                     Kind.NOT_CONFIGURED,
