@@ -24,6 +24,7 @@ from socialbot.cli import cli
 from socialbot.config import load_settings
 from socialbot.models import DeliveryStatus
 from socialbot.operations import LazyAdapters
+from socialbot.problems import Kind
 from socialbot.publish import DrainReport, Publisher
 from socialbot.releases import read_release
 from socialbot.sandbox import Fault, SandboxServer
@@ -504,6 +505,34 @@ def test_a_network_that_logs_in_first_starts_before_one_with_as_many_posts(
     # Bluesky's login and its post are two requests in a row, x's post one.
     assert [network for network, _ in adapters.built] == ["bluesky", "x"]
     assert sorted(p["network"] for p in sandbox.posts()) == ["bluesky", "x"]
+
+
+def test_a_network_whose_adapter_cannot_be_built_says_how_many_deliveries_wait(
+    env: Path, sandbox: SandboxServer, store: SQLiteStore
+):
+    write_release(env / "queue", "r1.json", networks=BOTH)
+    write_release(
+        env / "queue",
+        "r2.json",
+        networks=["facebook"],
+        title="Mayors ask for direct access to EU funds",
+        url="https://cor.europa.eu/en/news/Pages/funds.aspx",
+    )
+    run("approve", "r1", "--by", "Ana")
+    run("approve", "r2", "--by", "Ana")
+
+    def refuse_facebook(adapters: RecordingAdapters, network: str) -> None:
+        if network == "facebook":
+            raise RuntimeError("the Graph API version is not served")
+
+    report = RecordingAdapters(store, before_build=refuse_facebook).drain()
+    [problem] = [p for p in report.problems if p.network == "facebook"]
+    assert (problem.kind, problem.standing) == (Kind.NOT_CONFIGURED, True)
+    assert problem.detail == (
+        "facebook could not be set up (the Graph API version is not served); "
+        "2 deliveries to it wait"
+    )
+    assert [p["network"] for p in sandbox.posts()] == ["x"]
 
 
 def test_an_idle_drain_reads_as_much_of_the_store_after_many_releases_as_after_one(
