@@ -7,7 +7,6 @@ accepted posts are the oracle; waits are recorded by an injected ``sleep``.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from datetime import UTC, datetime, timedelta
@@ -44,25 +43,10 @@ def assert_once_everywhere(sandbox: SandboxServer, slugs: dict[str, str]) -> Non
 
 
 @pytest.fixture
-def env(
-    env: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
-) -> Path:
-    """Every fault on a SQLite file; on PostgreSQL, the network-independent ones and, of the
-    per-network ones, x (no key: looked for) and mastodon (an idempotency key), which keeps
-    the default suite fast. ``SOCIALBOT_TEST_ALL_FAULTS=1`` runs every network on both."""
-    callspec = getattr(request.node, "callspec", None)
-    network = callspec.params.get("network") if callspec is not None else None
-    if (
-        database_url.startswith("postgresql")
-        and network not in (None, *POSTGRES_NETWORKS)
-        and not os.environ.get("SOCIALBOT_TEST_ALL_FAULTS")
-    ):
-        pytest.skip(f"on PostgreSQL the per-network faults run on {', '.join(POSTGRES_NETWORKS)}")
+def env(env: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every fault, on a SQLite file and on PostgreSQL."""
     monkeypatch.setenv("SOCIALBOT_DATABASE_URL", database_url)
     return env
-
-
-POSTGRES_NETWORKS = ("x", "mastodon")
 
 
 @pytest.fixture
