@@ -454,19 +454,24 @@ def test_the_adapters_are_built_on_the_main_thread_and_not_for_a_paused_network(
     assert [p["network"] for p in sandbox.posts()] == ["x"]
 
 
-def test_the_network_with_most_to_send_starts_while_the_next_adapter_is_built(
-    env: Path, sandbox: SandboxServer, store: SQLiteStore
-):
+def approve_two_releases(env: Path, *, second_to: str) -> None:
+    """r1 approved for x and facebook, r2 for ``second_to`` alone: two deliveries to it."""
     write_release(env / "queue", "r1.json", networks=BOTH)
     write_release(
         env / "queue",
         "r2.json",
-        networks=["x"],
+        networks=[second_to],
         title="Mayors ask for direct access to EU funds",
         url="https://cor.europa.eu/en/news/Pages/funds.aspx",
     )
     run("approve", "r1", "--by", "Ana")
     run("approve", "r2", "--by", "Ana")
+
+
+def test_the_network_with_most_to_send_starts_while_the_next_adapter_is_built(
+    env: Path, sandbox: SandboxServer, store: SQLiteStore
+):
+    approve_two_releases(env, second_to="x")
     x_sent_first: list[bool] = []
 
     def wait_for_x(adapters: RecordingAdapters, network: str) -> None:
@@ -510,16 +515,7 @@ def test_a_network_that_logs_in_first_starts_before_one_with_as_many_posts(
 def test_a_network_whose_adapter_cannot_be_built_says_how_many_deliveries_wait(
     env: Path, sandbox: SandboxServer, store: SQLiteStore
 ):
-    write_release(env / "queue", "r1.json", networks=BOTH)
-    write_release(
-        env / "queue",
-        "r2.json",
-        networks=["facebook"],
-        title="Mayors ask for direct access to EU funds",
-        url="https://cor.europa.eu/en/news/Pages/funds.aspx",
-    )
-    run("approve", "r1", "--by", "Ana")
-    run("approve", "r2", "--by", "Ana")
+    approve_two_releases(env, second_to="facebook")
 
     def refuse_facebook(adapters: RecordingAdapters, network: str) -> None:
         if network == "facebook":
