@@ -478,10 +478,9 @@ class Post:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Post:
         """The post an approval's snapshot holds (unknown keys from newer versions ignored)."""
-        known = _POST_FIELDS
         values: dict[str, Any] = {}
         for name, value in data.items():
-            if name not in known:
+            if name not in _POST_FIELDS:
                 continue
             if name == "images" and isinstance(value, list):
                 value = tuple(PostImage(**item) for item in value)
