@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -386,6 +387,27 @@ def test_rebase_is_compare_and_set(store: Store):
     )
     # The row moved on: the same picture of it no longer matches.
     assert not store.rebase(delivery, second, new_post, key="k3", not_before=None, now=later)
+
+
+def test_rebase_tells_a_delivery_without_an_approval_from_one_with(store: Store):
+    """A delivery from 0.1.0 has no approval row: only a picture that says so matches it."""
+    first = approved(store, networks=("x",))
+    old_post = first.post_for("x")
+    assert old_post is not None
+    store.create_delivery(replace(first, id=None), old_post, key="k1", not_before=None, now=T0)
+    delivery = store.get("r1", "x")
+    assert delivery is not None and delivery.approval_id is None
+    second = approved(store, networks=("x",), revision=2, by="Ben")
+    new_post = second.post_for("x")
+    assert new_post is not None
+
+    with_approval = replace(delivery, approval_id=first.id)
+    assert not store.rebase(with_approval, second, new_post, key="k2", not_before=None, now=T0)
+    assert store.rebase(delivery, second, new_post, key="k2", not_before=None, now=T0)
+    moved = store.get("r1", "x")
+    assert moved is not None and moved.approval_id == second.id
+    # Once it has one, the picture without an approval no longer matches.
+    assert not store.rebase(delivery, second, new_post, key="k3", not_before=None, now=T0)
 
 
 def test_transition_is_compare_and_set(store: Store):

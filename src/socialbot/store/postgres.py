@@ -44,21 +44,15 @@ from socialbot.models import (
     Approval,
     Delivery,
     DeliveryStatus,
-    Post,
     Receipt,
-    Release,
     Revision,
 )
 from socialbot.store.base import (
     ALL_NETWORKS,
-    AuditEntry,
-    Pause,
     QueueFile,
-    Rejection,
-    Withdrawal,
-    check_media,
     utcnow,
 )
+from socialbot.store.sql import Connection, SQLStore
 
 SCHEMA_VERSION = 3
 
@@ -313,7 +307,7 @@ def _password(url: str) -> str | None:
         return found.group(0)[len(found.group(1)) : -1] if found else None
 
 
-class PostgresStore:
+class PostgresStore(SQLStore):
     """The store in a PostgreSQL database, shared by drains on any number of hosts."""
 
     def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
@@ -409,6 +403,31 @@ class PostgresStore:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
+    bytewise = ' COLLATE "C"'
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def _insert(self, conn: Connection, sql: str, params: Sequence[Any]) -> int:
+        row = conn.execute(self._sql(sql) + " RETURNING id", params).fetchone()
+        return int(row["id"])
+
+    def _time_in(self, value: datetime | None) -> datetime | None:
+        return value
+
+    def _time_out(self, value: Any) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+    def _json_in(self, value: Any) -> Jsonb:
+        return Jsonb(value)
+
+    def _json_out(self, value: Any) -> Any:
+        return value
+
+    def _serialize_revisions(self, conn: Connection, release_id: str) -> None:
+        # Two hosts scanning the same edit at once number it in turn, never twice.
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (REVISION_LOCKS, release_id))
+
     def migrate(self) -> int:
         """Bring the schema to ``SCHEMA_VERSION``; returns the version found."""
         found = self.schema_version()
@@ -493,7 +512,7 @@ class PostgresStore:
             return AlreadyRunning(
                 f"another drain holds the lock on {self.where}; this run did nothing"
             )
-        since = _utc(row["since"])
+        since = self._time(row, "since")
         who = (
             f"another drain (pid {row['holder']}) has been running"
             f" since {since:%Y-%m-%d %H:%M:%S} UTC"
@@ -509,49 +528,6 @@ class PostgresStore:
 
     # -- releases and revisions -----------------------------------------------------------
 
-    def record_revision(
-        self, release: Release, *, source: str, author: str | None, now: datetime
-    ) -> Revision | None:
-        """A new revision when the content differs from the latest one; else None."""
-        content_hash = release.content_hash()
-        with self._transaction() as conn:
-            # Two hosts scanning the same edit at once number it in turn, never twice.
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (REVISION_LOCKS, release.id)
-            )
-            row = conn.execute(
-                "SELECT r.latest_revision, v.content_hash FROM releases r"
-                " LEFT JOIN revisions v ON v.release_id = r.id AND v.revision = r.latest_revision"
-                " WHERE r.id = %s",
-                (release.id,),
-            ).fetchone()
-            if row is not None and row["content_hash"] == content_hash:
-                return None
-            number = 1 if row is None else int(row["latest_revision"]) + 1
-            if row is None:
-                conn.execute(
-                    "INSERT INTO releases (id, latest_revision, source, created_at, updated_at)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    (release.id, number, source, now, now),
-                )
-            else:
-                conn.execute(
-                    "UPDATE releases SET latest_revision = %s, source = %s, updated_at = %s"
-                    " WHERE id = %s",
-                    (number, source, now, release.id),
-                )
-            conn.execute(
-                "INSERT INTO revisions (release_id, revision, content_hash, content, source,"
-                " author, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (release.id, number, content_hash, release.model_dump_json(), source, author, now),
-            )
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, release_id, revision, detail)"
-                " VALUES (%s, %s, 'revision', %s, %s, %s)",
-                (now, author or "", release.id, number, f"from {source}"),
-            )
-        return Revision(release.id, number, content_hash, release, source, now, author)
-
     def latest_revisions(self, release_ids: Iterable[str] | None = None) -> dict[str, Revision]:
         sql = (
             "SELECT v.* FROM revisions v JOIN releases r"
@@ -561,59 +537,9 @@ class PostgresStore:
             rows = self._rows(sql)
         else:
             rows = self._rows(sql + " WHERE r.id = ANY(%s)", (sorted(set(release_ids)),))
-        return {row["release_id"]: _revision(row) for row in rows}
-
-    def revisions(self, release_id: str) -> list[Revision]:
-        rows = self._rows(
-            "SELECT * FROM revisions WHERE release_id = %s ORDER BY revision", (release_id,)
-        )
-        return [_revision(row) for row in rows]
-
-    def release_ids(self) -> list[str]:
-        rows = self._rows("SELECT id FROM releases ORDER BY updated_at DESC")
-        return [row["id"] for row in rows]
+        return {row["release_id"]: self._revision(row) for row in rows}
 
     # -- approvals, rejections, withdrawals, audit ---------------------------------------
-
-    def record_approval(self, approval: Approval) -> int:
-        posts = [post.to_dict() for post in approval.posts]
-        with self._transaction() as conn:
-            row = conn.execute(
-                "INSERT INTO approvals (release_id, content_hash, approved_by, approved_at,"
-                " source, networks, revision, posts, comment)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (
-                    approval.release_id,
-                    approval.content_hash,
-                    approval.approved_by,
-                    approval.approved_at,
-                    approval.source,
-                    ",".join(approval.networks),
-                    approval.revision,
-                    Jsonb(posts) if posts else None,
-                    redact(approval.comment),
-                ),
-            ).fetchone()
-            assert row is not None
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, release_id, revision, detail)"
-                " VALUES (%s, %s, 'approve', %s, %s, %s)",
-                (
-                    approval.approved_at,
-                    approval.approved_by,
-                    approval.release_id,
-                    approval.revision,
-                    redact(
-                        f"for {', '.join(approval.networks)}"
-                        + (f": {approval.comment}" if approval.comment else "")
-                    ),
-                ),
-            )
-        return int(row["id"])
-
-    def approval(self, approval_id: int) -> Approval | None:
-        row = self._row("SELECT * FROM approvals WHERE id = %s", (approval_id,))
-        return _approval(row) if row else None
 
     def latest_approvals(self, release_ids: Iterable[str] | None = None) -> dict[str, Approval]:
         """Each release's newest approval; only for ``release_ids`` when given."""
@@ -625,281 +551,9 @@ class PostgresStore:
                 sql + " WHERE release_id = ANY(%s) ORDER BY release_id, id DESC",
                 (sorted(set(release_ids)),),
             )
-        return {row["release_id"]: _approval(row) for row in rows}
-
-    def approvals(self, release_id: str | None = None) -> list[Approval]:
-        if release_id is None:
-            rows = self._rows("SELECT * FROM approvals ORDER BY id")
-        else:
-            rows = self._rows(
-                "SELECT * FROM approvals WHERE release_id = %s ORDER BY id", (release_id,)
-            )
-        return [_approval(row) for row in rows]
-
-    def record_rejection(self, rejection: Rejection) -> None:
-        reason = redact(rejection.reason)
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO rejections (release_id, revision, rejected_by, rejected_at, reason)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (rejection.release_id, rejection.revision, rejection.by, rejection.at, reason),
-            )
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, release_id, revision, detail)"
-                " VALUES (%s, %s, 'reject', %s, %s, %s)",
-                (rejection.at, rejection.by, rejection.release_id, rejection.revision, reason),
-            )
-
-    def rejections(self, release_id: str) -> list[Rejection]:
-        rows = self._rows(
-            "SELECT * FROM rejections WHERE release_id = %s ORDER BY id", (release_id,)
-        )
-        return [
-            Rejection(
-                row["release_id"],
-                row["revision"],
-                row["rejected_by"],
-                _utc(row["rejected_at"]),
-                row["reason"],
-            )
-            for row in rows
-        ]
-
-    def record_withdrawal(self, withdrawal: Withdrawal) -> None:
-        reason = redact(withdrawal.reason)
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO withdrawals (release_id, network, kind, withdrawn_by, withdrawn_at,"
-                " reason) VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    withdrawal.release_id,
-                    withdrawal.network,
-                    withdrawal.kind,
-                    withdrawal.by,
-                    withdrawal.at,
-                    reason,
-                ),
-            )
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, release_id, network, detail)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    withdrawal.at,
-                    withdrawal.by,
-                    withdrawal.kind,
-                    withdrawal.release_id,
-                    None if withdrawal.network == ALL_NETWORKS else withdrawal.network,
-                    reason,
-                ),
-            )
-
-    def withdrawals(self, release_id: str | None = None) -> list[Withdrawal]:
-        if release_id is None:
-            rows = self._rows("SELECT * FROM withdrawals ORDER BY id")
-        else:
-            rows = self._rows(
-                "SELECT * FROM withdrawals WHERE release_id = %s ORDER BY id", (release_id,)
-            )
-        return [
-            Withdrawal(
-                row["release_id"],
-                row["network"],
-                row["kind"],
-                row["withdrawn_by"],
-                _utc(row["withdrawn_at"]),
-                row["reason"],
-            )
-            for row in rows
-        ]
-
-    def audit(
-        self,
-        action: str,
-        *,
-        actor: str,
-        now: datetime,
-        release_id: str | None = None,
-        network: str | None = None,
-        revision: int | None = None,
-        detail: str = "",
-    ) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, release_id, network, revision, detail)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (now, actor, action, release_id, network, revision, redact(detail)),
-            )
-
-    def audit_trail(self, release_id: str | None = None) -> list[AuditEntry]:
-        if release_id is None:
-            rows = self._rows("SELECT * FROM audit ORDER BY id")
-        else:
-            rows = self._rows(
-                "SELECT * FROM audit WHERE release_id = %s ORDER BY id", (release_id,)
-            )
-        return [
-            AuditEntry(
-                row["id"],
-                _utc(row["at"]),
-                row["actor"],
-                row["action"],
-                row["release_id"],
-                row["network"],
-                row["revision"],
-                row["detail"],
-            )
-            for row in rows
-        ]
+        return {row["release_id"]: self._approval(row) for row in rows}
 
     # -- deliveries --------------------------------------------------------------------
-
-    def create_delivery(
-        self,
-        approval: Approval,
-        post: Post,
-        *,
-        key: str,
-        not_before: datetime | None,
-        now: datetime,
-    ) -> bool:
-        """A pending delivery of an approved post; False when the row already exists."""
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO deliveries (release_id, network, status, content_hash, approved_by,"
-                " approved_at, idempotency_key, created_at, updated_at, revision, approval_id,"
-                " not_before, post, text)"
-                " VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (release_id, network) DO NOTHING",
-                (
-                    approval.release_id,
-                    post.network,
-                    approval.content_hash,
-                    approval.approved_by,
-                    approval.approved_at,
-                    key,
-                    now,
-                    now,
-                    approval.revision,
-                    approval.id,
-                    not_before,
-                    Jsonb(post.to_dict()),
-                    post.text,
-                ),
-            )
-            return cursor.rowcount == 1
-
-    def rebase(
-        self,
-        delivery: Delivery,
-        approval: Approval,
-        post: Post,
-        *,
-        key: str,
-        not_before: datetime | None,
-        now: datetime,
-    ) -> bool:
-        """Point a delivery at a newer approval, if it is still as ``delivery`` shows it."""
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE deliveries SET status = 'pending', content_hash = %s, approved_by = %s,"
-                " approved_at = %s, idempotency_key = %s, revision = %s, approval_id = %s,"
-                " not_before = %s, post = %s, text = %s, attempts = 0, next_attempt_at = NULL,"
-                " error = NULL, updated_at = %s"
-                " WHERE id = %s AND status = %s AND approval_id IS NOT DISTINCT FROM %s::bigint",
-                (
-                    approval.content_hash,
-                    approval.approved_by,
-                    approval.approved_at,
-                    key,
-                    approval.revision,
-                    approval.id,
-                    not_before,
-                    Jsonb(post.to_dict()),
-                    post.text,
-                    now,
-                    delivery.id,
-                    delivery.status.value,
-                    delivery.approval_id,
-                ),
-            )
-            if cursor.rowcount == 1:
-                # Earlier attempts were of another revision, under another key.
-                conn.execute(
-                    "UPDATE attempts SET outcome = 'superseded' WHERE delivery_id = %s"
-                    " AND outcome = 'absent'",
-                    (delivery.id,),
-                )
-            return cursor.rowcount == 1
-
-    def transition(
-        self,
-        delivery: Delivery,
-        status: DeliveryStatus,
-        now: datetime,
-        *,
-        error: str | None = None,
-    ) -> bool:
-        """Move a delivery to ``status`` if it is still in the status ``delivery`` shows."""
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE deliveries SET status = %s, error = COALESCE(%s, error), updated_at = %s,"
-                " next_attempt_at = NULL WHERE id = %s AND status = %s",
-                (
-                    status.value,
-                    redact(error) if error else None,
-                    now,
-                    delivery.id,
-                    delivery.status.value,
-                ),
-            )
-            return cursor.rowcount == 1
-
-    def get(self, release_id: str, network: str) -> Delivery | None:
-        row = self._row(
-            "SELECT * FROM deliveries WHERE release_id = %s AND network = %s",
-            (release_id, network),
-        )
-        return _delivery(row) if row else None
-
-    def deliveries(
-        self,
-        *,
-        release_id: str | None = None,
-        network: str | None = None,
-        status: DeliveryStatus | None = None,
-        since: datetime | None = None,
-        limit: int | None = None,
-    ) -> list[Delivery]:
-        clauses: list[str] = []
-        params: list[object] = []
-        for column, value in (
-            ("release_id = %s", release_id),
-            ("network = %s", network),
-            ("status = %s", status.value if status else None),
-            ("updated_at >= %s", since),
-        ):
-            if value is not None:
-                clauses.append(column)
-                params.append(value)
-        sql = "SELECT * FROM deliveries"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY updated_at DESC, id DESC"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(int(limit))
-        return [_delivery(row) for row in self._rows(sql, params)]
-
-    def due(self, network: str, now: datetime) -> list[Delivery]:
-        """Pending deliveries for a network whose wait is over, oldest approval first."""
-        rows = self._rows(
-            "SELECT * FROM deliveries WHERE status = 'pending' AND network = %s"
-            " AND (not_before IS NULL OR not_before <= %s)"
-            " AND (next_attempt_at IS NULL OR next_attempt_at <= %s)"
-            ' ORDER BY approved_at, release_id COLLATE "C"',
-            (network, now, now),
-        )
-        return [_delivery(row) for row in rows]
 
     def claim(self, delivery_id: int, text: str, now: datetime) -> Delivery | None:
         """Mark a pending delivery as being sent, durably, before the network call.
@@ -933,7 +587,7 @@ class PostgresStore:
                 f"this drain lost its lock on {self.where} (its session ended), so it"
                 " stopped before sending anything more"
             )
-        return None if row["id"] is None else _delivery(row)
+        return None if row["id"] is None else self._delivery(row)
 
     def finish(
         self,
@@ -983,138 +637,7 @@ class PostgresStore:
             )
         return row is not None
 
-    def uncertain(self, delivery_id: int, *, unsettled_only: bool = False) -> bool:
-        """True when an earlier attempt of this revision may have posted."""
-        return self.first_uncertain_at(delivery_id, unsettled_only=unsettled_only) is not None
-
-    def first_uncertain_at(
-        self, delivery_id: int, *, unsettled_only: bool = False
-    ) -> datetime | None:
-        """When the earliest attempt that may have posted began (see ``uncertain``)."""
-        settled = "unknown" if unsettled_only else "absent"
-        row = self._row(
-            "SELECT MIN(started_at) AS first FROM attempts WHERE delivery_id = %s"
-            " AND outcome IN ('unknown', %s)",
-            (delivery_id, settled),
-        )
-        return _utc_or_none(row["first"] if row else None)
-
-    def requeue(self, release_id: str, network: str | None, now: datetime) -> int:
-        """Put failed deliveries back to pending with a fresh attempt count."""
-        sql = (
-            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = NULL,"
-            " error = NULL, updated_at = %s WHERE release_id = %s AND status = 'failed'"
-        )
-        params: list[object] = [now, release_id]
-        if network is not None:
-            sql += " AND network = %s"
-            params.append(network)
-        with self._transaction() as conn:
-            return conn.execute(sql, params).rowcount
-
-    def resolve(
-        self, release_id: str, network: str, now: datetime, *, url: str | None
-    ) -> Delivery | None:
-        """An operator's verdict on a delivery that may or may not have been posted."""
-        with self._transaction() as conn:
-            if url is not None:
-                row = conn.execute(
-                    "UPDATE deliveries SET status = 'posted', url = %s, posted_at = %s,"
-                    " updated_at = %s, error = 'marked as posted by an operator'"
-                    " WHERE release_id = %s AND network = %s AND status IN ('unknown', 'failed')"
-                    " RETURNING *",
-                    (url, now, now, release_id, network),
-                ).fetchone()
-            else:
-                row = conn.execute(
-                    "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL,"
-                    " updated_at = %s, error = 'marked as not posted by an operator'"
-                    " WHERE release_id = %s AND network = %s AND status = 'unknown'"
-                    " RETURNING *",
-                    (now, release_id, network),
-                ).fetchone()
-                if row is not None:
-                    conn.execute(
-                        "UPDATE attempts SET outcome = 'absent' WHERE outcome = 'unknown'"
-                        " AND delivery_id = %s",
-                        (row["id"],),
-                    )
-        return _delivery(row) if row else None
-
-    def counts(self) -> dict[DeliveryStatus, int]:
-        rows = self._rows("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")
-        counts = dict.fromkeys(DeliveryStatus, 0)
-        for row in rows:
-            counts[DeliveryStatus(row["status"])] = int(row["n"])
-        return counts
-
-    def pending_counts(self) -> dict[str, int]:
-        rows = self._rows(
-            "SELECT network, COUNT(*) AS n FROM deliveries WHERE status = 'pending'"
-            " GROUP BY network"
-        )
-        return {row["network"]: int(row["n"]) for row in rows}
-
     # -- holds, pauses, key-value --------------------------------------------------------
-
-    def hold(self, network: str) -> tuple[datetime, str] | None:
-        row = self._row(
-            "SELECT not_before, reason FROM network_holds WHERE network = %s", (network,)
-        )
-        if row is None:
-            return None
-        return _utc(row["not_before"]), row["reason"]
-
-    def set_hold(self, network: str, not_before: datetime, reason: str) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO network_holds (network, not_before, reason) VALUES (%s, %s, %s)"
-                " ON CONFLICT (network) DO UPDATE SET not_before = excluded.not_before,"
-                " reason = excluded.reason",
-                (network, not_before, redact(reason)),
-            )
-
-    def pause(self, pause: Pause) -> None:
-        reason = redact(pause.reason)
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO pauses (network, paused_by, paused_at, reason)"
-                " VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (network) DO UPDATE SET paused_by = excluded.paused_by,"
-                " paused_at = excluded.paused_at, reason = excluded.reason",
-                (pause.network, pause.by, pause.at, reason),
-            )
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, network, detail)"
-                " VALUES (%s, %s, 'pause', %s, %s)",
-                (pause.at, pause.by, pause.network, reason),
-            )
-
-    def resume(self, network: str) -> bool:
-        with self._transaction() as conn:
-            return conn.execute("DELETE FROM pauses WHERE network = %s", (network,)).rowcount == 1
-
-    def pauses(self) -> dict[str, Pause]:
-        rows = self._rows("SELECT * FROM pauses")
-        return {
-            row["network"]: Pause(
-                row["network"], row["paused_by"], _utc(row["paused_at"]), row["reason"]
-            )
-            for row in rows
-        }
-
-    def get_value(self, key: str) -> str | None:
-        row = self._row("SELECT value FROM kv WHERE key = %s", (key,))
-        return str(row["value"]) if row else None
-
-    def set_value(self, key: str, value: str) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO kv (key, value, updated_at) VALUES (%s, %s, %s)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
-                " updated_at = excluded.updated_at",
-                (key, value, utcnow()),
-            )
 
     def entries(self, prefix: str) -> dict[str, str]:
         rows = self._rows(
@@ -1125,33 +648,7 @@ class PostgresStore:
 
     # -- approved images -----------------------------------------------------------------
 
-    def put_media(self, digest: str, mime: str, data: bytes) -> None:
-        check_media(digest, data)
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO media (digest, mime, data, created_at) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (digest) DO NOTHING",
-                (digest, mime, data, utcnow()),
-            )
-
-    def get_media(self, digest: str) -> tuple[str, bytes] | None:
-        row = self._row("SELECT mime, data FROM media WHERE digest = %s", (digest,))
-        return (str(row["mime"]), bytes(row["data"])) if row else None
-
     # -- the queue scan cache ------------------------------------------------------------
-
-    def queue_files(self) -> dict[str, QueueFile]:
-        return {
-            row["path"]: QueueFile(
-                path=row["path"],
-                signature=row["signature"],
-                release_id=row["release_id"],
-                content_hash=row["content_hash"],
-                not_before=_utc_or_none(row["not_before"]),
-                error=row["error"],
-            )
-            for row in self._rows("SELECT * FROM queue_files")
-        }
 
     def remember_files(self, files: Sequence[QueueFile], forget: Sequence[str]) -> None:
         if not files and not forget:
@@ -1178,71 +675,3 @@ def _close_all(connections: list[tuple[threading.Thread, psycopg.Connection[Dict
     for _, conn in connections:
         conn.close()
     connections.clear()
-
-
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-def _utc_or_none(value: datetime | None) -> datetime | None:
-    return value.astimezone(UTC) if value is not None else None
-
-
-def _posts(value: Any) -> tuple[Post, ...]:
-    if not value:
-        return ()
-    return tuple(Post.from_dict(item) for item in value)
-
-
-def _revision(row: DictRow) -> Revision:
-    return Revision(
-        release_id=row["release_id"],
-        number=row["revision"],
-        content_hash=row["content_hash"],
-        release=Release.model_validate_json(row["content"]),
-        source=row["source"],
-        created_at=_utc(row["created_at"]),
-        author=row["author"],
-    )
-
-
-def _approval(row: DictRow) -> Approval:
-    return Approval(
-        release_id=row["release_id"],
-        content_hash=row["content_hash"],
-        approved_by=row["approved_by"],
-        approved_at=_utc(row["approved_at"]),
-        source=row["source"],
-        networks=tuple(n for n in row["networks"].split(",") if n),
-        id=int(row["id"]),
-        revision=row["revision"],
-        posts=_posts(row["posts"]),
-        comment=row["comment"] or "",
-    )
-
-
-def _delivery(row: DictRow) -> Delivery:
-    return Delivery(
-        id=int(row["id"]),
-        release_id=row["release_id"],
-        network=row["network"],
-        status=DeliveryStatus(row["status"]),
-        content_hash=row["content_hash"],
-        approved_by=row["approved_by"],
-        approved_at=_utc(row["approved_at"]),
-        attempts=row["attempts"],
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
-        text=row["text"],
-        remote_id=row["remote_id"],
-        url=row["url"],
-        error=row["error"],
-        next_attempt_at=_utc_or_none(row["next_attempt_at"]),
-        sent_at=_utc_or_none(row["sent_at"]),
-        posted_at=_utc_or_none(row["posted_at"]),
-        idempotency_key=row["idempotency_key"],
-        revision=row["revision"],
-        approval_id=row["approval_id"],
-        not_before=_utc_or_none(row["not_before"]),
-        post=Post.from_dict(row["post"]) if row["post"] else None,
-    )

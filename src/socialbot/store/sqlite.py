@@ -4,7 +4,8 @@ WAL, ``synchronous=FULL``, a busy timeout, and every read-then-write in a
 ``BEGIN IMMEDIATE`` transaction. Schema changes are numbered migrations
 (``MIGRATIONS``) applied on open, so a posting log from 0.1.0 is upgraded in
 place. Plain SQL through the standard library: the statements are few and
-small, and each backend's dialect is easier to read than an ORM's.
+small, and each backend's dialect is easier to read than an ORM's. The
+statements that read the same in PostgreSQL are in ``store/sql.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 from socialbot.errors import AlreadyRunning, StoreError
 from socialbot.logs import redact
@@ -25,24 +27,18 @@ from socialbot.models import (
     Approval,
     Delivery,
     DeliveryStatus,
-    Post,
     Receipt,
-    Release,
     Revision,
 )
 from socialbot.store.base import (
     ALL_NETWORKS,
-    AuditEntry,
-    Pause,
     QueueFile,
-    Rejection,
-    Withdrawal,
     batches,
-    check_media,
     from_text,
     to_text,
     utcnow,
 )
+from socialbot.store.sql import Connection, SQLStore
 
 SCHEMA_VERSION = 3
 
@@ -222,7 +218,7 @@ LEGACY_KEY = "legacy-adoption"
 ID_BATCH = 500
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """The store in one SQLite file (``:memory:`` works for tests).
 
     Each thread gets its own connection; writers wait on the busy timeout
@@ -322,6 +318,29 @@ class SQLiteStore:
             except sqlite3.OperationalError as exc:
                 raise _store_error(exc, self.path) from None
 
+    def _sql(self, sql: str) -> str:
+        return sql
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._connection().execute(sql, params).fetchall()
+
+    def _insert(self, conn: Connection, sql: str, params: Sequence[Any]) -> int:
+        cursor = conn.execute(sql, params)
+        assert isinstance(cursor, sqlite3.Cursor) and cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def _time_in(self, value: datetime | None) -> str | None:
+        return to_text(value)
+
+    def _time_out(self, value: Any) -> datetime | None:
+        return from_text(value)
+
+    def _json_in(self, value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    def _json_out(self, value: Any) -> Any:
+        return json.loads(value)
+
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:
@@ -360,54 +379,6 @@ class SQLiteStore:
 
     # -- releases and revisions -----------------------------------------------------------
 
-    def record_revision(
-        self, release: Release, *, source: str, author: str | None, now: datetime
-    ) -> Revision | None:
-        """A new revision when the content differs from the latest one; else None."""
-        content_hash = release.content_hash()
-        stamp = to_text(now)
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT r.latest_revision, v.content_hash FROM releases r"
-                " LEFT JOIN revisions v ON v.release_id = r.id AND v.revision = r.latest_revision"
-                " WHERE r.id = ?",
-                (release.id,),
-            ).fetchone()
-            if row is not None and row["content_hash"] == content_hash:
-                return None
-            number = 1 if row is None else int(row["latest_revision"]) + 1
-            if row is None:
-                conn.execute(
-                    "INSERT INTO releases (id, latest_revision, source, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (release.id, number, source, stamp, stamp),
-                )
-            else:
-                conn.execute(
-                    "UPDATE releases SET latest_revision = ?, source = ?, updated_at = ?"
-                    " WHERE id = ?",
-                    (number, source, stamp, release.id),
-                )
-            conn.execute(
-                "INSERT INTO revisions (release_id, revision, content_hash, content, source,"
-                " author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    release.id,
-                    number,
-                    content_hash,
-                    release.model_dump_json(),
-                    source,
-                    author,
-                    stamp,
-                ),
-            )
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, release_id, revision, detail)"
-                " VALUES (?, ?, 'revision', ?, ?, ?)",
-                (stamp, author or "", release.id, number, f"from {source}"),
-            )
-        return Revision(release.id, number, content_hash, release, source, now, author)
-
     def latest_revisions(self, release_ids: Iterable[str] | None = None) -> dict[str, Revision]:
         sql = (
             "SELECT v.* FROM revisions v JOIN releases r"
@@ -415,67 +386,14 @@ class SQLiteStore:
         )
         conn = self._connection()
         if release_ids is None:
-            return {row["release_id"]: _revision(row) for row in conn.execute(sql)}
+            return {row["release_id"]: self._revision(row) for row in conn.execute(sql)}
         found: dict[str, Revision] = {}
         for batch in batches(release_ids, ID_BATCH):
             rows = conn.execute(f"{sql} WHERE r.id IN ({_marks(batch)})", batch)
-            found.update((row["release_id"], _revision(row)) for row in rows)
+            found.update((row["release_id"], self._revision(row)) for row in rows)
         return found
 
-    def revisions(self, release_id: str) -> list[Revision]:
-        rows = self._connection().execute(
-            "SELECT * FROM revisions WHERE release_id = ? ORDER BY revision", (release_id,)
-        )
-        return [_revision(row) for row in rows]
-
-    def release_ids(self) -> list[str]:
-        rows = self._connection().execute("SELECT id FROM releases ORDER BY updated_at DESC")
-        return [row["id"] for row in rows]
-
     # -- approvals, rejections, withdrawals, audit ---------------------------------------
-
-    def record_approval(self, approval: Approval) -> int:
-        posts = json.dumps([post.to_dict() for post in approval.posts], ensure_ascii=False)
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO approvals (release_id, content_hash, approved_by, approved_at,"
-                " source, networks, revision, posts, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    approval.release_id,
-                    approval.content_hash,
-                    approval.approved_by,
-                    to_text(approval.approved_at),
-                    approval.source,
-                    ",".join(approval.networks),
-                    approval.revision,
-                    posts if approval.posts else None,
-                    redact(approval.comment),
-                ),
-            )
-            approval_id = int(cursor.lastrowid or 0)
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, release_id, revision, detail)"
-                " VALUES (?, ?, 'approve', ?, ?, ?)",
-                (
-                    to_text(approval.approved_at),
-                    approval.approved_by,
-                    approval.release_id,
-                    approval.revision,
-                    redact(
-                        f"for {', '.join(approval.networks)}"
-                        + (f": {approval.comment}" if approval.comment else "")
-                    ),
-                ),
-            )
-        return approval_id
-
-    def approval(self, approval_id: int) -> Approval | None:
-        row = (
-            self._connection()
-            .execute("SELECT * FROM approvals WHERE id = ?", (approval_id,))
-            .fetchone()
-        )
-        return _approval(row) if row else None
 
     def latest_approvals(self, release_ids: Iterable[str] | None = None) -> dict[str, Approval]:
         """Each release's newest approval; only for ``release_ids`` when given."""
@@ -486,7 +404,7 @@ class SQLiteStore:
                 " JOIN (SELECT release_id, MAX(id) AS id FROM approvals GROUP BY release_id) m"
                 " ON a.id = m.id"
             )
-            return {row["release_id"]: _approval(row) for row in rows}
+            return {row["release_id"]: self._approval(row) for row in rows}
         approvals: dict[str, Approval] = {}
         for batch in batches(release_ids, ID_BATCH):
             rows = conn.execute(
@@ -494,298 +412,10 @@ class SQLiteStore:
                 f" WHERE release_id IN ({_marks(batch)}) GROUP BY release_id)",
                 batch,
             )
-            approvals.update((row["release_id"], _approval(row)) for row in rows)
+            approvals.update((row["release_id"], self._approval(row)) for row in rows)
         return approvals
 
-    def approvals(self, release_id: str | None = None) -> list[Approval]:
-        if release_id is None:
-            rows = self._connection().execute("SELECT * FROM approvals ORDER BY id")
-        else:
-            rows = self._connection().execute(
-                "SELECT * FROM approvals WHERE release_id = ? ORDER BY id", (release_id,)
-            )
-        return [_approval(row) for row in rows]
-
-    def record_rejection(self, rejection: Rejection) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO rejections (release_id, revision, rejected_by, rejected_at, reason)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    rejection.release_id,
-                    rejection.revision,
-                    rejection.by,
-                    to_text(rejection.at),
-                    redact(rejection.reason),
-                ),
-            )
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, release_id, revision, detail)"
-                " VALUES (?, ?, 'reject', ?, ?, ?)",
-                (
-                    to_text(rejection.at),
-                    rejection.by,
-                    rejection.release_id,
-                    rejection.revision,
-                    redact(rejection.reason),
-                ),
-            )
-
-    def rejections(self, release_id: str) -> list[Rejection]:
-        rows = self._connection().execute(
-            "SELECT * FROM rejections WHERE release_id = ? ORDER BY id", (release_id,)
-        )
-        return [
-            Rejection(
-                row["release_id"],
-                row["revision"],
-                row["rejected_by"],
-                _required(row, "rejected_at"),
-                row["reason"],
-            )
-            for row in rows
-        ]
-
-    def record_withdrawal(self, withdrawal: Withdrawal) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO withdrawals (release_id, network, kind, withdrawn_by, withdrawn_at,"
-                " reason) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    withdrawal.release_id,
-                    withdrawal.network,
-                    withdrawal.kind,
-                    withdrawal.by,
-                    to_text(withdrawal.at),
-                    redact(withdrawal.reason),
-                ),
-            )
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, release_id, network, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    to_text(withdrawal.at),
-                    withdrawal.by,
-                    withdrawal.kind,
-                    withdrawal.release_id,
-                    None if withdrawal.network == ALL_NETWORKS else withdrawal.network,
-                    redact(withdrawal.reason),
-                ),
-            )
-
-    def withdrawals(self, release_id: str | None = None) -> list[Withdrawal]:
-        conn = self._connection()
-        if release_id is None:
-            rows = conn.execute("SELECT * FROM withdrawals ORDER BY id")
-        else:
-            rows = conn.execute(
-                "SELECT * FROM withdrawals WHERE release_id = ? ORDER BY id", (release_id,)
-            )
-        return [
-            Withdrawal(
-                row["release_id"],
-                row["network"],
-                row["kind"],
-                row["withdrawn_by"],
-                _required(row, "withdrawn_at"),
-                row["reason"],
-            )
-            for row in rows
-        ]
-
-    def audit(
-        self,
-        action: str,
-        *,
-        actor: str,
-        now: datetime,
-        release_id: str | None = None,
-        network: str | None = None,
-        revision: int | None = None,
-        detail: str = "",
-    ) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, release_id, network, revision, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (to_text(now), actor, action, release_id, network, revision, redact(detail)),
-            )
-
-    def audit_trail(self, release_id: str | None = None) -> list[AuditEntry]:
-        conn = self._connection()
-        if release_id is None:
-            rows = conn.execute("SELECT * FROM audit ORDER BY id")
-        else:
-            rows = conn.execute(
-                "SELECT * FROM audit WHERE release_id = ? ORDER BY id", (release_id,)
-            )
-        return [
-            AuditEntry(
-                row["id"],
-                _required(row, "at"),
-                row["actor"],
-                row["action"],
-                row["release_id"],
-                row["network"],
-                row["revision"],
-                row["detail"],
-            )
-            for row in rows
-        ]
-
     # -- deliveries --------------------------------------------------------------------
-
-    def create_delivery(
-        self,
-        approval: Approval,
-        post: Post,
-        *,
-        key: str,
-        not_before: datetime | None,
-        now: datetime,
-    ) -> bool:
-        """A pending delivery of an approved post; False when the row already exists."""
-        stamp = to_text(now)
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO deliveries (release_id, network, status, content_hash, approved_by,"
-                " approved_at, idempotency_key, created_at, updated_at, revision, approval_id,"
-                " not_before, post, text) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (release_id, network) DO NOTHING",
-                (
-                    approval.release_id,
-                    post.network,
-                    approval.content_hash,
-                    approval.approved_by,
-                    to_text(approval.approved_at),
-                    key,
-                    stamp,
-                    stamp,
-                    approval.revision,
-                    approval.id,
-                    to_text(not_before),
-                    _post_json(post),
-                    post.text,
-                ),
-            )
-            return cursor.rowcount == 1
-
-    def rebase(
-        self,
-        delivery: Delivery,
-        approval: Approval,
-        post: Post,
-        *,
-        key: str,
-        not_before: datetime | None,
-        now: datetime,
-    ) -> bool:
-        """Point a delivery at a newer approval, if it is still as ``delivery`` shows it."""
-        stamp = to_text(now)
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE deliveries SET status = 'pending', content_hash = ?, approved_by = ?,"
-                " approved_at = ?, idempotency_key = ?, revision = ?, approval_id = ?,"
-                " not_before = ?, post = ?, text = ?, attempts = 0, next_attempt_at = NULL,"
-                " error = NULL, updated_at = ?"
-                " WHERE id = ? AND status = ? AND approval_id IS ?",
-                (
-                    approval.content_hash,
-                    approval.approved_by,
-                    to_text(approval.approved_at),
-                    key,
-                    approval.revision,
-                    approval.id,
-                    to_text(not_before),
-                    _post_json(post),
-                    post.text,
-                    stamp,
-                    delivery.id,
-                    delivery.status.value,
-                    delivery.approval_id,
-                ),
-            )
-            if cursor.rowcount == 1:
-                # Earlier attempts were of another revision, under another key.
-                conn.execute(
-                    "UPDATE attempts SET outcome = 'superseded' WHERE delivery_id = ?"
-                    " AND outcome = 'absent'",
-                    (delivery.id,),
-                )
-            return cursor.rowcount == 1
-
-    def transition(
-        self,
-        delivery: Delivery,
-        status: DeliveryStatus,
-        now: datetime,
-        *,
-        error: str | None = None,
-    ) -> bool:
-        """Move a delivery to ``status`` if it is still in the status ``delivery`` shows."""
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE deliveries SET status = ?, error = COALESCE(?, error), updated_at = ?,"
-                " next_attempt_at = NULL WHERE id = ? AND status = ?",
-                (
-                    status.value,
-                    redact(error) if error else None,
-                    to_text(now),
-                    delivery.id,
-                    delivery.status.value,
-                ),
-            )
-            return cursor.rowcount == 1
-
-    def get(self, release_id: str, network: str) -> Delivery | None:
-        row = (
-            self._connection()
-            .execute(
-                "SELECT * FROM deliveries WHERE release_id = ? AND network = ?",
-                (release_id, network),
-            )
-            .fetchone()
-        )
-        return _delivery(row) if row else None
-
-    def deliveries(
-        self,
-        *,
-        release_id: str | None = None,
-        network: str | None = None,
-        status: DeliveryStatus | None = None,
-        since: datetime | None = None,
-        limit: int | None = None,
-    ) -> list[Delivery]:
-        clauses, params = [], []
-        for column, value in (
-            ("release_id = ?", release_id),
-            ("network = ?", network),
-            ("status = ?", status.value if status else None),
-            ("updated_at >= ?", to_text(since)),
-        ):
-            if value is not None:
-                clauses.append(column)
-                params.append(value)
-        sql = "SELECT * FROM deliveries"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY updated_at DESC, id DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [_delivery(row) for row in self._connection().execute(sql, params)]
-
-    def due(self, network: str, now: datetime) -> list[Delivery]:
-        """Pending deliveries for a network whose wait is over, oldest approval first."""
-        stamp = to_text(now)
-        rows = self._connection().execute(
-            "SELECT * FROM deliveries WHERE status = 'pending' AND network = ?"
-            " AND (not_before IS NULL OR not_before <= ?)"
-            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
-            " ORDER BY approved_at, release_id",
-            (network, stamp, stamp),
-        )
-        return [_delivery(row) for row in rows]
 
     def claim(self, delivery_id: int, text: str, now: datetime) -> Delivery | None:
         """Mark a pending delivery as being sent, durably, before the network call.
@@ -814,7 +444,7 @@ class SQLiteStore:
                 (delivery_id, stamp),
             )
             row = conn.execute("SELECT * FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
-        return _delivery(row)
+        return self._delivery(row)
 
     def finish(
         self,
@@ -882,160 +512,7 @@ class SQLiteStore:
             )
             return True
 
-    def uncertain(self, delivery_id: int, *, unsettled_only: bool = False) -> bool:
-        """True when an earlier attempt of this revision may have posted.
-
-        With ``unsettled_only``, attempts already looked for (and not found on
-        the network, or declared not posted by an operator) do not count.
-        """
-        return self.first_uncertain_at(delivery_id, unsettled_only=unsettled_only) is not None
-
-    def first_uncertain_at(
-        self, delivery_id: int, *, unsettled_only: bool = False
-    ) -> datetime | None:
-        """When the earliest attempt that may have posted began (see ``uncertain``)."""
-        settled = "unknown" if unsettled_only else "absent"
-        row = (
-            self._connection()
-            .execute(
-                "SELECT MIN(started_at) FROM attempts WHERE delivery_id = ?"
-                " AND outcome IN ('unknown', ?)",
-                (delivery_id, settled),
-            )
-            .fetchone()
-        )
-        return from_text(row[0])
-
-    def requeue(self, release_id: str, network: str | None, now: datetime) -> int:
-        """Put failed deliveries back to pending with a fresh attempt count."""
-        sql = (
-            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = NULL,"
-            " error = NULL, updated_at = ? WHERE release_id = ? AND status = 'failed'"
-        )
-        params: list[str] = [to_text(now) or "", release_id]
-        if network is not None:
-            sql += " AND network = ?"
-            params.append(network)
-        with self._transaction() as conn:
-            return conn.execute(sql, params).rowcount
-
-    def resolve(
-        self, release_id: str, network: str, now: datetime, *, url: str | None
-    ) -> Delivery | None:
-        """An operator's verdict on a delivery that may or may not have been posted.
-
-        With ``url`` it is posted there (from ``unknown`` or ``failed``); without,
-        it was not posted and goes back to ``pending`` (from ``unknown`` only).
-        """
-        stamp = to_text(now)
-        with self._transaction() as conn:
-            if url is not None:
-                cursor = conn.execute(
-                    "UPDATE deliveries SET status = 'posted', url = ?, posted_at = ?,"
-                    " updated_at = ?, error = 'marked as posted by an operator'"
-                    " WHERE release_id = ? AND network = ? AND status IN ('unknown', 'failed')",
-                    (url, stamp, stamp, release_id, network),
-                )
-            else:
-                cursor = conn.execute(
-                    "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL,"
-                    " updated_at = ?, error = 'marked as not posted by an operator'"
-                    " WHERE release_id = ? AND network = ? AND status = 'unknown'",
-                    (stamp, release_id, network),
-                )
-                if cursor.rowcount == 1:
-                    conn.execute(
-                        "UPDATE attempts SET outcome = 'absent' WHERE outcome = 'unknown'"
-                        " AND delivery_id = (SELECT id FROM deliveries"
-                        " WHERE release_id = ? AND network = ?)",
-                        (release_id, network),
-                    )
-            if cursor.rowcount != 1:
-                return None
-            row = conn.execute(
-                "SELECT * FROM deliveries WHERE release_id = ? AND network = ?",
-                (release_id, network),
-            ).fetchone()
-        return _delivery(row)
-
-    def counts(self) -> dict[DeliveryStatus, int]:
-        rows = self._connection().execute(
-            "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status"
-        )
-        counts = dict.fromkeys(DeliveryStatus, 0)
-        for row in rows:
-            counts[DeliveryStatus(row["status"])] = row["n"]
-        return counts
-
-    def pending_counts(self) -> dict[str, int]:
-        rows = self._connection().execute(
-            "SELECT network, COUNT(*) AS n FROM deliveries WHERE status = 'pending'"
-            " GROUP BY network"
-        )
-        return {row["network"]: row["n"] for row in rows}
-
-    # -- holds, pauses, key-value --------------------------------------------------------
-
-    def hold(self, network: str) -> tuple[datetime, str] | None:
-        row = (
-            self._connection()
-            .execute("SELECT not_before, reason FROM network_holds WHERE network = ?", (network,))
-            .fetchone()
-        )
-        if row is None:
-            return None
-        not_before = from_text(row["not_before"])
-        assert not_before is not None
-        return not_before, row["reason"]
-
-    def set_hold(self, network: str, not_before: datetime, reason: str) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO network_holds (network, not_before, reason) VALUES (?, ?, ?)"
-                " ON CONFLICT (network) DO UPDATE SET not_before = excluded.not_before,"
-                " reason = excluded.reason",
-                (network, to_text(not_before), redact(reason)),
-            )
-
-    def pause(self, pause: Pause) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO pauses (network, paused_by, paused_at, reason) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (network) DO UPDATE SET paused_by = excluded.paused_by,"
-                " paused_at = excluded.paused_at, reason = excluded.reason",
-                (pause.network, pause.by, to_text(pause.at), redact(pause.reason)),
-            )
-            conn.execute(
-                "INSERT INTO audit (at, actor, action, network, detail)"
-                " VALUES (?, ?, 'pause', ?, ?)",
-                (to_text(pause.at), pause.by, pause.network, redact(pause.reason)),
-            )
-
-    def resume(self, network: str) -> bool:
-        with self._transaction() as conn:
-            return conn.execute("DELETE FROM pauses WHERE network = ?", (network,)).rowcount == 1
-
-    def pauses(self) -> dict[str, Pause]:
-        rows = self._connection().execute("SELECT * FROM pauses")
-        return {
-            row["network"]: Pause(
-                row["network"], row["paused_by"], _required(row, "paused_at"), row["reason"]
-            )
-            for row in rows
-        }
-
-    def get_value(self, key: str) -> str | None:
-        row = self._connection().execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return str(row["value"]) if row else None
-
-    def set_value(self, key: str, value: str) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
-                " updated_at = excluded.updated_at",
-                (key, value, to_text(utcnow())),
-            )
+    # -- the key-value area ----------------------------------------------------------------
 
     def entries(self, prefix: str) -> dict[str, str]:
         rows = self._connection().execute(
@@ -1044,40 +521,7 @@ class SQLiteStore:
         )
         return {row["key"]: row["value"] for row in rows}
 
-    # -- approved images -----------------------------------------------------------------
-
-    def put_media(self, digest: str, mime: str, data: bytes) -> None:
-        check_media(digest, data)
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO media (digest, mime, data, created_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (digest) DO NOTHING",
-                (digest, mime, data, to_text(utcnow())),
-            )
-
-    def get_media(self, digest: str) -> tuple[str, bytes] | None:
-        row = (
-            self._connection()
-            .execute("SELECT mime, data FROM media WHERE digest = ?", (digest,))
-            .fetchone()
-        )
-        return (str(row["mime"]), bytes(row["data"])) if row else None
-
     # -- the queue scan cache ------------------------------------------------------------
-
-    def queue_files(self) -> dict[str, QueueFile]:
-        rows = self._connection().execute("SELECT * FROM queue_files")
-        return {
-            row["path"]: QueueFile(
-                path=row["path"],
-                signature=row["signature"],
-                release_id=row["release_id"],
-                content_hash=row["content_hash"],
-                not_before=from_text(row["not_before"]),
-                error=row["error"],
-            )
-            for row in rows
-        }
 
     def remember_files(self, files: Sequence[QueueFile], forget: Sequence[str]) -> None:
         if not files and not forget:
@@ -1137,76 +581,6 @@ def _store_error(exc: sqlite3.OperationalError, path: str) -> Exception:
 def _marks(values: Sequence[object]) -> str:
     """One ``?`` placeholder per value."""
     return ",".join("?" * len(values))
-
-
-def _required(row: sqlite3.Row, name: str) -> datetime:
-    value = from_text(row[name])
-    assert value is not None
-    return value
-
-
-def _post_json(post: Post) -> str:
-    return json.dumps(post.to_dict(), ensure_ascii=False)
-
-
-def _posts(text: str | None) -> tuple[Post, ...]:
-    if not text:
-        return ()
-    return tuple(Post.from_dict(item) for item in json.loads(text))
-
-
-def _revision(row: sqlite3.Row) -> Revision:
-    return Revision(
-        release_id=row["release_id"],
-        number=row["revision"],
-        content_hash=row["content_hash"],
-        release=Release.model_validate_json(row["content"]),
-        source=row["source"],
-        created_at=_required(row, "created_at"),
-        author=row["author"],
-    )
-
-
-def _approval(row: sqlite3.Row) -> Approval:
-    return Approval(
-        release_id=row["release_id"],
-        content_hash=row["content_hash"],
-        approved_by=row["approved_by"],
-        approved_at=_required(row, "approved_at"),
-        source=row["source"],
-        networks=tuple(n for n in row["networks"].split(",") if n),
-        id=row["id"],
-        revision=row["revision"],
-        posts=_posts(row["posts"]),
-        comment=row["comment"] or "",
-    )
-
-
-def _delivery(row: sqlite3.Row) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        release_id=row["release_id"],
-        network=row["network"],
-        status=DeliveryStatus(row["status"]),
-        content_hash=row["content_hash"],
-        approved_by=row["approved_by"],
-        approved_at=_required(row, "approved_at"),
-        attempts=row["attempts"],
-        created_at=_required(row, "created_at"),
-        updated_at=_required(row, "updated_at"),
-        text=row["text"],
-        remote_id=row["remote_id"],
-        url=row["url"],
-        error=row["error"],
-        next_attempt_at=from_text(row["next_attempt_at"]),
-        sent_at=from_text(row["sent_at"]),
-        posted_at=from_text(row["posted_at"]),
-        idempotency_key=row["idempotency_key"],
-        revision=row["revision"],
-        approval_id=row["approval_id"],
-        not_before=from_text(row["not_before"]),
-        post=Post.from_dict(json.loads(row["post"])) if row["post"] else None,
-    )
 
 
 def _create_owner_only(path: str) -> None:
