@@ -310,6 +310,8 @@ def _password(url: str) -> str | None:
 class PostgresStore(SQLStore):
     """The store in a PostgreSQL database, shared by drains on any number of hosts."""
 
+    bytewise = ' COLLATE "C"'
+
     def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
@@ -399,12 +401,6 @@ class PostgresStore(SQLStore):
         with self._errors():
             return self._connection().execute(sql, params).fetchall()
 
-    def _row(self, sql: str, params: Sequence[Any] = ()) -> DictRow | None:
-        rows = self._rows(sql, params)
-        return rows[0] if rows else None
-
-    bytewise = ' COLLATE "C"'
-
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
 
@@ -454,10 +450,10 @@ class PostgresStore(SQLStore):
 
     def schema_version(self) -> int:
         """The version of the schema in the database (0 for an empty database)."""
-        row = self._row("SELECT to_regclass('schema_version') IS NOT NULL AS present")
+        row = self._one("SELECT to_regclass('schema_version') IS NOT NULL AS present")
         if row is None or not row["present"]:
             return 0
-        row = self._row("SELECT MAX(version) AS v FROM schema_version")
+        row = self._one("SELECT MAX(version) AS v FROM schema_version")
         return int(row["v"] or 0) if row else 0
 
     def close(self) -> None:
