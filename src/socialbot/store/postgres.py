@@ -633,7 +633,7 @@ class PostgresStore(SQLStore):
             )
         return row is not None
 
-    # -- holds, pauses, key-value --------------------------------------------------------
+    # -- the key-value area ----------------------------------------------------------------
 
     def entries(self, prefix: str) -> dict[str, str]:
         rows = self._rows(
@@ -641,8 +641,6 @@ class PostgresStore(SQLStore):
             (prefix,),
         )
         return {row["key"]: row["value"] for row in rows}
-
-    # -- approved images -----------------------------------------------------------------
 
     # -- the queue scan cache ------------------------------------------------------------
 
