@@ -91,6 +91,26 @@ class SQLStore(ABC):
     def _insert(self, conn: Connection, sql: str, params: Sequence[Any]) -> int:
         """Run an ``INSERT`` of one row in ``conn``'s transaction; the new row's ``id``."""
 
+    def _audit_line(
+        self,
+        conn: Connection,
+        at: Any,
+        actor: str,
+        action: str,
+        detail: str,
+        *,
+        release_id: str | None = None,
+        network: str | None = None,
+        revision: int | None = None,
+    ) -> None:
+        """One line of the audit trail, in ``conn``'s transaction (``at`` as stored)."""
+        self._run(
+            conn,
+            "INSERT INTO audit (at, actor, action, release_id, network, revision, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (at, actor, action, release_id, network, revision, detail),
+        )
+
     def _time(self, row: Any, name: str) -> datetime:
         value = self._time_out(row[name])
         assert value is not None, name
@@ -205,11 +225,14 @@ class SQLStore(ABC):
                     stamp,
                 ),
             )
-            self._run(
+            self._audit_line(
                 conn,
-                "INSERT INTO audit (at, actor, action, release_id, revision, detail)"
-                " VALUES (?, ?, 'revision', ?, ?, ?)",
-                (stamp, author or "", release.id, number, f"from {source}"),
+                stamp,
+                author or "",
+                "revision",
+                f"from {source}",
+                release_id=release.id,
+                revision=number,
             )
         return Revision(release.id, number, content_hash, release, source, now, author)
 
@@ -245,20 +268,17 @@ class SQLStore(ABC):
                     redact(approval.comment),
                 ),
             )
-            self._run(
+            self._audit_line(
                 conn,
-                "INSERT INTO audit (at, actor, action, release_id, revision, detail)"
-                " VALUES (?, ?, 'approve', ?, ?, ?)",
-                (
-                    at,
-                    approval.approved_by,
-                    approval.release_id,
-                    approval.revision,
-                    redact(
-                        f"for {', '.join(approval.networks)}"
-                        + (f": {approval.comment}" if approval.comment else "")
-                    ),
+                at,
+                approval.approved_by,
+                "approve",
+                redact(
+                    f"for {', '.join(approval.networks)}"
+                    + (f": {approval.comment}" if approval.comment else "")
                 ),
+                release_id=approval.release_id,
+                revision=approval.revision,
             )
         return approval_id
 
@@ -284,11 +304,14 @@ class SQLStore(ABC):
                 " VALUES (?, ?, ?, ?, ?)",
                 (rejection.release_id, rejection.revision, rejection.by, at, reason),
             )
-            self._run(
+            self._audit_line(
                 conn,
-                "INSERT INTO audit (at, actor, action, release_id, revision, detail)"
-                " VALUES (?, ?, 'reject', ?, ?, ?)",
-                (at, rejection.by, rejection.release_id, rejection.revision, reason),
+                at,
+                rejection.by,
+                "reject",
+                reason,
+                release_id=rejection.release_id,
+                revision=rejection.revision,
             )
 
     def rejections(self, release_id: str) -> list[Rejection]:
@@ -322,18 +345,14 @@ class SQLStore(ABC):
                     reason,
                 ),
             )
-            self._run(
+            self._audit_line(
                 conn,
-                "INSERT INTO audit (at, actor, action, release_id, network, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    at,
-                    withdrawal.by,
-                    withdrawal.kind,
-                    withdrawal.release_id,
-                    None if withdrawal.network == ALL_NETWORKS else withdrawal.network,
-                    reason,
-                ),
+                at,
+                withdrawal.by,
+                withdrawal.kind,
+                reason,
+                release_id=withdrawal.release_id,
+                network=None if withdrawal.network == ALL_NETWORKS else withdrawal.network,
             )
 
     def withdrawals(self, release_id: str | None = None) -> list[Withdrawal]:
@@ -367,11 +386,15 @@ class SQLStore(ABC):
         detail: str = "",
     ) -> None:
         with self._transaction() as conn:
-            self._run(
+            self._audit_line(
                 conn,
-                "INSERT INTO audit (at, actor, action, release_id, network, revision, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (self._time_in(now), actor, action, release_id, network, revision, redact(detail)),
+                self._time_in(now),
+                actor,
+                action,
+                redact(detail),
+                release_id=release_id,
+                network=network,
+                revision=revision,
             )
 
     def audit_trail(self, release_id: str | None = None) -> list[AuditEntry]:
@@ -667,12 +690,7 @@ class SQLStore(ABC):
                 " paused_at = excluded.paused_at, reason = excluded.reason",
                 (pause.network, pause.by, at, reason),
             )
-            self._run(
-                conn,
-                "INSERT INTO audit (at, actor, action, network, detail)"
-                " VALUES (?, ?, 'pause', ?, ?)",
-                (at, pause.by, pause.network, reason),
-            )
+            self._audit_line(conn, at, pause.by, "pause", reason, network=pause.network)
 
     def resume(self, network: str) -> bool:
         with self._transaction() as conn:
