@@ -718,3 +718,158 @@ def test_an_approval_killed_before_its_deliveries_exist_is_finished_by_the_drain
     assert sorted(p["network"] for p in sandbox.posts()) == ["mastodon", "x"]
     assert run("drain").exit_code == 0
     assert len(sandbox.posts()) == 2
+
+
+# -- what the review of the approval rules found ----------------------------------------------
+
+
+def failed_in_doubt(env: Path, sandbox: SandboxServer, release: str, *, made: bool) -> None:
+    """A Mastodon delivery out of attempts, its last attempt perhaps posted."""
+    write_release(env / "queue", f"{release}.json", networks=["mastodon"], title="First version")
+    approve(release)
+    sandbox.inject("mastodon", Fault(kind="accept-then-reset" if made else "reset", times=4))
+    faulty.drain(env, max_attempts=1, tries_per_run=1)
+    sandbox.faults.clear()
+    [row] = log_rows()
+    assert row["status"] == "failed" and "may exist" in str(row["error"])
+
+
+@pytest.mark.parametrize("made", [True, False])
+def test_a_new_revision_never_overtakes_a_failed_attempt_that_may_have_posted(
+    env: Path, sandbox: SandboxServer, made: bool
+):
+    failed_in_doubt(env, sandbox, "r1", made=made)
+
+    write_release(env / "queue", "r1.json", networks=["mastodon"], title="Second version")
+    result = run("approve", "r1", "--by", "Ana")
+    assert result.exit_code == 0 and "it is looked for first" in result.output
+    faulty.drain(env)
+    faulty.drain(env)
+
+    titles = [p["text"].split("\n")[0] for p in sandbox.posts("mastodon")]
+    assert titles == (["First version"] if made else ["Second version"])
+    [row] = log_rows()
+    assert row["status"] == "posted" and row["revision"] == (1 if made else 2)
+
+
+def test_retracting_a_failed_attempt_that_may_have_posted_finds_and_deletes_it(
+    env: Path, sandbox: SandboxServer
+):
+    failed_in_doubt(env, sandbox, "r1", made=True)
+    assert len(sandbox.posts("mastodon")) == 1
+
+    result = run("retract", "r1", "--by", "Olga", "--reason", "embargo")
+    assert "it is looked for first" in result.output
+    faulty.drain(env)
+    faulty.drain(env)
+
+    assert sandbox.posts("mastodon") == []
+    [row] = log_rows()
+    assert row["status"] == "retracted"
+
+
+def test_a_network_named_again_by_a_later_revision_is_posted(env: Path, sandbox: SandboxServer):
+    write_release(env / "queue", "r1.json", networks=["mastodon", "facebook"], title="One")
+    approve("r1")
+    write_release(env / "queue", "r1.json", networks=["facebook"], title="Two")
+    approve("r1")
+    write_release(env / "queue", "r1.json", networks=["mastodon", "facebook"], title="Three")
+    approve("r1")
+
+    assert run("drain").exit_code == 0
+    posts = {p["network"]: p["text"].split("\n")[0] for p in sandbox.posts()}
+    assert posts == {"mastodon": "Three", "facebook": "Three"}
+
+
+def test_a_network_withdrawn_by_a_person_says_so_when_named_again(
+    env: Path, sandbox: SandboxServer
+):
+    write_release(env / "queue", "r1.json", networks=["mastodon", "facebook"], title="One")
+    approve("r1")
+    run("withdraw", "r1", "--network", "mastodon", "--by", "Olga")
+    write_release(env / "queue", "r1.json", networks=["mastodon", "facebook"], title="Two")
+    result = run("approve", "r1", "--by", "Ana")
+    assert result.exit_code == 0
+    assert "mastodon: r1 was withdrawn there by Olga" in result.output
+    assert run("drain").exit_code == 0
+    assert [p["network"] for p in sandbox.posts()] == ["facebook"]
+
+
+def test_a_rejected_revision_is_never_posted_whoever_approves_it(
+    env: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SOCIALBOT_APPROVALS_REQUIRED", "2")
+    write_release(env / "queue", "r1.json", networks=["x"], title="Wrong figures")
+    assert run("approve", "r1", "--by", "Ana").exit_code == 0
+    assert run("reject", "r1", "--by", "Boss", "--reason", "wrong figures").exit_code == 0
+
+    late = run("approve", "r1", "--by", "Ben")
+    assert late.exit_code == 1
+    assert "revision 1 of r1 was rejected by Boss (wrong figures)" in late.stderr
+    assert run("drain").exit_code == 0
+    assert sandbox.posts() == []
+
+    write_release(env / "queue", "r1.json", networks=["x"], title="Right figures")
+    assert run("approve", "r1", "--by", "Ana").exit_code == 0
+    assert run("approve", "r1", "--by", "Ben").exit_code == 0
+    assert run("drain").exit_code == 0
+    assert [p["text"].split("\n")[0] for p in sandbox.posts()] == ["Right figures"]
+
+
+def test_a_revision_in_force_is_withdrawn_not_rejected(env: Path, sandbox: SandboxServer):
+    write_release(env / "queue", "r1.json", networks=["x"])
+    approve("r1")
+    result = run("reject", "r1", "--by", "Boss", "--reason", "wrong figures")
+    assert result.exit_code == 1
+    assert "already approved by Ana; to stop it, withdraw it" in result.stderr
+    assert run("withdraw", "r1", "--by", "Boss").exit_code == 0
+    assert run("drain").exit_code == 0
+    assert sandbox.posts() == []
+
+
+def test_a_rejection_that_meets_a_completed_approval_withdraws_its_deliveries(workdir: Path):
+    """Two people at the same moment: the approval completed, the rejection recorded after
+    its check. The rejection wins: nothing of the revision is sent."""
+    from socialbot import operations
+    from socialbot.approvals import ReleaseState, sync
+    from socialbot.config import load_settings
+    from socialbot.store import Rejection, SQLiteStore
+
+    write_release(workdir / "queue", "r1.json", networks=["x", "mastodon"])
+    settings = load_settings()
+    store = SQLiteStore(settings.database_path)
+    try:
+        operations.approve(settings, store, "r1", by="Ana")
+        now = datetime.now(UTC)
+        store.record_rejection(Rejection("r1", 1, "Boss", now, "wrong figures"))
+        sync(store, ReleaseState.load(store, "r1", 1), now)
+        rows = {d.network: d for d in store.deliveries(release_id="r1")}
+        assert {d.status for d in rows.values()} == {DeliveryStatus.WITHDRAWN}
+        assert "rejected by Boss: wrong figures" in str(rows["x"].error)
+    finally:
+        store.close()
+
+
+def test_the_author_of_a_revision_cannot_reject_it(workdir: Path):
+    from socialbot import operations
+    from socialbot.config import load_settings
+    from socialbot.errors import ApprovalError
+    from socialbot.models import Release
+    from socialbot.store import SQLiteStore
+
+    settings = load_settings()
+    store = SQLiteStore(settings.database_path)
+    try:
+        release = Release(
+            id="desk-1",
+            title="Written in the desk",
+            url="https://cor.europa.eu/en/news/desk",
+            language="en",
+            networks=["x"],
+        )
+        store.record_revision(release, source="desk", author="Ana", now=datetime.now(UTC))
+        with pytest.raises(ApprovalError, match="someone else must review it"):
+            operations.reject(settings, store, "desk-1", by="ana", reason="mine")
+        assert store.rejections("desk-1") == []
+    finally:
+        store.close()

@@ -10,11 +10,15 @@ What happens to a delivery when the situation changes is decided here, by
 ``next_step``, a pure function of the delivery and the release's state:
 
 - a newer revision waiting for approval holds the approved one back;
+- a rejected revision is never in force, and what was to send it is withdrawn;
 - a newer revision in force replaces the old post where nothing of the old one
-  may be on the network (pending with no unsettled uncertain attempt, or failed);
+  may be on the network (pending or failed with no unsettled uncertain attempt,
+  or withdrawn because an earlier revision did not name the network);
 - a network dropped by the revision in force, withdrawn or retracted, becomes
   ``withdrawn`` where nothing may be on the network;
-- anything that may be on the network (sending, unknown) waits for reconciliation.
+- anything that may be on the network (sending, unknown) waits for reconciliation;
+  a failed delivery whose last attempt may have posted is looked for first
+  (``unknown``) before any of these changes applies to it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from socialbot.models import Approval, Delivery, DeliveryStatus, Revision
-from socialbot.store import Store, Withdrawal, delivery_key
+from socialbot.store import Rejection, Store, Withdrawal, delivery_key
 
 
 def posts_digest(approval: Approval) -> str:
@@ -48,6 +52,7 @@ class ReleaseState:
     approvals: Sequence[Approval]
     withdrawals: Sequence[Withdrawal]
     required: int
+    rejections: Sequence[Rejection] = ()
 
     @classmethod
     def load(cls, store: Store, release_id: str, required: int) -> ReleaseState:
@@ -57,6 +62,7 @@ class ReleaseState:
             store.approvals(release_id),
             store.withdrawals(release_id),
             required,
+            store.rejections(release_id),
         )
 
     @property
@@ -65,6 +71,11 @@ class ReleaseState:
 
     def revision(self, number: int | None) -> Revision | None:
         return next((r for r in self.revisions if r.number == number), None)
+
+    def rejection(self, number: int | None) -> Rejection | None:
+        """The latest refusal of revision ``number``: its approvals never put it in force."""
+        found = [r for r in self.rejections if r.revision == number]
+        return found[-1] if found else None
 
     def approvers(self, approval: Approval) -> list[str]:
         """The different people who approved the same posts of the same revision.
@@ -104,7 +115,8 @@ class ReleaseState:
     def in_force(self) -> Approval | None:
         """The newest approval that completed its revision's approvals, if any.
 
-        Approvals from 0.1.0 (no revision) are in force on their own, as they were.
+        Approvals from 0.1.0 (no revision) are in force on their own, as they were;
+        a rejected revision never is.
         """
         return self._in_force
 
@@ -113,6 +125,8 @@ class ReleaseState:
         for approval in reversed(self.approvals):
             if approval.revision is None:
                 return approval
+            if self.rejection(approval.revision) is not None:
+                continue
             if len(self.approvers(approval)) >= self.required:
                 return approval
         return None
@@ -138,6 +152,9 @@ class Step(StrEnum):
     KEEP = "keep"
     WAIT = "wait"
     """It may be on the network already: nothing changes until that is settled."""
+    LOOK = "look"
+    """It failed, its last attempt may have posted, and a change is due: it becomes
+    ``unknown``, so that the drain looks for the post before the change applies."""
     WITHDRAW = "withdraw"
     REBASE = "rebase"
     DELETE = "delete"
@@ -148,34 +165,65 @@ def next_step(
     delivery: Delivery, state: ReleaseState, *, unsettled_uncertain: bool
 ) -> tuple[Step, str]:
     """Decide what happens to ``delivery`` given the release's state (pure)."""
+    step, why = _change(delivery, state)
+    status = delivery.status
+    if step in (Step.KEEP, Step.DELETE):
+        return step, why
+    if status in (DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN) or (
+        status is DeliveryStatus.PENDING and unsettled_uncertain
+    ):
+        return Step.WAIT, ""
+    if status is DeliveryStatus.FAILED and unsettled_uncertain:
+        return Step.LOOK, (
+            f"{why}; its last attempt may have posted it, so it is looked for before anything "
+            "else is done"
+        )
+    return step, why
+
+
+def _change(delivery: Delivery, state: ReleaseState) -> tuple[Step, str]:
+    """What the release's state asks of ``delivery``, were nothing of it on the network."""
     withdrawal = state.withdrawal(delivery.network)
     status = delivery.status
-    may_be_out = status in (DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN) or (
-        status is DeliveryStatus.PENDING and unsettled_uncertain
-    )
     if withdrawal is not None:
         if status is DeliveryStatus.POSTED and withdrawal.kind == "retract":
             return Step.DELETE, f"retracted by {withdrawal.by}"
-        if may_be_out:
-            return Step.WAIT, ""
-        if status in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
+        if status in _OPEN:
             verb = "retracted" if withdrawal.kind == "retract" else "withdrawn"
             reason = f": {withdrawal.reason}" if withdrawal.reason else ""
             return Step.WITHDRAW, f"{verb} by {withdrawal.by}{reason}"
         return Step.KEEP, ""
     approval = state.in_force()
-    if may_be_out:
-        return Step.WAIT, ""
-    if approval is None or status not in (DeliveryStatus.PENDING, DeliveryStatus.FAILED):
-        return Step.KEEP, ""
-    if delivery.network not in approval.networks:
+    if approval is not None and approval.id != delivery.approval_id:
+        named = delivery.network in approval.networks
+        if status is DeliveryStatus.WITHDRAWN:
+            # Withdrawn only because an earlier revision did not name the network, or was
+            # rejected (a person's withdrawal is answered above): nothing of it is out.
+            if named and approval.revision is not None:
+                return Step.REBASE, f"revision {approval.revision} approved"
+            return Step.KEEP, ""
+        if status in _OPEN and not named:
+            return Step.WITHDRAW, (
+                f"revision {approval.revision} approved by {approval.approved_by} "
+                f"no longer names {delivery.network}"
+            )
+        if status in _OPEN and approval.revision is not None:
+            return Step.REBASE, f"revision {approval.revision} approved"
+    rejection = state.rejection(delivery.revision)
+    if rejection is not None and status in _OPEN:
         return Step.WITHDRAW, (
-            f"revision {approval.revision} approved by {approval.approved_by} "
-            f"no longer names {delivery.network}"
+            f"revision {delivery.revision} was rejected by {rejection.by}: {rejection.reason}"
         )
-    if approval.id != delivery.approval_id and approval.revision is not None:
-        return Step.REBASE, f"revision {approval.revision} approved"
     return Step.KEEP, ""
+
+
+_OPEN = (
+    DeliveryStatus.PENDING,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.UNKNOWN,
+)
+"""What may still go out; the rest is posted, withdrawn or retracted."""
 
 
 @dataclass(frozen=True)
@@ -222,6 +270,9 @@ def sync(store: Store, state: ReleaseState, now: datetime) -> SyncResult:
                 now=now,
             ):
                 rebased.append(network)
+        elif step is Step.LOOK:
+            store.transition(delivery, DeliveryStatus.UNKNOWN, now, error=why)
+            busy.append(network)
         elif step is Step.WAIT:
             busy.append(network)
     approval = state.in_force()

@@ -217,6 +217,12 @@ def approve(
         raise ApprovalError(
             f"{by} wrote revision {revision.number} of {release.id}; someone else must approve it"
         )
+    rejection = state.rejection(revision.number)
+    if rejection is not None:
+        raise ApprovalError(
+            f"revision {revision.number} of {release.id} was rejected by {rejection.by} "
+            f"({rejection.reason}); edit the release, and approve the new revision"
+        )
     targets = release.target_networks(
         networks if networks is not None else settings.active_networks()
     )
@@ -238,7 +244,12 @@ def approve(
         for n, d in deliveries.items()
         if d.status in (DeliveryStatus.POSTED, DeliveryStatus.RETRACTED)
     }
-    notes: list[str] = []
+    notes = [
+        f"{n}: {release.id} was withdrawn there by {withdrawal.by}; this revision is not "
+        "posted there (publish it under a new id to post it)"
+        for n in withdrawn
+        if (withdrawal := state.withdrawal(n)) is not None
+    ]
     dropped = [
         n
         for n, d in deliveries.items()
@@ -325,13 +336,35 @@ def reject(
     reason: str,
     now: datetime | None = None,
 ) -> Rejection:
-    """Record a person's refusal of a release's latest revision (nothing is posted by it)."""
+    """Record a person's refusal of a release's latest revision: its approvals, before or
+    after, never put it in force, and nothing of it is posted."""
+    from socialbot.publish import SYNC_KEY
+
     by = require_person(by)
+    now = now or utcnow()
     if not reason.strip():
         raise ApprovalError("--reason needs a few words saying why")
     revision = find_release(settings, store, reference)
-    rejection = Rejection(revision.release_id, revision.number, by, now or utcnow(), reason.strip())
+    release_id = revision.release_id
+    if revision.author and revision.author.casefold() == by.casefold():
+        raise ApprovalError(
+            f"{by} wrote revision {revision.number} of {release_id}; someone else must review it"
+        )
+    state = ReleaseState.load(store, release_id, settings.approvals_required)
+    approval = state.in_force()
+    if approval is not None and approval.revision == revision.number:
+        raise ApprovalError(
+            f"revision {revision.number} of {release_id} is already approved by "
+            f"{', '.join(state.approvers(approval))}; to stop it, withdraw it "
+            f"(socialbot withdraw {release_id} --by NAME)"
+        )
+    rejection = Rejection(release_id, revision.number, by, now, reason.strip())
+    # Marked before, cleared after, as an approval is: an approval completed at the same
+    # moment loses its deliveries to the rejection, in this run or the next drain.
+    store.set_value(SYNC_KEY + release_id, "pending")
     store.record_rejection(rejection)
+    sync(store, ReleaseState.load(store, release_id, settings.approvals_required), now)
+    store.set_value(SYNC_KEY + release_id, "-")
     return rejection
 
 
