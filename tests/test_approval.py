@@ -873,3 +873,41 @@ def test_the_author_of_a_revision_cannot_reject_it(workdir: Path):
         assert store.rejections("desk-1") == []
     finally:
         store.close()
+
+
+def test_a_second_file_with_the_id_holds_the_release_and_its_content_is_read_later(
+    env: Path, sandbox: SandboxServer
+):
+    """A fix saved next to the approved file (r1.yaml beside r1.json) is a clash: nothing goes
+    out; once the old file is removed, the fix is a new revision that holds the old one back."""
+    queue = env / "queue"
+    write_release(queue, "r1.json", networks=["mastodon"], title="Wrong figure: 12 billion")
+    approve("r1")
+    fix = write_release(queue, "r1.json", networks=["mastodon"], title="Right figure: 21 billion")
+    fix.rename(queue / "r1.yaml")  # JSON is YAML: the same content under the other name
+    write_release(queue, "r1.json", networks=["mastodon"], title="Wrong figure: 12 billion")
+
+    result = run("drain")
+    assert result.exit_code == 1 and "cannot be used" in result.stderr
+    assert sandbox.posts() == []
+
+    (queue / "r1.json").unlink()
+    result = run("drain")
+    assert result.exit_code == 1 and "revision 2 was made after revision 1" in result.stderr
+    assert sandbox.posts() == []
+    texts = approve("r1")
+    assert texts["mastodon"].startswith("Right figure")
+    assert run("drain").exit_code == 0
+    assert [p["text"].split("\n")[0] for p in sandbox.posts()] == ["Right figure: 21 billion"]
+
+
+def test_an_approved_release_whose_file_breaks_is_held(env: Path, sandbox: SandboxServer):
+    path = write_release(env / "queue", "r1.json", networks=["mastodon"])
+    approve("r1")
+    path.write_text('{"title": "half a fix', encoding="utf-8")
+    result = run("drain")
+    assert result.exit_code == 1 and "claims this release but cannot be used" in result.stderr
+    assert sandbox.posts() == []
+    path.unlink()  # taken away: the approved revision goes out
+    assert run("drain").exit_code == 0
+    assert len(sandbox.posts()) == 1

@@ -51,6 +51,7 @@ from socialbot.errors import (
     PermanentError,
     RateLimited,
     TransientError,
+    printable,
 )
 from socialbot.models import NETWORKS, Approval, Delivery, DeliveryStatus, Post, Receipt, TextLimits
 from socialbot.networks import PROFILES
@@ -299,6 +300,9 @@ class Publisher:
         """Networks whose adapter could not be built in this run, and why."""
         self._latest: dict[str, int] = {}
         """Each release's latest revision number, as read at the start of the run."""
+        self._unusable: dict[str, str] = {}
+        """Releases a file of the queue claims but cannot give (invalid, or an id two files
+        claim), with that file: it may be their correction, so nothing of them is sent."""
         self._credentials_cleared: set[str] = set()
         """Networks whose recorded credential refusal this run has seen cleared."""
 
@@ -482,6 +486,8 @@ class Publisher:
                             Kind.INVALID_FILE, entry.error, release=entry.release_id, standing=True
                         )
                     )
+                    if entry.claimed_id is not None:
+                        self._unusable[entry.claimed_id] = printable(entry.path)
 
     def sync(self, report: DrainReport) -> None:
         """Apply approvals and withdrawals to the open deliveries; carry out retractions."""
@@ -720,6 +726,19 @@ class Publisher:
 
     def deliver(self, adapter: Adapter, delivery: Delivery, report: DrainReport) -> bool:
         """Publish one delivery. Returns True when the network should not be called again."""
+        unusable = self._unusable.get(delivery.release_id)
+        if unusable is not None:
+            report.problems.append(
+                Problem(
+                    Kind.CHANGED_AFTER_APPROVAL,
+                    f"{unusable} claims this release but cannot be used; nothing is posted until "
+                    "it is fixed or removed, or the release is withdrawn",
+                    delivery.release_id,
+                    delivery.network,
+                    standing=True,
+                )
+            )
+            return False
         latest = self._latest.get(delivery.release_id)
         if delivery.revision is not None and latest is not None and latest > delivery.revision:
             if self.store.uncertain(delivery.id, unsettled_only=True):

@@ -40,6 +40,17 @@ class QueueEntry:
     error: str | None = None
     release: Release | None = None
     """The content, when the file was read in this scan (not from the cache)."""
+    clash: bool = False
+    """Another file of the queue claims the same release id."""
+
+    @property
+    def claimed_id(self) -> str | None:
+        """The release this file is about: its id, or for a release file that cannot be read,
+        the id its name gives."""
+        if self.release_id is not None:
+            return self.release_id
+        stem, suffix = os.path.splitext(self.path.name)
+        return stem if suffix.lower() in SUFFIXES and RELEASE_ID.fullmatch(stem) else None
 
 
 def file_signature(st: os.stat_result) -> str:
@@ -166,14 +177,18 @@ def scan_queue(queue_dir: Path, store: Store, now: datetime | None = None) -> li
                 entry.error,
             )
         )
-    present = {str(entry.path) for entry in entries if entry.signature}
     entries = mark_duplicate_ids(entries)
+    # A file whose id another file claims too is read again by every scan until the clash
+    # ends: then it is recorded as a revision like any changed file, never left in the cache.
+    clashing = {str(entry.path) for entry in entries if entry.clash}
+    present = {str(entry.path) for entry in entries if entry.signature} - clashing
     stamp = now or datetime.now(UTC)
     for entry in entries:
         if entry.release is not None and not entry.error:
             store.record_revision(entry.release, source=str(entry.path), author=None, now=stamp)
     # Remembered only once the revisions are recorded: a crash in between reads them again.
-    store.remember_files(fresh, [path for path in cache if path not in present])
+    forgotten = [path for path in cache if path not in present]
+    store.remember_files([f for f in fresh if f.path not in clashing], forgotten)
     return entries
 
 
@@ -194,6 +209,7 @@ def mark_duplicate_ids(entries: list[QueueEntry]) -> list[QueueEntry]:
                 release_id=entry.release_id,
                 error=f"{printable(entry.path)}: field 'id': release id {entry.release_id!r} "
                 f"is also used by {others}",
+                clash=True,
             )
         result.append(entry)
     return result
