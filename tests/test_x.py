@@ -26,7 +26,7 @@ from socialbot.errors import (
 )
 from socialbot.models import Post
 from socialbot.sandbox import Fault, SandboxServer
-from socialbot.sandbox.x import USER, tco
+from socialbot.sandbox.x import USER, linked
 
 LINK = "https://cor.europa.eu/en/news/Pages/cohesion.aspx"
 
@@ -270,7 +270,7 @@ def test_find_matches_the_t_co_rewritten_text(adapter: XAdapter, sandbox: Sandbo
     text = f"Cohesion after 2027: the regions' view. {LINK} #CohesionAlliance"
     receipt = adapter.publish(post(text), key="k")
     adapter.publish(post(f"Another release {LINK}"), key="k2")
-    assert LINK not in tco(text), "the sandbox returns links as t.co addresses, as X does"
+    assert LINK not in linked(text, "1", [])[0], "the sandbox returns links as t.co, as X does"
 
     found = adapter.find(text, since)
 
@@ -278,6 +278,78 @@ def test_find_matches_the_t_co_rewritten_text(adapter: XAdapter, sandbox: Sandbo
     assert adapter.find("A text never posted", since) is None
     listed = [r["path"] for r in sandbox.requests if r["method"] == "GET"]
     assert f"/2/users/{USER['id']}/tweets" in listed
+
+
+def test_find_tells_apart_posts_that_differ_in_a_number_or_only_in_the_link(adapter: XAdapter):
+    since = datetime.now(UTC)
+    housing = "EU regions receive {} billion for housing {}"
+    first = adapter.publish(post(housing.format("2.5", LINK)), key="k1")
+    second = adapter.publish(post(housing.format("2.5", LINK + "?b")), key="k2")
+
+    assert adapter.find(housing.format("2.5", LINK), since) == first
+    assert adapter.find(housing.format("2.5", LINK + "?b"), since) == second
+    assert adapter.find(housing.format("3.5", LINK), since) is None
+    assert adapter.find(housing.format("2.5", LINK + "?c"), since) is None
+
+
+def test_find_knows_a_bare_domain_and_a_post_with_an_image(
+    adapter: XAdapter, sandbox: SandboxServer
+):
+    from dataclasses import replace
+
+    from tests.test_adapter_contract import approved_images
+
+    since = datetime.now(UTC)
+    text = f"Read the opinion on cor.europa.eu and at {LINK}"
+    media = approved_images("x", 1)
+    with_image = replace(post(text), images=tuple(m.image for m in media))
+    receipt = adapter.publish(with_image, key="k", media=media)
+    [stored] = sandbox.posts("x")
+    assert stored["images"], "the post carries its image"
+
+    assert adapter.find(text, since) == receipt
+
+
+def test_find_reads_every_page_since_the_attempt(
+    adapter: XAdapter, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+):
+    since = datetime.now(UTC)
+    oldest = adapter.publish(post("The first of many"), key="k")
+    x = sandbox.networks["x"]
+    for number in range(105):  # more than X's quota of posts lets the adapter make
+        x.store({"id": str(x.next_id()), "text": f"Release number {number}"})
+
+    assert adapter.find("The first of many", since) == oldest
+    pages = [r for r in sandbox.requests if r["method"] == "GET" and r["path"].endswith("/tweets")]
+    assert len(pages) == 2
+
+    monkeypatch.setattr("socialbot.adapters.x.FIND_PAGES", 1)
+    with pytest.raises(TransientError, match="were not all read"):
+        adapter.find("A text never posted", since)
+
+
+def test_a_t_co_link_without_its_address_proves_nothing():
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/users/me"):
+            return httpx.Response(200, json={"data": USER})
+        text = "Regions meet https://t.co/abc123"
+        tweet = {"id": "1", "text": text, "edit_history_tweet_ids": ["1"]}
+        return httpx.Response(200, json={"data": [tweet], "meta": {"result_count": 1}})
+
+    adapter = XAdapter(
+        api_key="k",
+        api_secret="s",
+        access_token="t",
+        access_token_secret="ts",
+        base_url="https://x.invalid",
+        web_url="https://x.invalid",
+        transport=httpx.MockTransport(handler),
+    )
+    try:
+        with pytest.raises(TransientError, match="did not expand"):
+            adapter.find(f"Regions meet {LINK}", datetime.now(UTC))
+    finally:
+        adapter.close()
 
 
 def test_find_ignores_posts_from_before_since(adapter: XAdapter):

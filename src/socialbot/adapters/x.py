@@ -61,7 +61,11 @@ if TYPE_CHECKING:  # httpx loads with the first media upload (or a test's transp
 
 TWEEPY_HOST = "https://api.twitter.com"
 DEFAULT_RATE_LIMIT_WAIT = timedelta(minutes=15)
-_URL = re.compile(r"\S+\.\S+")
+FIND_PAGES = 10
+"""Pages of 100 posts read while looking for one; more cannot prove absence."""
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_TCO = re.compile(r"https?://t\.co/\w+")
+_MEDIA_PAGE = re.compile(r"/(?:photo|video)/\d+$")
 
 
 class DeadlineTimeout(ReadTimeout):
@@ -326,16 +330,37 @@ class XAdapter(Adapter):
     def find(self, text: str, since: datetime) -> Receipt | None:
         """Look through the account's own posts since ``since`` for this text.
 
-        X returns links rewritten as t.co addresses, so texts are compared
-        with every link-like word left out.
+        X returns links rewritten as t.co addresses; each is put back as the address it
+        stands for (the post's ``entities``), so posts that differ only in a link differ.
+        Absence is proven only by reading every post since then, up to ``FIND_PAGES`` pages.
         """
+        wanted = comparable(text)
+        token: str | None = None
+        for _ in range(FIND_PAGES):
+            tweets, token = self._timeline_page(since, token)
+            for tweet in tweets:
+                if comparable(expanded(tweet)) == wanted:
+                    return Receipt(str(tweet.id), self.post_url(str(tweet.id)))
+            if token is None:
+                return None
+        raise TransientError(
+            f"X holds more than {FIND_PAGES * 100} posts since the attempt; they were not all "
+            "read, so the post may be among the rest",
+            network=self.name,
+        )
+
+    def _timeline_page(
+        self, since: datetime, token: str | None
+    ) -> tuple[list[tweepy.Tweet], str | None]:
+        """One page of the account's posts since ``since``, and the next page's token."""
         try:
             user_id = self._me()
             response = self.client.get_users_tweets(
                 user_id,
                 start_time=(since - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 max_results=100,
-                tweet_fields=["created_at"],
+                pagination_token=token,
+                tweet_fields=["created_at", "entities"],
                 user_auth=True,
             )
         except (tweepy.TweepyException, RequestException) as exc:
@@ -343,16 +368,14 @@ class XAdapter(Adapter):
         except (ValueError, TypeError, KeyError, AttributeError):
             raise TransientError("X answered the timeline unreadably", network=self.name) from None
         tweets = response.data
-        count = response.meta.get("result_count") if isinstance(response.meta, dict) else None
+        meta = response.meta if isinstance(response.meta, dict) else {}
+        count = meta.get("result_count")
         if not isinstance(count, int) or (tweets is None) != (count == 0):
             raise TransientError(
                 "X answered the timeline without its posts or their count", network=self.name
             )
-        wanted = comparable(text)
-        for tweet in tweets or []:
-            if comparable(tweet.text) == wanted:
-                return Receipt(str(tweet.id), self.post_url(str(tweet.id)))
-        return None
+        following = meta.get("next_token")
+        return list(tweets or []), following if isinstance(following, str) else None
 
     def delete(self, remote_id: str) -> None:
         """``DELETE /2/tweets/:id``; a post that is gone already counts as deleted."""
@@ -441,9 +464,38 @@ class XAdapter(Adapter):
 
 
 def comparable(text: str) -> str:
-    """A post's text without links and with whitespace folded, for matching."""
-    words = unicodedata.normalize("NFC", text).split()
-    return " ".join(word for word in words if not _URL.fullmatch(word.rstrip(".,)…")))
+    """A post's text for matching: NFC, whitespace folded, each link as X finds it without
+    its scheme and its trailing slash (X adds ``http://`` to a bare ``example.com``)."""
+    from socialbot.compose.twitter_text import x_urls
+
+    text = unicodedata.normalize("NFC", text)
+    parts, end = [], 0
+    for link in x_urls().extract(text):
+        parts += [text[end : link.start], _SCHEME.sub("", link.url).rstrip("/").casefold()]
+        end = link.end
+    parts.append(text[end:])
+    return " ".join("".join(parts).split())
+
+
+def expanded(tweet: tweepy.Tweet) -> str:
+    """A post's text as it was sent: each t.co address replaced by the link it stands for,
+    and the address X appends for attached media removed.
+
+    Raises TransientError when a t.co address has no entity saying what it stands for:
+    such a text can prove neither presence nor absence.
+    """
+    text = str(tweet.text)
+    entities = tweet.entities if isinstance(tweet.entities, dict) else {}
+    targets: dict[str, str] = {}
+    for link in entities.get("urls") or []:
+        if isinstance(link, dict) and isinstance(link.get("url"), str):
+            target = str(link.get("expanded_url") or "")
+            media = "media_key" in link or _MEDIA_PAGE.search(target)
+            if target or media:
+                targets[link["url"]] = "" if media else target
+    if any(found not in targets for found in _TCO.findall(text)):
+        raise TransientError("X answered the timeline with links it did not expand", network="x")
+    return _TCO.sub(lambda m: targets[m.group()], text)
 
 
 def _never_connected(exc: Exception) -> bool:

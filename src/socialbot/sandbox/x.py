@@ -5,7 +5,10 @@ access token must match, the timestamp must be within five minutes, a nonce is
 accepted once), counts text the way X does (twitter-text v3), refuses duplicate
 text with X's 403 body, and sends ``x-rate-limit-*`` headers on every answer,
 answering 429 when the window's quota is spent. Returned texts carry links
-rewritten as t.co addresses, as the real API returns them.
+rewritten as t.co addresses, as the real API returns them, with a t.co address
+for attached images appended; ``tweet.fields=entities`` says what each stands for
+(docs.x.com/x-api/fundamentals/data-dictionary, "entities.urls"). The timeline
+pages by ``max_results`` and ``pagination_token``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ TOO_LONG = (
 )
 DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
 WINDOW_SECONDS = 15 * 60
-_LINK = re.compile(r"https?://\S+")
 
 
 def problem(status: int, title: str, detail: str | None = None) -> dict[str, Any]:
@@ -185,7 +187,8 @@ class XSandbox(NetworkSandbox):
                     "url": f"{self.base_url}/i/web/status/{tweet_id}",
                 }
             )
-        data = {"id": tweet_id, "text": tco(text), "edit_history_tweet_ids": [tweet_id]}
+        shown, _ = linked(text, tweet_id, images)
+        data = {"id": tweet_id, "text": shown, "edit_history_tweet_ids": [tweet_id]}
         return self.reply(201, {"data": data})
 
     def delete_tweet(self, request: Request, match: re.Match[str]) -> Response:
@@ -235,24 +238,45 @@ class XSandbox(NetworkSandbox):
                     "type": "https://api.twitter.com/2/problems/invalid-request",
                 },
             )
-        with self.lock:
-            tweets = [
+        fields = set((request.param("tweet.fields") or "").split(","))
+        try:
+            size = int(request.param("max_results") or 10)
+            offset = int(request.param("pagination_token") or "0", 36)
+        except ValueError:
+            size, offset = 0, -1
+        if not 5 <= size <= 100 or offset < 0:
+            return self.reply(
+                400,
                 {
-                    "id": p["id"],
-                    "text": tco(p["text"]),
-                    "created_at": p["created_at"],
-                    "edit_history_tweet_ids": [p["id"]],
-                }
+                    "title": "Invalid Request",
+                    "detail": "One or more parameters to your request was invalid.",
+                    "type": "https://api.twitter.com/2/problems/invalid-request",
+                },
+            )
+        with self.lock:
+            matching = [
+                p
                 for p in reversed(self.posts)
                 if start is None or datetime.fromisoformat(p["created_at"]) >= start
-            ][:100]
+            ]
+        tweets = []
+        for p in matching[offset : offset + size]:
+            text, entities = linked(p["text"], p["id"], p.get("images") or [])
+            tweet = {"id": p["id"], "text": text, "edit_history_tweet_ids": [p["id"]]}
+            if "created_at" in fields:
+                tweet["created_at"] = p["created_at"]
+            if "entities" in fields and entities:
+                tweet["entities"] = {"urls": entities}
+            tweets.append(tweet)
         if not tweets:
             return self.reply(200, {"meta": {"result_count": 0}})
-        meta = {
+        meta: dict[str, Any] = {
             "result_count": len(tweets),
             "newest_id": tweets[0]["id"],
             "oldest_id": tweets[-1]["id"],
         }
+        if offset + size < len(matching):
+            meta["next_token"] = base36(offset + size)
         return self.reply(200, {"data": tweets, "meta": meta})
 
     # -- protocol details ----------------------------------------------------------------
@@ -359,11 +383,62 @@ class XSandbox(NetworkSandbox):
         return Response.json(429, body, headers)
 
 
-def tco(text: str) -> str:
-    """X returns every link as a t.co address."""
-    return _LINK.sub(
-        lambda m: "https://t.co/" + hashlib.sha256(m.group().encode()).hexdigest()[:10], text
-    )
+def tco(address: str) -> str:
+    """The t.co address X gives a link."""
+    return "https://t.co/" + hashlib.sha256(address.encode()).hexdigest()[:10]
+
+
+def linked(
+    text: str, tweet_id: str, images: list[dict[str, Any]]
+) -> tuple[str, list[dict[str, Any]]]:
+    """A post's text as X returns it, and its ``entities.urls``: every link X finds (as
+    twitter-text finds them) becomes a t.co address, and one more is appended for images."""
+    from socialbot.compose.twitter_text import x_urls
+
+    parts: list[str] = []
+    entities: list[dict[str, Any]] = []
+    end = 0
+
+    def add(address: str, expanded: str, **extra: Any) -> None:
+        shown = tco(address)
+        start = sum(len(part) for part in parts)
+        parts.append(shown)
+        display = re.sub(r"^https?://", "", expanded)
+        entities.append(
+            {
+                "start": start,
+                "end": start + len(shown),
+                "url": shown,
+                "expanded_url": expanded,
+                "display_url": display if len(display) <= 26 else display[:25] + "…",
+                **extra,
+            }
+        )
+
+    for link in x_urls().extract(text):
+        parts.append(text[end : link.start])
+        url = link.url if re.match(r"https?://", link.url, re.IGNORECASE) else "http://" + link.url
+        add(link.url, url)
+        end = link.end
+    parts.append(text[end:])
+    if images:
+        parts.append(" ")
+        add(
+            f"{tweet_id}/photo",
+            f"https://x.com/{USER['username']}/status/{tweet_id}/photo/1",
+            media_key=f"3_{tweet_id}",
+        )
+    return "".join(parts), entities
+
+
+def base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, digit = divmod(number, 36)
+        text = digits[digit] + text
+        if not number:
+            return text
 
 
 def http_date(timestamp: float) -> str:
