@@ -451,6 +451,30 @@ def test_a_full_disk_is_one_sentence(tmp_path: Path):
     store.close()
 
 
+@pytest.mark.parametrize("command", [("status",), ("drain",), ("log",)])
+def test_a_damaged_database_is_one_sentence(
+    env: Path, sandbox: SandboxServer, command: tuple[str, ...]
+):
+    write_release(env / "queue", "r1.json", networks=["x"])
+    approve("r1")
+    database = env / "socialbot.db"
+    with closing(sqlite3.connect(database)) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        [root] = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'deliveries'")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(database.read_bytes())
+    start = (root[0] - 1) * page_size  # the deliveries table's first page, and only it
+    data[start : start + page_size] = b"\xa5" * page_size
+    database.write_bytes(bytes(data))
+
+    result = run(*command)
+
+    assert result.exit_code == 1
+    assert "is damaged" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert sandbox.posts() == []
+
+
 # -- approvals by more than one person --------------------------------------------------------
 
 

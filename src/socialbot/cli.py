@@ -122,7 +122,18 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The command group: a socialbot error no command catches itself (the database found
+    damaged halfway through, say) is still one sentence, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SocialbotError as exc:
+            fail(exc)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="Show progress (-v) or debug detail (-vv).")
 @click.version_option(__version__, prog_name="socialbot")
 @click.pass_context

@@ -315,14 +315,17 @@ class SQLiteStore(SQLStore):
                         conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 raise _store_error(exc, self.path) from None
 
     def _sql(self, sql: str) -> str:
         return sql
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return self._connection().execute(sql, params).fetchall()
+        try:
+            return self._connection().execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _store_error(exc, self.path) from None
 
     def _insert(self, conn: Connection, sql: str, params: Sequence[Any]) -> int:
         cursor = conn.execute(sql, params)
@@ -566,9 +569,14 @@ def already_running(holder: str, where: str, stale_after: float | None) -> Alrea
     return AlreadyRunning(f"{who}; this run did nothing")
 
 
-def _store_error(exc: sqlite3.OperationalError, path: str) -> Exception:
-    """A full disk or a read-only file as one sentence; anything else unchanged."""
+def _store_error(exc: sqlite3.DatabaseError, path: str) -> Exception:
+    """A full disk, a read-only or a damaged file as one sentence; anything else unchanged."""
     text = str(exc).lower()
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return StoreError(
+            f"the database {path} is damaged ({exc}); nothing more was done: restore it from "
+            "a backup (see 'Looking after the database' in docs/going-live.md)"
+        )
     if "full" in text:
         return StoreError(f"the database {path} cannot be written: the disk is full")
     if "readonly" in text or "read-only" in text:
