@@ -468,6 +468,23 @@ def test_nothing_is_claimed_for_a_withdrawn_release(store: Store, withdrawn_on: 
     assert (store.claim(facebook.id, "text", T0) is None) is (withdrawn_on == ALL_NETWORKS)
 
 
+def test_nothing_is_claimed_of_a_revision_edited_since(store: Store):
+    store.record_revision(release(), source="queue/r1.json", author=None, now=T0)
+    [x] = scheduled(store, approved(store, networks=("x",)))
+    store.record_revision(release(title="Regions meet in Plovdiv"), source="q", author=None, now=T0)
+    assert store.claim(x.id, "text", T0) is None
+    assert store.get("r1", "x") == x  # untouched: still pending, no attempt counted
+
+
+def test_nothing_is_claimed_of_a_rejected_revision(store: Store):
+    store.record_revision(release(), source="queue/r1.json", author=None, now=T0)
+    x, facebook = scheduled(store, approved(store))
+    assert store.claim(facebook.id, "text", T0) is not None
+    store.record_rejection(Rejection("r1", 1, "Ben", T0, "wrong figures"))
+    assert store.claim(x.id, "text", T0) is None
+    assert store.get("r1", "x") == x
+
+
 def test_two_hosts_claiming_the_same_delivery_exactly_one_wins(store: Store, other: Store):
     approval = approved(store, networks=("x", "facebook", "mastodon", "bluesky", "linkedin"))
     ids = [d.id for d in scheduled(store, approval)]

@@ -52,7 +52,7 @@ from socialbot.store.base import (
     QueueFile,
     utcnow,
 )
-from socialbot.store.sql import Connection, SQLStore
+from socialbot.store.sql import NOT_SUPERSEDED, Connection, SQLStore
 
 SCHEMA_VERSION = 3
 
@@ -82,12 +82,12 @@ CLAIM = (
     " AND NOT EXISTS (SELECT 1 FROM pauses WHERE pauses.network IN (deliveries.network, %(all)s))"
     " AND NOT EXISTS (SELECT 1 FROM withdrawals"
     " WHERE withdrawals.release_id = deliveries.release_id"
-    " AND withdrawals.network IN (deliveries.network, %(all)s)) RETURNING *),"
+    " AND withdrawals.network IN (deliveries.network, %(all)s))" + NOT_SUPERSEDED + " RETURNING *),"
     " attempt AS (INSERT INTO attempts (delivery_id, started_at) SELECT id, %(now)s FROM claimed)"
     " SELECT guard.held AS lock_held, claimed.* FROM guard LEFT JOIN claimed ON true"
 )
 """A claim in one statement (one round trip): the lock check, the delivery (if still pending,
-not paused, not withdrawn), its attempt row."""
+not paused, not withdrawn, its revision neither edited since nor rejected), its attempt row."""
 HOLDER = (
     "SELECT d.holder, d.since FROM drain_lease d JOIN pg_locks l"  # noqa: S608 - constants
     " ON l.pid = d.backend_pid AND " + DRAIN_LOCK_ROW
@@ -556,8 +556,8 @@ class PostgresStore(SQLStore):
 
         Returns None when another run (on any host) got there first (a second
         ``UPDATE`` waits for the first to commit, then finds the row no longer pending),
-        when its network (or every network) is paused, or when its release is withdrawn
-        or retracted on its network (or on all).
+        when its network (or every network) is paused, when its release is withdrawn
+        or retracted on its network (or on all), or its revision edited since or rejected.
         Inside ``drain_lock``, the claim is made only while the server still counts
         the lock as held by this drain's session; otherwise StoreError. One statement,
         so one round trip: the claim, its attempt row and the lock check.

@@ -29,6 +29,15 @@ from socialbot.store.base import (
     utcnow,
 )
 
+NOT_SUPERSEDED = (
+    " AND NOT EXISTS (SELECT 1 FROM releases WHERE releases.id = deliveries.release_id"
+    " AND releases.latest_revision > deliveries.revision)"
+    " AND NOT EXISTS (SELECT 1 FROM rejections WHERE rejections.release_id ="
+    " deliveries.release_id AND rejections.revision = deliveries.revision)"
+)
+"""The part of a claim's condition that keeps a revision edited since, or rejected, from going
+out, whenever the edit or the rejection is recorded (a delivery from 0.1.0 has no revision)."""
+
 
 class Cursor(Protocol):
     @property

@@ -38,7 +38,7 @@ from socialbot.store.base import (
     to_text,
     utcnow,
 )
-from socialbot.store.sql import Connection, SQLStore
+from socialbot.store.sql import NOT_SUPERSEDED, Connection, SQLStore
 
 SCHEMA_VERSION = 3
 
@@ -424,21 +424,14 @@ class SQLiteStore(SQLStore):
         """Mark a pending delivery as being sent, durably, before the network call.
 
         Returns None when another run got there first, when its network (or every
-        network) is paused, or when its release is withdrawn or retracted on its network
-        (or on all): nothing is claimed once a pause or a withdrawal is recorded.
+        network) is paused, when its release is withdrawn or retracted on its network
+        (or on all), or when its revision was edited since or rejected: nothing is
+        claimed once a pause, a withdrawal, a newer revision or a rejection is recorded.
         """
         stamp = to_text(now)
         with self._transaction() as conn:
             cursor = conn.execute(
-                "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, text = ?,"
-                " sent_at = ?, updated_at = ?, error = NULL"
-                " WHERE id = ? AND status = 'pending'"
-                " AND NOT EXISTS (SELECT 1 FROM pauses"
-                " WHERE pauses.network IN (deliveries.network, ?))"
-                " AND NOT EXISTS (SELECT 1 FROM withdrawals"
-                " WHERE withdrawals.release_id = deliveries.release_id"
-                " AND withdrawals.network IN (deliveries.network, ?))",
-                (text, stamp, stamp, delivery_id, ALL_NETWORKS, ALL_NETWORKS),
+                CLAIM, (text, stamp, stamp, delivery_id, ALL_NETWORKS, ALL_NETWORKS)
             )
             if cursor.rowcount != 1:
                 return None
@@ -567,6 +560,18 @@ def already_running(holder: str, where: str, stale_after: float | None) -> Alrea
             stale=True,
         )
     return AlreadyRunning(f"{who}; this run did nothing")
+
+
+CLAIM = (
+    "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, text = ?,"  # noqa: S608
+    " sent_at = ?, updated_at = ?, error = NULL"
+    " WHERE id = ? AND status = 'pending'"
+    " AND NOT EXISTS (SELECT 1 FROM pauses WHERE pauses.network IN (deliveries.network, ?))"
+    " AND NOT EXISTS (SELECT 1 FROM withdrawals"
+    " WHERE withdrawals.release_id = deliveries.release_id"
+    " AND withdrawals.network IN (deliveries.network, ?))" + NOT_SUPERSEDED
+)
+"""A claim's compare-and-set (built from constants only, no input)."""
 
 
 def _store_error(exc: sqlite3.DatabaseError, path: str) -> Exception:
