@@ -54,8 +54,9 @@ class QueueEntry:
 
 
 def file_signature(st: os.stat_result) -> str:
-    """Changes whenever the file is replaced or rewritten."""
-    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    """Changes whenever the file is replaced or rewritten: the change time too, which no
+    one can set (``cp -p`` and ``touch -d`` set the modification time back)."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
 def read_release(path: Path, queue_dir: Path | None = None) -> Release:
