@@ -259,6 +259,24 @@ def test_find_returns_only_this_text_since_the_given_time(
     assert all(r["path"].endswith("/feed") for r in listing)
 
 
+def test_find_reads_every_page_since_the_attempt(
+    adapter: FacebookAdapter, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+):
+    since = datetime.now(UTC)
+    oldest = adapter.publish(post("The first of many"), key="k")
+    page = sandbox.networks["facebook"]
+    for number in range(120):  # more than one page of 100
+        page.store({"id": f"104811998472315_{number}", "text": f"Release number {number}"})
+
+    assert adapter.find("The first of many", since) == oldest
+    listing = [r for r in facebook_requests(sandbox) if r["method"] == "GET"]
+    assert len(listing) == 2
+
+    monkeypatch.setattr("socialbot.adapters.facebook.FIND_PAGES", 1)
+    with pytest.raises(TransientError, match="were not all read"):
+        adapter.find("A text never posted", since)
+
+
 def test_check_names_the_page(adapter: FacebookAdapter):
     assert adapter.check() == "Page CoR sandbox Page (104811998472315)"
 

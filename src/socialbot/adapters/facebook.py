@@ -33,6 +33,7 @@ from socialbot.errors import (
     DuplicateError,
     PermanentError,
     RateLimited,
+    TransientError,
 )
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
@@ -51,6 +52,8 @@ GONE_SUBCODE = 33
 # retry"; only when its message speaks of a duplicate is it one.
 BLOCKED_CODE = 368
 DEFAULT_THROTTLE_WAIT = timedelta(minutes=10)
+FIND_PAGES = 10
+"""Pages of 100 posts read while looking for one; more cannot prove absence."""
 
 
 class FacebookAdapter(Adapter):
@@ -146,21 +149,38 @@ class FacebookAdapter(Adapter):
         return f"{match[1]}_{match[2]}" if match else None
 
     def find(self, text: str, since: datetime) -> Receipt | None:
+        """Look through the Page's posts since ``since``, every page of them (cursor-based
+        pagination), up to ``FIND_PAGES`` pages: beyond, absence is not proven."""
         params = {
             "fields": "id,message,created_time",
             "since": str(int((since - timedelta(minutes=5)).timestamp())),
             "limit": "100",
         }
-        response = self._send("GET", f"{self.page_id}/feed", creating=False, params=params)
-        items = self.answer_object(response, creating=False).get("data")
-        if not isinstance(items, list) or not all(
-            isinstance(item, dict) and isinstance(item.get("id"), str) for item in items
-        ):
-            raise self.unreadable("is not a list of posts", response, creating=False)
-        for item in items:
-            if item.get("message") == text:
-                return Receipt(str(item["id"]), self.post_url(str(item["id"])))
-        return None
+        for _ in range(FIND_PAGES):
+            response = self._send("GET", f"{self.page_id}/feed", creating=False, params=params)
+            answer = self.answer_object(response, creating=False)
+            items = answer.get("data")
+            if not isinstance(items, list) or not all(
+                isinstance(item, dict) and isinstance(item.get("id"), str) for item in items
+            ):
+                raise self.unreadable("is not a list of posts", response, creating=False)
+            for item in items:
+                if item.get("message") == text:
+                    return Receipt(str(item["id"]), self.post_url(str(item["id"])))
+            paging = answer.get("paging")
+            paging = paging if isinstance(paging, dict) else {}
+            cursors = paging.get("cursors")
+            after = cursors.get("after") if isinstance(cursors, dict) else None
+            if not paging.get("next") or not items:
+                return None
+            if not isinstance(after, str):
+                raise self.unreadable("has a next page but no cursor", response, creating=False)
+            params = {**params, "after": after}
+        raise TransientError(
+            f"the Page holds more than {FIND_PAGES * 100} posts since the attempt; they were "
+            "not all read, so the post may be among the rest",
+            network=self.name,
+        )
 
     def delete(self, remote_id: str) -> None:
         """``DELETE /{post-id}``; a post that is gone already counts as deleted."""

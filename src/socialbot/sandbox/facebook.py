@@ -14,6 +14,7 @@ import math
 import re
 import secrets
 from typing import Any
+from urllib.parse import urlencode
 
 from socialbot.sandbox.server import (
     Fault,
@@ -21,6 +22,7 @@ from socialbot.sandbox.server import (
     NetworkSandbox,
     Request,
     Response,
+    base36,
     inspect_image,
 )
 
@@ -166,13 +168,25 @@ class FacebookSandbox(NetworkSandbox):
         if denied is not None:
             return denied
         since = float(request.param("since") or 0)
+        limit = min(int(request.param("limit") or 25), 100)
+        offset = int(request.param("after") or "0", 36)
         with self.lock:
-            data = [
+            matching = [
                 {"id": p["id"], "message": p["text"], "created_time": p["created_at"]}
                 for p in reversed(self.posts)
                 if _epoch(p["created_at"]) >= since
-            ][: int(request.param("limit") or 25)]
-        return self.with_usage(Response.json(200, {"data": data, "paging": {}}))
+            ]
+        data = matching[offset : offset + limit]
+        # Cursor-based pagination (developers.facebook.com/docs/graph-api/results): `next`
+        # only while there is more.
+        paging: dict[str, Any] = {}
+        if data:
+            paging["cursors"] = {"before": base36(offset), "after": base36(offset + len(data))}
+        if offset + limit < len(matching):
+            query = urlencode({"limit": limit, "since": request.param("since") or 0})
+            after = base36(offset + limit)
+            paging["next"] = f"{request.url.partition('?')[0]}?{query}&after={after}"
+        return self.with_usage(Response.json(200, {"data": data, "paging": paging}))
 
     def delete(self, request: Request, match: re.Match[str]) -> Response:
         """``DELETE /{post-id}``: ``{"success": true}``; a post that is gone is error 100/33."""

@@ -30,6 +30,7 @@ from socialbot.sandbox.server import (
     NetworkSandbox,
     Request,
     Response,
+    base36,
     inspect_image,
     now_iso,
 )
@@ -429,16 +430,6 @@ def linked(
             media_key=f"3_{tweet_id}",
         )
     return "".join(parts), entities
-
-
-def base36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        number, digit = divmod(number, 36)
-        text = digits[digit] + text
-        if not number:
-            return text
 
 
 def http_date(timestamp: float) -> str:
