@@ -567,6 +567,9 @@ def test_operators_pause_resume_retry_and_resolve(desk):
     assert "Retry r1 on Mastodon" in olga.client.get("/log").text
     olga.post("/log/retry", {"release": "r1", "network": "mastodon"}, page="/log")
     assert store.get("r1", "mastodon").status is DeliveryStatus.PENDING
+    retried = [e for e in store.audit_trail("r1") if e.action == "retry"]
+    assert [e.actor for e in retried] == ["olga"]  # the operator, not "socialbot"
+    assert "retry on mastodon by olga" in olga.client.get("/releases/r1").text
     store.transition(
         store.get("r1", "bluesky"), DeliveryStatus.FAILED, delivery.updated_at, error="x"
     )

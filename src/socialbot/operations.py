@@ -490,13 +490,13 @@ def resume(store: Store, *, by: str, network: str | None = None) -> bool:
 # -- operators' fixes ------------------------------------------------------------------------
 
 
-def retry(store: Store, release_id: str, network: str | None = None) -> int:
-    """Put failed deliveries back in the queue for the next drain."""
+def retry(store: Store, release_id: str, network: str | None = None, *, by: str = "") -> int:
+    """Put failed deliveries back in the queue for the next drain, recorded as ``by``'s."""
     count = store.requeue(release_id, network, utcnow())
     if not count:
         where = f" on {network}" if network else ""
         raise ApprovalError(f"{release_id} has no failed delivery{where} to retry")
-    store.audit("retry", actor="", now=utcnow(), release_id=release_id, network=network)
+    store.audit("retry", actor=by.strip(), now=utcnow(), release_id=release_id, network=network)
     return count
 
 

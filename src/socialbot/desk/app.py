@@ -903,10 +903,11 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         )
 
     async def retry(visit: Visit) -> Response:
+        assert visit.user is not None
         release_id = visit.field("release")
         network = visit.field("network") or None
         try:
-            count = operations.retry(store, release_id, network)
+            count = operations.retry(store, release_id, network, by=visit.user.name)
             visit.flash(f"{count} delivery of {release_id} back in the queue for the next drain.")
         except SocialbotError as exc:
             visit.flash(str(exc), "error")
