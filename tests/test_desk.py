@@ -770,3 +770,46 @@ def test_the_preview_shows_each_networks_images_with_alt_text_and_what_was_done(
     assert page.count('<span class="image-alt" lang="en">The plenary &lt;hall&gt; in Brussels') == 2
     assert "<hall>" not in page  # escaped
     assert "scaled from 3000×2000 to 2000×1333" in page  # Bluesky's longest side
+
+
+# -- malformed requests ------------------------------------------------------------------------
+
+
+def test_a_non_ascii_csrf_token_is_refused_not_a_crash(desk):
+    _, _, app = desk
+    client = TestClient(app, raise_server_exceptions=False)
+    client.get("/sign-in")  # a session with a token, as a visitor's
+    response = client.post("/sign-in", data={"name": "alice", "password": PASSWORD, "csrf": "é"})
+    assert response.status_code == 403 and "This form has expired" in response.text
+
+
+def test_an_edit_with_a_revision_that_is_no_number_is_refused(desk):
+    _, store, app = desk
+    add_release(store)
+    alice = browser(app, "alice")
+    alice.client = TestClient(app, raise_server_exceptions=False, cookies=alice.client.cookies)
+    response = alice.post("/releases/r1/edit", {**edit_form(), "revision": "abc"}, "/releases/r1")
+    assert response.status_code == 400 and "is not a revision number" in response.text
+    assert len(store.revisions("r1")) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/calendar?view=month&start=9999-12-31",
+        "/calendar?start=9999-12-31",
+        "/calendar?start=0001-01-01",
+        "/log?since=999999d",
+        "/log?since=99999999999w",
+        "/log.csv?since=999999d",
+        "/log.csv?since=99999999999w",
+        "/log.csv?since=soon",
+    ],
+)
+def test_out_of_range_dates_answer_400_not_500(desk, path):
+    _, _, app = desk
+    bob = browser(app, "bob")
+    client = TestClient(app, raise_server_exceptions=False, cookies=bob.client.cookies)
+    response = client.get(path)
+    assert response.status_code == 400, response.text[:300]
+    assert "calendar cannot show" in response.text or "Changed within" in response.text

@@ -273,7 +273,11 @@ class Desk:
                 visit.form = await request.form()
                 sent = visit.field("csrf")
                 expected = visit.session.get("csrf")
-                if not (isinstance(expected, str) and hmac.compare_digest(sent, expected)):
+                # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+                if not (
+                    isinstance(expected, str)
+                    and hmac.compare_digest(sent.encode(), expected.encode())
+                ):
                     return self.finish(
                         visit,
                         self.render(
@@ -596,7 +600,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         assert user is not None
         try:
             fields = desk.release_fields(visit)
-            expect = int(visit.field("revision") or 0) or None
+            expect = revision_number(visit.field("revision"))
             revision = operations.edit_release(
                 store, release_id, fields, author=user.name, expect_revision=expect
             )
@@ -757,15 +761,19 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
             day = date.fromisoformat(query.get("start", ""))
         except ValueError:
             day = datetime.now(desk.zone).date()
-        if view == "week":
-            first = day - timedelta(days=day.weekday())
-            last = first + timedelta(days=6)
-            previous, following = first - timedelta(days=7), first + timedelta(days=7)
-        else:
-            first = day.replace(day=1)
-            following = (first + timedelta(days=32)).replace(day=1)
-            last = following - timedelta(days=1)
-            previous = (first - timedelta(days=1)).replace(day=1)
+        try:
+            first, last, previous, following = calendar_span(view, day)
+        except OverflowError:
+            return desk.render(
+                visit,
+                "error.html",
+                {
+                    "title": "No such calendar page",
+                    "message": f"The calendar cannot show the {view} of {day.isoformat()}: "
+                    "choose a date between the years 1 and 9999, away from their ends.",
+                },
+                status=400,
+            )
         titles = {rid: r.release.title for rid, r in store.latest_revisions().items()}
         entries: dict[tuple[date, str], list[dict[str, Any]]] = {}
         for delivery in store.deliveries():
@@ -833,7 +841,12 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
             try:
                 cutoff = utcnow() - duration(filters["since"])
             except ValueError as exc:
-                error = f"since {filters['since']!r}: {exc}"
+                error = f"Changed within {filters['since']!r}: {exc}"
+            except OverflowError:
+                error = (
+                    f"Changed within {filters['since']!r} reaches back before the year 1: "
+                    "use a shorter time"
+                )
         status = next((s for s in DeliveryStatus if s.value == filters["status"]), None)
         rows = operations.log(
             store,
@@ -858,10 +871,13 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
                 "statuses": [s.value for s in DeliveryStatus],
                 "csv_link": "/log.csv" + (f"?{query}" if query else ""),
             },
+            status=400 if error else 200,
         )
 
     async def log_csv(visit: Visit) -> Response:
-        rows, _, _ = log_rows(visit)
+        rows, _, error = log_rows(visit)
+        if error:  # never the whole log in place of the rows asked for
+            return Response(error + "\n", status_code=400, media_type="text/plain; charset=utf-8")
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(
@@ -1038,6 +1054,32 @@ def draft_values(visit: Visit) -> dict[str, Any]:
     values["overrides"] = {n: visit.field(f"override_{n}") for n in NETWORKS}
     values["not_before"] = visit.field("not_before")
     return values
+
+
+def calendar_span(view: str, day: date) -> tuple[date, date, date, date]:
+    """The first and last day shown, and the first days of the pages before and after.
+
+    Raises OverflowError when one of them falls outside the years 1-9999.
+    """
+    if view == "week":
+        first = day - timedelta(days=day.weekday())
+        last = first + timedelta(days=6)
+        return first, last, first - timedelta(days=7), first + timedelta(days=7)
+    first = day.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    last = following - timedelta(days=1)
+    previous = (first - timedelta(days=1)).replace(day=1)
+    return first, last, previous, following
+
+
+def revision_number(text: str) -> int | None:
+    """The revision a form was shown with (None when the form names none)."""
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdecimal() or int(text) < 1:
+        raise FormProblem(f"{text!r} is not a revision number; reload the release and try again")
+    return int(text)
 
 
 def calendar_time(delivery: Delivery) -> tuple[datetime | None, str]:
