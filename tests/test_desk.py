@@ -255,6 +255,32 @@ def test_every_response_has_a_strict_csp_and_refuses_framing(desk):
     assert 'style="' not in page, "no inline style"
 
 
+def test_a_server_error_carries_the_security_headers_too(desk):
+    _, store, app = desk
+    bob = browser(app, "bob")
+    store.set_value("desk:user:bob", "{not json")  # a damaged record: the next page fails
+    client = TestClient(app, raise_server_exceptions=False, cookies=bob.client.cookies)
+    response = client.get("/inbox")
+    assert response.status_code == 500
+    assert response.headers["content-security-policy"] == CSP
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_strict_transport_security_over_https_or_behind_an_https_proxy(workdir, store):
+    add_users(store)
+    plain = create_app(make_settings(workdir), store, users=Users(store, FAST))
+    assert "strict-transport-security" not in TestClient(plain).get("/sign-in").headers
+    direct = TestClient(plain, base_url="https://desk.example").get("/sign-in")
+    assert direct.headers["strict-transport-security"] == "max-age=31536000"
+    proxied = create_app(
+        make_settings(workdir, desk={"behind_https": True}), store, users=Users(store, FAST)
+    )
+    for path in ("/sign-in", "/static/desk.css", "/nowhere"):
+        response = TestClient(proxied).get(path)
+        assert response.headers["strict-transport-security"] == "max-age=31536000", path
+
+
 @pytest.mark.parametrize("title", XSS_TITLES)
 def test_release_text_is_shown_as_text(desk, title):
     _, store, app = desk

@@ -3,8 +3,8 @@
 Every handler goes through ``Desk.endpoint``: it reads the signed session, checks the
 person on every request (a disabled user's session stops working), checks the CSRF token
 on every POST and the role's permission for the action, then calls ``socialbot.operations``
-(the same functions as the CLI; no rule is repeated here). Every response carries a strict
-Content-Security-Policy and refuses to be framed.
+(the same functions as the CLI; no rule is repeated here). Every response, errors included,
+carries a strict Content-Security-Policy and refuses to be framed.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+"""Sent over HTTPS, or when told the desk is behind an HTTPS proxy: browsers keep to HTTPS."""
 NETWORK_NAMES = {
     "x": "X",
     "facebook": "Facebook",
@@ -66,27 +68,42 @@ NETWORK_NAMES = {
 
 
 class SecurityHeaders:
-    """Adds the CSP and framing headers to every response, pages and files alike."""
+    """Adds the CSP and framing headers to every response, pages, files and errors alike.
 
-    def __init__(self, app: ASGIApp) -> None:
+    It wraps the whole application (``DeskApp``), outside Starlette's error handler, so a
+    500 carries them too. ``behind_https`` adds Strict-Transport-Security to every
+    response; without it, only responses to HTTPS requests carry it.
+    """
+
+    def __init__(self, app: ASGIApp, behind_https: bool = False) -> None:
         self.app = app
+        self.behind_https = behind_https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        added = list(SECURITY_HEADERS)
+        if self.behind_https or scope.get("scheme") == "https":
+            added.append(HSTS)
+        names = {name for name, _ in added}
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() not in {name for name, _ in SECURITY_HEADERS}
-                ]
-                message["headers"] = headers + SECURITY_HEADERS
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message["headers"] = headers + added
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class DeskApp(Starlette):
+    """Starlette with the security headers outside everything, its error handler included."""
+
+    behind_https = False
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack(), self.behind_https)
 
 
 def network_name(network: str) -> str:
@@ -1101,8 +1118,6 @@ def create_app(
     """The desk for ``settings``; refuses to start without a session secret."""
     from contextlib import asynccontextmanager
 
-    from starlette.middleware import Middleware
-
     from socialbot.errors import ConfigurationError
 
     secret = settings.desk.secret_key
@@ -1121,11 +1136,8 @@ def create_app(
         if owned:
             the_store.close()
 
-    app = Starlette(
-        routes=build_routes(desk),
-        middleware=[Middleware(SecurityHeaders)],
-        lifespan=lifespan,
-    )
+    app = DeskApp(routes=build_routes(desk), lifespan=lifespan)
+    app.behind_https = settings.desk.behind_https
     app.state.desk = desk
     return app
 
