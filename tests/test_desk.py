@@ -839,3 +839,27 @@ def test_out_of_range_dates_answer_400_not_500(desk, path):
     response = client.get(path)
     assert response.status_code == 400, response.text[:300]
     assert "calendar cannot show" in response.text or "Changed within" in response.text
+
+
+def test_a_session_ends_session_hours_after_sign_in_even_while_in_use(desk):
+    settings, _, app = desk
+    lifetime = settings.desk.session_hours * 3600
+    signer = app.state.desk.signer
+    for age, signed_in in ((lifetime - 60, True), (lifetime + 60, False)):
+        # A cookie signed just now (as every flash re-signs it) for a sign-in `age` ago.
+        cookie = signer.dumps({"user": "bob", "iat": time.time() - age, "csrf": "t"})
+        client = TestClient(app, cookies={"socialbot_desk": cookie})
+        response = client.get("/inbox", follow_redirects=False)
+        assert (response.status_code == 200) is signed_in, age
+
+
+def test_the_cookie_lives_only_as_long_as_the_sign_in(desk):
+    _, _, app = desk
+    signer = app.state.desk.signer
+    cookie = signer.dumps({"user": "bob", "iat": time.time() - 3600, "csrf": "t"})
+    bob = Browser(TestClient(app, cookies={"socialbot_desk": cookie}))
+    add_release(app.state.desk.store, author="carol")
+    response = bob.post("/releases/r1/approve", {"comment": ""}, page="/releases/r1")
+    assert response.status_code == 303  # a flash re-signs the cookie ...
+    max_age = int(re.search(r"Max-Age=(\d+)", response.headers["set-cookie"])[1])
+    assert 7 * 3600 - 5 <= max_age <= 7 * 3600  # ... for what is left of the 8 hours

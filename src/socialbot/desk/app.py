@@ -15,6 +15,7 @@ import hmac
 import io
 import ipaddress
 import json
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -104,6 +105,12 @@ class DeskApp(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         return SecurityHeaders(super().build_middleware_stack(), self.behind_https)
+
+
+def session_start(session: Mapping[str, Any]) -> float:
+    """When the session's person signed in (epoch seconds; 0 when it does not say)."""
+    signed = session.get("iat")
+    return float(signed) if isinstance(signed, int | float) else 0.0
 
 
 def network_name(network: str) -> str:
@@ -253,8 +260,10 @@ class Desk:
         name = session.get("user")
         if isinstance(name, str):
             user = self.users.get(name)
-            signed = float(session.get("iat", 0))
-            if user is not None and not user.disabled and signed >= user.sessions_after:
+            signed = session_start(session)
+            # The lifetime runs from sign-in: re-signing the cookie (a flash) does not extend it.
+            fresh = time.time() - signed < self.max_age
+            if user is not None and not user.disabled and fresh and signed >= user.sessions_after:
                 visit.user = user
         return visit
 
@@ -271,10 +280,14 @@ class Desk:
 
     def finish(self, visit: Visit, response: Response) -> Response:
         if visit.changed:
+            max_age = self.max_age
+            if "user" in visit.session:  # the browser drops it when the sign-in ends
+                left = session_start(visit.session) + self.max_age - time.time()
+                max_age = max(0, math.ceil(left))
             response.set_cookie(
                 COOKIE,
                 self.signer.dumps(visit.session),
-                max_age=self.max_age,
+                max_age=max_age,
                 httponly=True,
                 samesite="lax",
                 secure=self.secure(visit.request),
