@@ -106,7 +106,10 @@ def browser(app: Any, name: str | None = None) -> Browser:
     return b
 
 
-def add_release(store: Store, release_id: str = "r1", **fields: Any) -> None:
+def add_release(
+    store: Store, release_id: str = "r1", *, submit: bool = True, **fields: Any
+) -> None:
+    """A release written in the desk, submitted for approval unless ``submit`` is False."""
     data = {
         "id": release_id,
         "title": "Regions call for a stronger cohesion policy",
@@ -118,6 +121,8 @@ def add_release(store: Store, release_id: str = "r1", **fields: Any) -> None:
     author = fields.pop("author", "alice")
     data.update(fields)
     operations.create_release(store, data, author=author)
+    if submit:
+        operations.submit(store, release_id, by=author)
 
 
 # -- signing in ----------------------------------------------------------------------------
@@ -486,8 +491,31 @@ def test_approving_from_a_stale_page_is_refused(desk):
     bob = browser(app, "bob")
     token = bob.token("/releases/r1")
     operations.edit_release(store, "r1", {"title": "Changed meanwhile"}, author="alice")
-    bob.client.post("/releases/r1/approve", data={"csrf": token, "revision": "1", "comment": ""})
+    operations.submit(store, "r1", by="alice")
+    page = bob.client.post(
+        "/releases/r1/approve", data={"csrf": token, "revision": "1", "comment": ""}
+    )
     assert store.approvals("r1") == []
+    assert "revision 2 was saved after the page you approved from" in page.text
+
+
+def test_a_draft_its_author_never_submitted_cannot_be_approved_or_rejected(desk):
+    _, store, app = desk
+    add_release(store, submit=False)
+    bob = browser(app, "bob")
+    page = bob.client.get("/releases/r1").text
+    assert "Approve these posts" not in page and ">Reject<" not in page
+    assert "This revision is a draft" in page
+    for action, verb in (("approve", "approved"), ("reject", "rejected")):
+        sent = bob.post(f"/releases/r1/{action}", {"comment": "early"}, "/releases/r1")
+        page = bob.client.get(sent.headers["location"]).text
+        assert f"alice has not submitted it for approval yet, so it cannot be {verb}" in page
+    assert store.approvals("r1") == [] and store.rejections("r1") == []
+    assert store.deliveries(release_id="r1") == []
+    operations.submit(store, "r1", by="alice")
+    assert "Approve these posts" in bob.client.get("/releases/r1").text
+    bob.post("/releases/r1/approve", {"comment": "now", "revision": "1"}, "/releases/r1")
+    assert [a.approved_by for a in store.approvals("r1")] == ["bob"]
 
 
 def test_the_counter_uses_the_composer(desk):
@@ -529,7 +557,9 @@ def test_the_preview_marks_links_and_hashtags_in_the_releases_language(desk):
 def test_the_inbox_filters_and_pages(desk):
     _, store, app = desk
     for n in range(30):
-        add_release(store, f"r{n:02}", language="fr" if n % 2 else "en", title=f"Release {n}")
+        add_release(
+            store, f"r{n:02}", submit=False, language="fr" if n % 2 else "en", title=f"Release {n}"
+        )
     b = browser(app, "bob")
     page = b.client.get("/inbox").text
     assert "30 releases" in page and "Page 1 of 2" in page
