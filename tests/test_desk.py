@@ -185,6 +185,66 @@ def test_sign_in_is_throttled_per_address(workdir, store):
     assert b.sign_in("bob").status_code == 429
 
 
+def test_one_place_guessing_a_password_does_not_lock_the_person_out_elsewhere(desk):
+    _, _, app = desk
+    attacker = Browser(TestClient(app, client=("203.0.113.9", 5000)))
+    for _ in range(5):
+        assert attacker.sign_in("ada", "guessing-passwords").status_code == 401
+    assert attacker.sign_in("ada").status_code == 429  # this place waits for ada ...
+    admin = Browser(TestClient(app, client=("198.51.100.7", 5000)))
+    assert admin.sign_in("ada").status_code == 303  # ... ada herself does not
+
+
+def test_many_places_guessing_one_password_lock_that_account_everywhere(workdir, store):
+    add_users(store)
+    settings = make_settings(workdir, desk={"sign_in_attempts_per_account": 8})
+    app = create_app(settings, store, users=Users(store, FAST))
+    for n in range(8):
+        place = Browser(TestClient(app, client=(f"203.0.113.{n}", 5000)))
+        assert place.sign_in("ada", "guessing-passwords").status_code == 401
+    elsewhere = Browser(TestClient(app, client=("198.51.100.7", 5000)))
+    assert elsewhere.sign_in("ada").status_code == 429
+    assert elsewhere.sign_in("bob").status_code == 303
+
+
+def proxied_app(workdir: Path, store: Store, **desk: Any) -> Any:
+    add_users(store)
+    settings = make_settings(workdir, desk={"trusted_proxies": "10.0.0.0/8", **desk})
+    return create_app(settings, store, users=Users(store, FAST))
+
+
+def test_behind_the_proxy_each_visitor_is_throttled_by_their_own_address(workdir, store):
+    app = proxied_app(workdir, store, sign_in_attempts_per_address=3)
+    proxy = ("10.0.0.5", 5000)
+
+    def through_proxy(forwarded: str) -> Browser:
+        client = TestClient(app, client=proxy, headers={"X-Forwarded-For": forwarded})
+        return Browser(client)
+
+    # The attacker forges the leftmost entries; the proxy appends the address it saw.
+    for n, name in enumerate(("x1", "x2", "x3")):
+        attacker = through_proxy(f"192.0.2.{n}, 203.0.113.9")
+        assert attacker.sign_in(name, "guessing-passwords").status_code == 401
+    assert through_proxy("192.0.2.77, 203.0.113.9").sign_in("bob").status_code == 429
+    # Everyone else behind the same proxy still signs in.
+    assert through_proxy("198.51.100.7").sign_in("bob").status_code == 303
+    # Another trusted proxy in the chain is skipped, not taken for the visitor.
+    assert through_proxy("203.0.113.9, 10.0.0.6").sign_in("bob").status_code == 429
+
+
+def test_x_forwarded_for_is_ignored_from_anyone_but_a_trusted_proxy(workdir, store):
+    app = proxied_app(workdir, store, sign_in_attempts_per_address=3)
+    for n, name in enumerate(("x1", "x2", "x3")):
+        client = TestClient(
+            app, client=("203.0.113.9", 5000), headers={"X-Forwarded-For": f"192.0.2.{n}"}
+        )
+        assert Browser(client).sign_in(name, "guessing-passwords").status_code == 401
+    client = TestClient(
+        app, client=("203.0.113.9", 5000), headers={"X-Forwarded-For": "192.0.2.99"}
+    )
+    assert Browser(client).sign_in("bob").status_code == 429
+
+
 def test_a_disabled_users_session_stops_working(desk):
     _, store, app = desk
     b = browser(app, "alice")

@@ -69,7 +69,9 @@ class DeskSettings(BaseModel):
         "",
         description=(
             "Comma list of the proxy addresses or networks (`10.0.0.5,192.0.2.0/24`) whose "
-            "`SOCIALBOT_DESK__TRUSTED_HEADER` is believed; from anywhere else it is ignored."
+            "`SOCIALBOT_DESK__TRUSTED_HEADER` and `X-Forwarded-For` are believed (the "
+            "visitor's address is the rightmost one in `X-Forwarded-For` that is not a "
+            "trusted proxy); from anywhere else both are ignored."
         ),
     )
     session_hours: float = Field(
@@ -89,14 +91,24 @@ class DeskSettings(BaseModel):
         5,
         ge=1,
         description=(
-            "Failed sign-ins allowed per account within `SOCIALBOT_DESK__SIGN_IN_WINDOW_MINUTES`; "
-            "then that account's sign-in waits."
+            "Failed sign-ins allowed for one account from one address within "
+            "`SOCIALBOT_DESK__SIGN_IN_WINDOW_MINUTES`; then that account's sign-in waits at "
+            "that address (elsewhere the person still signs in)."
         ),
     )
     sign_in_attempts_per_address: int = Field(
         20,
         ge=1,
-        description="Failed sign-ins allowed from one address within the same window.",
+        description="Failed sign-ins allowed from one address, any accounts, within the window.",
+    )
+    sign_in_attempts_per_account: int = Field(
+        100,
+        ge=1,
+        description=(
+            "Failed sign-ins allowed for one account from all addresses together within the "
+            "window; then that account's sign-in waits everywhere. Keep it well above "
+            "`SOCIALBOT_DESK__SIGN_IN_ATTEMPTS`, so that one place cannot lock a person out."
+        ),
     )
     sign_in_window_minutes: float = Field(
         15.0,

@@ -217,8 +217,9 @@ class Desk:
         desk = settings.desk
         self.throttle = Throttle(
             store,
-            per_account=desk.sign_in_attempts,
+            per_pair=desk.sign_in_attempts,
             per_address=desk.sign_in_attempts_per_address,
+            per_account=desk.sign_in_attempts_per_account,
             window_seconds=desk.sign_in_window_minutes * 60,
         )
         self.signer = URLSafeTimedSerializer(secret_key, salt="socialbot-desk-session")
@@ -268,12 +269,34 @@ class Desk:
         return visit
 
     def from_proxy(self, request: Request) -> bool:
-        host = request.client.host if request.client else ""
+        return self.trusted(request.client.host if request.client else "")
+
+    def trusted(self, host: str) -> bool:
+        """The address is one of SOCIALBOT_DESK__TRUSTED_PROXIES."""
         try:
-            address = ipaddress.ip_address(host)
+            address = ipaddress.ip_address(host.strip())
         except ValueError:
             return False
         return any(address in network for network in self.proxies)
+
+    def client_address(self, request: Request) -> str:
+        """The visitor's address: from X-Forwarded-For only when a trusted proxy sent it.
+
+        Each proxy appends the address it was reached from, so the rightmost entry that is
+        not itself a trusted proxy is the visitor; entries left of it may be forged.
+        """
+        peer = request.client.host if request.client else "unknown"
+        if not self.trusted(peer):
+            return peer
+        forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+        for entry in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
+            if self.trusted(entry):
+                continue
+            try:
+                return str(ipaddress.ip_address(entry))
+            except ValueError:
+                return peer  # not what a proxy writes: count it as the proxy's
+        return peer
 
     def secure(self, request: Request) -> bool:
         return request.url.scheme == "https" or self.settings.desk.behind_https
@@ -445,7 +468,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
     async def sign_in(visit: Visit) -> Response:
         name = visit.field("name").strip()
         password = visit.field("password")
-        address = visit.request.client.host if visit.request.client else "unknown"
+        address = desk.client_address(visit.request)
         wait = desk.throttle.wait(name, address)
         if wait > 0:
             minutes = max(1, int(wait // 60) + (1 if wait % 60 else 0))
@@ -474,7 +497,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
                 },
                 status=401,
             )
-        desk.throttle.succeeded(name)
+        desk.throttle.succeeded(name, address)
         # A new session at sign-in: a new id and a new CSRF token, nothing carried over.
         visit.session = {
             "user": user.name,

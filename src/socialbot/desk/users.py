@@ -211,15 +211,35 @@ DUMMY_HASH = (
 
 
 class Throttle:
-    """Failed sign-ins counted per account and per address over a sliding window."""
+    """Failed sign-ins counted over a sliding window, three ways.
+
+    Per account and address (``per_pair``): one place guessing one person's password waits
+    soon, without locking that person out elsewhere. Per address (``per_address``): one
+    place guessing many names waits. Per account from everywhere (``per_account``, much
+    higher): many places guessing one password wait too.
+    """
 
     def __init__(
-        self, store: Store, *, per_account: int, per_address: int, window_seconds: float
+        self,
+        store: Store,
+        *,
+        per_pair: int,
+        per_address: int,
+        per_account: int,
+        window_seconds: float,
     ) -> None:
         self.store = store
-        self.per_account = per_account
+        self.per_pair = per_pair
         self.per_address = per_address
+        self.per_account = per_account
         self.window = window_seconds
+
+    def _limits(self, account: str, address: str) -> list[tuple[str, int]]:
+        return [
+            (f"{_account(account)}|{address}", self.per_pair),
+            (f"address:{address}", self.per_address),
+            (_account(account), self.per_account),
+        ]
 
     def _failures(self, key: str, now: float) -> list[float]:
         text = self.store.get_value(THROTTLE + key)
@@ -230,10 +250,7 @@ class Throttle:
         """Seconds until a sign-in may be tried again (0: now)."""
         now = time.time() if now is None else now
         waits = [0.0]
-        for key, limit in (
-            (_account(account), self.per_account),
-            (f"address:{address}", self.per_address),
-        ):
+        for key, limit in self._limits(account, address):
             failures = self._failures(key, now)
             if len(failures) >= limit:
                 waits.append(failures[-limit] + self.window - now)
@@ -241,12 +258,13 @@ class Throttle:
 
     def failed(self, account: str, address: str, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        for key in (_account(account), f"address:{address}"):
+        for key, limit in self._limits(account, address):
             failures = [*self._failures(key, now), now]
-            self.store.set_value(THROTTLE + key, json.dumps(failures[-100:]))
+            self.store.set_value(THROTTLE + key, json.dumps(failures[-max(limit, 100) :]))
 
-    def succeeded(self, account: str) -> None:
-        self.store.set_value(THROTTLE + _account(account), "[]")
+    def succeeded(self, account: str, address: str) -> None:
+        """Forget this place's failures for the account (not the account-wide count)."""
+        self.store.set_value(THROTTLE + f"{_account(account)}|{address}", "[]")
 
 
 def _account(name: str) -> str:
