@@ -518,6 +518,30 @@ def test_an_author_creates_edits_and_submits(desk):
     assert "+title" in page.replace("&#34;", '"') or "title:" in page
 
 
+def test_hashtags_round_trip_through_the_edit_form(desk):
+    _, store, app = desk
+    add_release(store, hashtags=["Cohesion policy", "EU"], not_before="2031-03-02T08:30:15Z")
+    alice = browser(app, "alice")
+    page = alice.client.get("/releases/r1").text
+    shown = re.search(r'<textarea id="e-hashtags" name="hashtags"[^>]*>([^<]*)</textarea>', page)
+    assert shown and shown[1] == "Cohesion policy\nEU"
+    # What a browser sends back: the form as shown (CRLF line ends), only the title changed.
+    form = {
+        **edit_form(title="Only the title changed", hashtags=shown[1].replace("\n", "\r\n")),
+        "not_before": "2031-03-02T09:30",
+        "revision": "1",
+    }
+    assert alice.post("/releases/r1/edit", form, "/releases/r1").status_code == 303
+    saved = store.latest_revisions(["r1"])["r1"].release
+    assert saved.title == "Only the title changed"
+    assert saved.hashtags == ["Cohesion policy", "EU"]
+    assert saved.not_before.isoformat() == "2031-03-02T08:30:15+00:00"  # seconds kept
+    form = {**form, "hashtags": "Cohesion policy, reform\r\nEU\r\n", "revision": "2"}
+    assert alice.post("/releases/r1/edit", form, "/releases/r1").status_code == 303
+    saved = store.latest_revisions(["r1"])["r1"].release
+    assert saved.hashtags == ["Cohesion policy, reform", "EU"]
+
+
 def test_an_invalid_edit_keeps_what_was_typed_and_says_what_is_wrong(desk):
     _, store, app = desk
     add_release(store)

@@ -186,7 +186,7 @@ def test_the_full_flow_in_chromium(chromium: Any, served: Served, sandbox: Sandb
     )
     page.locator("#e-url").fill("https://cor.europa.eu/en/news/cohesion")
     page.locator("#e-language").fill("en")
-    page.locator("#e-hashtags").fill("CohesionPolicy EURegions")
+    page.locator("#e-hashtags").fill("CohesionPolicy\nEURegions")
     page.get_by_label("Mastodon", exact=True).check()
     page.get_by_label("Bluesky", exact=True).check()
     # The first answer (for the empty form) may still be shown: wait for the filled one.
@@ -196,6 +196,8 @@ def test_the_full_flow_in_chromium(chromium: Any, served: Served, sandbox: Sandb
     page.get_by_role("button", name="Save and submit for approval").click()
     page.wait_for_url("**/releases/cohesion-2027")
     assert page.locator(".post-tag", has_text="#CohesionPolicy").count() >= 1
+    saved = served.store.latest_revisions(["cohesion-2027"])["cohesion-2027"].release
+    assert saved.hashtags == ["CohesionPolicy", "EURegions"]
     assert page.locator('.post-text[lang="en"]').count() == 2
     check(alice)
 
@@ -263,6 +265,29 @@ def test_roles_four_eyes_and_csrf_in_chromium(chromium: Any, served: Served):
     assert ada.open("/log").get_by_text("Crisis switch").count() == 0
     for person in (alice, bob, olga, ada):
         person.close()
+
+
+def test_an_edit_of_the_title_alone_keeps_every_other_field_in_chromium(
+    chromium: Any, served: Served
+):
+    add_release(
+        served.store,
+        hashtags=["Cohesion policy", "EU"],
+        topics=["Regional policy"],
+        body="First paragraph.\n\nSecond paragraph.",
+        not_before="2031-03-02T08:30:15+00:00",
+        overrides={"mastodon": "Regions call for more.\nRead on."},
+    )
+    before = served.store.latest_revisions(["r1"])["r1"].release
+    alice = Person(chromium, served, "alice")
+    page = alice.open("/releases/r1")
+    page.locator("#e-title").fill("A better title")
+    page.get_by_role("button", name="Save as draft").click()
+    page.get_by_text("Saved as revision 2").wait_for()
+    after = served.store.latest_revisions(["r1"])["r1"].release
+    assert after.title == "A better title"
+    assert after.model_copy(update={"title": before.title}) == before
+    alice.close()
 
 
 @pytest.mark.parametrize("title", XSS_TITLES)

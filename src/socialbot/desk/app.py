@@ -40,7 +40,7 @@ from socialbot import operations
 from socialbot.config import Settings
 from socialbot.desk.users import Can, Role, Throttle, User, UserError, Users, parse_role
 from socialbot.errors import SocialbotError
-from socialbot.models import NETWORKS, Delivery, DeliveryStatus, Post, Revision
+from socialbot.models import NETWORKS, Delivery, DeliveryStatus, Post, Release, Revision
 from socialbot.store import Store, open_store, utcnow
 
 COOKIE = "socialbot_desk"
@@ -403,29 +403,67 @@ class Desk:
 
     # -- reading forms
 
-    def release_fields(self, visit: Visit) -> dict[str, Any]:
-        """The editable fields of a release, as the edit form sends them."""
+    def form_values(self, release: Release) -> dict[str, Any]:
+        """A release's fields as the edit form shows them (and reads them back)."""
+        return {
+            "title": release.title,
+            "url": release.url,
+            "language": release.language,
+            "summary": release.summary,
+            "body": release.body,
+            "hashtags": "\n".join(release.hashtags),
+            "topics": "; ".join(release.topics),
+            "networks": release.networks or [],
+            "overrides": dict(release.overrides),
+            "not_before": self.local_input(release.not_before),
+        }
+
+    def release_fields(self, visit: Visit, shown: Release | None = None) -> dict[str, Any]:
+        """The editable fields of a release, as the form sends them.
+
+        With ``shown`` (the revision the edit form was filled from), a field the person left
+        as the form showed it is left out, so it keeps its value exactly (seconds of a time,
+        a browser's line endings).
+        """
         import re
 
         form = visit.form
         assert form is not None
+        before = self.form_values(shown) if shown is not None else {}
+
+        def typed(name: str) -> str | None:
+            """The field's text, or None when it is as the form showed it."""
+            text = visit.field(name).replace("\r\n", "\n")
+            return None if name in before and text == before[name] else text
+
         fields: dict[str, Any] = {}
         for name in ("title", "url", "language", "summary", "body"):
-            fields[name] = visit.field(name)
-        fields["hashtags"] = [
-            tag for tag in re.split(r"[\s,;]+", visit.field("hashtags")) if tag.strip()
-        ]
-        fields["topics"] = [
-            t.strip() for t in re.split(r"[;\n]", visit.field("topics")) if t.strip()
-        ]
+            text = typed(name)
+            if text is not None:
+                fields[name] = text
+        hashtags = typed("hashtags")
+        if hashtags is not None:  # one per line: a hashtag may hold spaces and commas
+            fields["hashtags"] = [tag.strip() for tag in hashtags.split("\n") if tag.strip()]
+        topics = typed("topics")
+        if topics is not None:
+            fields["topics"] = [t.strip() for t in re.split(r"[;\n]", topics) if t.strip()]
         chosen = [n for n in form.getlist("networks") if isinstance(n, str)]
-        fields["networks"] = chosen or None
-        fields["overrides"] = {
-            n: visit.field(f"override_{n}").strip()
-            for n in NETWORKS
-            if visit.field(f"override_{n}").strip()
-        }
-        fields["not_before"] = self.read_local_time(visit.field("not_before"))
+        if shown is None or chosen != before["networks"]:
+            fields["networks"] = chosen or None
+        overrides = dict(shown.overrides) if shown is not None else {}
+        for n in NETWORKS:
+            text = visit.field(f"override_{n}").replace("\r\n", "\n")
+            if shown is not None and text == overrides.get(n, ""):
+                continue
+            if text.strip():
+                overrides[n] = text.strip()
+            else:
+                overrides.pop(n, None)
+        if shown is None or overrides != shown.overrides:
+            fields["overrides"] = overrides
+        not_before = typed("not_before")
+        if not_before is not None:
+            fields["not_before"] = self.read_local_time(not_before)
         return fields
 
     def read_local_time(self, text: str) -> datetime | None:
@@ -609,18 +647,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         author = latest.author or ""
         user = visit.user
         assert user is not None
-        values = draft or {
-            "title": release.title,
-            "url": release.url,
-            "language": release.language,
-            "summary": release.summary,
-            "body": release.body,
-            "hashtags": " ".join(release.hashtags),
-            "topics": "; ".join(release.topics),
-            "networks": release.networks or [],
-            "overrides": dict(release.overrides),
-            "not_before": desk.local_input(release.not_before),
-        }
+        values = draft or desk.form_values(release)
         return desk.render(
             visit,
             "release.html",
@@ -653,8 +680,9 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         user = visit.user
         assert user is not None
         try:
-            fields = desk.release_fields(visit)
             expect = revision_number(visit.field("revision"))
+            shown = store.latest_revisions([release_id]).get(release_id)
+            fields = desk.release_fields(visit, shown.release if shown is not None else None)
             revision = operations.edit_release(
                 store, release_id, fields, author=user.name, expect_revision=expect
             )
