@@ -977,3 +977,34 @@ def test_the_cookie_lives_only_as_long_as_the_sign_in(desk):
     assert response.status_code == 303  # a flash re-signs the cookie ...
     max_age = int(re.search(r"Max-Age=(\d+)", response.headers["set-cookie"])[1])
     assert 7 * 3600 - 5 <= max_age <= 7 * 3600  # ... for what is left of the 8 hours
+
+
+def test_release_text_in_another_language_is_marked_with_it_on_every_page(desk):
+    settings, store, app = desk
+    add_release(
+        store,
+        language="fr",
+        title="Les régions",
+        hashtags=["Cohésion"],
+        topics=["Politique régionale"],
+        not_before="2031-03-04T09:00:00Z",
+    )
+    operations.edit_release(store, "r1", {"title": "Les régions, encore"}, author="alice")
+    operations.submit(store, "r1", by="alice")
+    operations.approve(settings, store, "r1", by="bob")
+    delivery = store.get("r1", "mastodon")
+    store.transition(delivery, DeliveryStatus.FAILED, delivery.updated_at, error="x")
+    bob = browser(app, "bob")
+    inbox = bob.client.get("/inbox").text
+    assert re.search(r'<a href="/releases/r1" lang="fr">Les régions, encore</a>', inbox)
+    calendar = bob.client.get("/calendar?start=2031-03-04").text
+    assert '<span lang="fr">Les régions, encore</span>' in calendar
+    log = bob.client.get("/log").text
+    assert re.search(r'<p class="post-text" lang="fr">[^<]*Les régions', log)
+    page = bob.client.get("/releases/r1").text
+    for name in ("title", "summary", "body", "hashtags", "topics", "override_mastodon"):
+        assert re.search(rf'name="{name}" lang="fr"', page), name
+    assert '<dd lang="fr">Politique régionale</dd>' in page
+    assert '<dd lang="fr">Cohésion</dd>' in page
+    diff_lines = re.findall(r'<span class="(?:add|del)" lang="(\w+)">', page)
+    assert diff_lines and set(diff_lines) == {"fr"}

@@ -40,7 +40,7 @@ from socialbot import operations
 from socialbot.config import Settings
 from socialbot.desk.users import Can, Role, Throttle, User, UserError, Users, parse_role
 from socialbot.errors import SocialbotError
-from socialbot.models import NETWORKS, Delivery, DeliveryStatus, Post, Release, Revision
+from socialbot.models import LANGUAGES, NETWORKS, Delivery, DeliveryStatus, Post, Release, Revision
 from socialbot.store import Store, open_store, utcnow
 
 COOKIE = "socialbot_desk"
@@ -111,6 +111,12 @@ def session_start(session: Mapping[str, Any]) -> float:
     """When the session's person signed in (epoch seconds; 0 when it does not say)."""
     signed = session.get("iat")
     return float(signed) if isinstance(signed, int | float) else 0.0
+
+
+def known_language(code: object) -> str:
+    """The ISO 639-1 code for a ``lang`` attribute; empty when it is none (a typing error)."""
+    text = code.strip().lower() if isinstance(code, str) else ""
+    return text if text in LANGUAGES else ""
 
 
 def network_name(network: str) -> str:
@@ -233,6 +239,7 @@ class Desk:
             lstrip_blocks=True,
         )
         self.env.filters["safe_url"] = safe_url
+        self.env.filters["known_language"] = known_language
         self.env.globals["network_name"] = network_name
         self.env.filters["network_name"] = network_name
         self.env.globals["NETWORKS"] = NETWORKS
@@ -630,11 +637,16 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         previous: Revision | None = None
         for revision in revisions:
             before = as_lines(previous) if previous else []
+            # Each line in its revision's language: a removed line in the one before.
+            languages = {
+                "+": revision.release.language,
+                "-": previous.release.language if previous else revision.release.language,
+            }
             diffs.append(
                 (
                     revision,
                     [
-                        line
+                        (line, languages.get(line[:1], revision.release.language))
                         for line in difflib.unified_diff(
                             before, as_lines(revision), lineterm="", n=0
                         )
@@ -859,7 +871,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
                 },
                 status=400,
             )
-        titles = {rid: r.release.title for rid, r in store.latest_revisions().items()}
+        latest = store.latest_revisions()
         entries: dict[tuple[date, str], list[dict[str, Any]]] = {}
         for delivery in store.deliveries():
             at, kind = calendar_time(delivery)
@@ -873,7 +885,12 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
                     "time": local.strftime("%H:%M"),
                     "kind": kind,
                     "release_id": delivery.release_id,
-                    "title": titles.get(delivery.release_id, delivery.release_id),
+                    "title": latest[delivery.release_id].release.title
+                    if delivery.release_id in latest
+                    else delivery.release_id,
+                    "language": latest[delivery.release_id].release.language
+                    if delivery.release_id in latest
+                    else "",
                     "network": delivery.network,
                 }
             )
@@ -951,6 +968,12 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
             "log.html",
             {
                 "rows": rows,
+                "languages": {
+                    rid: r.release.language
+                    for rid, r in store.latest_revisions(
+                        sorted({d.release_id for d in rows})
+                    ).items()
+                },
                 "filters": filters,
                 "error": error,
                 "statuses": [s.value for s in DeliveryStatus],
