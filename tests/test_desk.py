@@ -1008,3 +1008,41 @@ def test_release_text_in_another_language_is_marked_with_it_on_every_page(desk):
     assert '<dd lang="fr">Cohésion</dd>' in page
     diff_lines = re.findall(r'<span class="(?:add|del)" lang="(\w+)">', page)
     assert diff_lines and set(diff_lines) == {"fr"}
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG 2.1's relative luminance of a #rgb or #rrggbb colour."""
+    digits = colour.lstrip("#")
+    if len(digits) == 3:
+        digits = "".join(d * 2 for d in digits)
+    channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(one: str, other: str) -> float:
+    light, dark = sorted((relative_luminance(one), relative_luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_focus_ring_has_3_to_1_against_every_background_of_the_desk():
+    css = (Path(__file__).parent.parent / "src/socialbot/desk/static/desk.css").read_text()
+    variables = dict(re.findall(r"--([\w-]+):\s*(#[0-9a-fA-F]{3,6})", css))
+
+    def colour(value: str) -> str:
+        found = re.fullmatch(r"var\(--([\w-]+)\)", value)
+        return variables[found[1]] if found else value
+
+    backgrounds = {
+        colour(v) for v in re.findall(r"background:\s*(#[0-9a-fA-F]{3,6}|var\(--[\w-]+\))", css)
+    }
+    assert {"#ffffff", "#0b4f8a", "#f3f5f8"} <= {b.lower() for b in backgrounds}
+    focus = re.search(r"summary:focus-visible\s*\{([^}]*)\}", css)
+    assert focus
+    rings = re.findall(r"(?:outline|box-shadow):[^;#]*(#[0-9a-fA-F]{3,6})", focus[1])
+    assert rings
+    for background in backgrounds:
+        best = max(contrast(ring, background) for ring in rings)
+        assert best >= 3, f"focus ring {rings} on {background}: {best:.2f}:1"
+    # Technique C40: two tones 9:1 apart keep 3:1 on any background added later.
+    assert len(rings) == 2 and contrast(*rings) >= 9
