@@ -290,6 +290,27 @@ def test_an_edit_of_the_title_alone_keeps_every_other_field_in_chromium(
     alice.close()
 
 
+def test_form_errors_are_tied_to_their_fields_in_chromium(chromium: Any, served: Served):
+    alice = Person(chromium, served, "alice")
+    page = alice.open("/releases/new")
+    page.locator("#e-id").fill("bad-one")
+    page.locator("#e-title").fill("A title")
+    page.locator("#e-url").fill("ftp://example.eu/x")
+    page.locator("#e-language").fill("xx")
+    page.get_by_role("button", name="Save as draft").click()
+    page.get_by_text("Nothing was saved: 2 fields need a change.").wait_for()
+    language = page.get_by_role("textbox", name="Language (ISO 639-1 code, e.g. en, fr, bg)")
+    assert language.get_attribute("aria-invalid") == "true"
+    assert "is not an ISO 639-1 language code" in language.evaluate(
+        "el => document.getElementById(el.getAttribute('aria-describedby')).textContent"
+    )
+    alice.problems.remove(  # the page itself, refused as it should be
+        "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    )
+    check(alice)
+    alice.close()
+
+
 @pytest.mark.parametrize("title", XSS_TITLES)
 def test_hostile_titles_show_as_text_in_chromium(chromium: Any, served: Served, title: str):
     add_release(served.store, title=title, summary=title)

@@ -171,6 +171,30 @@ class FormProblem(SocialbotError):
     """A form field that cannot be read (one sentence)."""
 
 
+class FieldProblems(FormProblem):
+    """Every field of a release form that needs a change, each with its own sentence."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__("; ".join(self.problems.values()))
+
+
+FIELDS: dict[str, tuple[str, str]] = {
+    "id": ("Release id", "e-id"),
+    "title": ("Title", "e-title"),
+    "summary": ("Summary", "e-summary"),
+    "body": ("Body", "e-body"),
+    "url": ("Address of the release", "e-url"),
+    "language": ("Language", "e-language"),
+    "hashtags": ("Hashtags", "e-hashtags"),
+    "topics": ("Topics", "e-topics"),
+    "networks": ("Networks", "e-networks"),
+    "overrides": ("Per-network text", "e-overrides"),
+    "not_before": ("Not before", "e-not-before"),
+}
+"""A release form's fields: the name its label shows and the id of its input."""
+
+
 @dataclass
 class Visit:
     """One request as the desk sees it: who, their session, the form."""
@@ -243,6 +267,7 @@ class Desk:
         self.env.globals["network_name"] = network_name
         self.env.filters["network_name"] = network_name
         self.env.globals["NETWORKS"] = NETWORKS
+        self.env.globals["FIELDS"] = FIELDS
 
     # -- sessions and people
 
@@ -425,12 +450,18 @@ class Desk:
             "not_before": self.local_input(release.not_before),
         }
 
-    def release_fields(self, visit: Visit, shown: Release | None = None) -> dict[str, Any]:
+    def release_fields(
+        self,
+        visit: Visit,
+        shown: Release | None = None,
+        problems: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """The editable fields of a release, as the form sends them.
 
         With ``shown`` (the revision the edit form was filled from), a field the person left
         as the form showed it is left out, so it keeps its value exactly (seconds of a time,
-        a browser's line endings).
+        a browser's line endings). With ``problems``, a field that cannot be read is
+        recorded there instead of raised, so every field's problem can be shown at once.
         """
         import re
 
@@ -470,8 +501,43 @@ class Desk:
             fields["overrides"] = overrides
         not_before = typed("not_before")
         if not_before is not None:
-            fields["not_before"] = self.read_local_time(not_before)
+            try:
+                fields["not_before"] = self.read_local_time(not_before)
+            except FormProblem as exc:
+                if problems is None:
+                    raise
+                problems["not_before"] = str(exc)
         return fields
+
+    def check_release(
+        self,
+        release_id: str,
+        fields: Mapping[str, Any],
+        base: Release | None = None,
+        problems: dict[str, str] | None = None,
+    ) -> None:
+        """Raise FieldProblems naming every field that needs a change, by its label.
+
+        ``problems`` holds what was found while reading the form (a time that is no time);
+        the rest are found by validating the release as it would be saved.
+        """
+        from pydantic import ValidationError
+
+        found = dict(problems or {})
+        data = {**(base.model_dump() if base is not None else {}), **fields, "id": release_id}
+        try:
+            Release.model_validate(data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                name = str(error["loc"][0]) if error["loc"] else ""
+                if name not in FIELDS or name in found:
+                    continue
+                message = error["msg"].removeprefix("Value error, ")
+                if error["type"] in ("missing", "string_too_short"):
+                    message = "cannot be empty"
+                found[name] = f"{FIELDS[name][0]}: {message}"
+        if found:
+            raise FieldProblems({name: found[name] for name in FIELDS if name in found})
 
     def read_local_time(self, text: str) -> datetime | None:
         text = text.strip()
@@ -481,7 +547,7 @@ class Desk:
             local = datetime.fromisoformat(text)
         except ValueError:
             raise FormProblem(
-                f"field 'not_before': {text!r} is not a date and time such as 2026-11-26T09:00"
+                f"Not before: {text!r} is not a date and time such as 2026-11-26T09:00"
             ) from None
         if local.tzinfo is None:
             local = local.replace(tzinfo=self.zone)
@@ -611,6 +677,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         release_id: str,
         *,
         error: str = "",
+        field_errors: Mapping[str, str] | None = None,
         draft: Mapping[str, Any] | None = None,
         status: int = 200,
     ) -> Response:
@@ -678,6 +745,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
                 "unsubmitted": unsubmitted(store, item),
                 "still_needed": max(0, item.required - len(item.approvers)),
                 "error": error,
+                "field_errors": field_errors or {},
                 "values": values,
                 "revision_number": latest.number,
             },
@@ -691,10 +759,13 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         release_id = visit.request.path_params["release_id"]
         user = visit.user
         assert user is not None
+        problems: dict[str, str] = {}
         try:
             expect = revision_number(visit.field("revision"))
-            shown = store.latest_revisions([release_id]).get(release_id)
-            fields = desk.release_fields(visit, shown.release if shown is not None else None)
+            latest = store.latest_revisions([release_id]).get(release_id)
+            shown = latest.release if latest is not None else None
+            fields = desk.release_fields(visit, shown, problems)
+            desk.check_release(release_id, fields, shown, problems)
             revision = operations.edit_release(
                 store, release_id, fields, author=user.name, expect_revision=expect
             )
@@ -702,7 +773,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
                 operations.submit(store, release_id, by=user.name)
         except SocialbotError as exc:
             return release_page(
-                visit, release_id, error=str(exc), draft=draft_values(visit), status=400
+                visit, release_id, **form_errors(exc), draft=draft_values(visit), status=400
             )
         if revision is None:
             visit.flash("Nothing changed: no new revision.")
@@ -731,8 +802,10 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
     async def create(visit: Visit) -> Response:
         assert visit.user is not None
         release_id = visit.field("id").strip()
+        problems: dict[str, str] = {}
         try:
-            fields = desk.release_fields(visit)
+            fields = desk.release_fields(visit, problems=problems)
+            desk.check_release(release_id, fields, problems=problems)
             revision = operations.create_release(
                 store, {**fields, "id": release_id}, author=visit.user.name
             )
@@ -742,7 +815,10 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
             return desk.render(
                 visit,
                 "new.html",
-                {"error": str(exc), "values": {**draft_values(visit), "id": release_id}},
+                {
+                    **form_errors(exc),
+                    "values": {**draft_values(visit), "id": release_id},
+                },
                 status=400,
             )
         visit.flash(f"Created {revision.release_id} (revision 1).")
@@ -1178,6 +1254,13 @@ def calendar_span(view: str, day: date) -> tuple[date, date, date, date]:
     last = following - timedelta(days=1)
     previous = (first - timedelta(days=1)).replace(day=1)
     return first, last, previous, following
+
+
+def form_errors(exc: SocialbotError) -> dict[str, Any]:
+    """A form's problems for its template: per field, or one sentence for the whole form."""
+    if isinstance(exc, FieldProblems):
+        return {"error": "", "field_errors": exc.problems}
+    return {"error": str(exc), "field_errors": {}}
 
 
 def unsubmitted(store: Store, item: operations.InboxItem) -> bool:
