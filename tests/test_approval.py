@@ -698,6 +698,11 @@ def test_the_author_of_a_revision_cannot_approve_it(workdir: Path):
         store.record_revision(release, source="desk", author="Ana", now=datetime.now(UTC))
         with pytest.raises(ApprovalError, match="someone else must approve it"):
             operations.approve(settings, store, "desk-1", by="ana")
+        with pytest.raises(ApprovalError, match="Ana has not submitted it for approval yet"):
+            operations.approve(settings, store, "desk-1", by="Ben")
+        with pytest.raises(ApprovalError, match="so it cannot be rejected"):
+            operations.reject(settings, store, "desk-1", by="Ben", reason="no")
+        operations.submit(store, "desk-1", by="Ana")
         result = operations.approve(settings, store, "desk-1", by="Ben")
         assert result.in_force and [p.network for p in result.approval.posts] == ["x"]
     finally:

@@ -217,6 +217,7 @@ def approve(
         raise ApprovalError(
             f"{by} wrote revision {revision.number} of {release.id}; someone else must approve it"
         )
+    refuse_a_draft(store, revision, "approved")
     rejection = state.rejection(revision.number)
     if rejection is not None:
         raise ApprovalError(
@@ -350,6 +351,7 @@ def reject(
         raise ApprovalError(
             f"{by} wrote revision {revision.number} of {release_id}; someone else must review it"
         )
+    refuse_a_draft(store, revision, "rejected")
     state = ReleaseState.load(store, release_id, settings.approvals_required)
     approval = state.in_force()
     if approval is not None and approval.revision == revision.number:
@@ -366,6 +368,25 @@ def reject(
     sync(store, ReleaseState.load(store, release_id, settings.approvals_required), now)
     store.set_value(SYNC_KEY + release_id, "-")
     return rejection
+
+
+def unsubmitted(store: Store, revision: Revision) -> bool:
+    """A revision written in the desk whose author has not submitted it for approval yet: a
+    draft (one approved before this rule, from the command line, counts as submitted)."""
+    if revision.source != DESK_SOURCE:
+        return False
+    if store.get_value(f"submitted:{revision.release_id}") == str(revision.number):
+        return False
+    return not any(a.revision == revision.number for a in store.approvals(revision.release_id))
+
+
+def refuse_a_draft(store: Store, revision: Revision, verb: str) -> None:
+    if unsubmitted(store, revision):
+        raise ApprovalError(
+            f"revision {revision.number} of {revision.release_id} is a draft: "
+            f"{revision.author or 'its author'} has not submitted it for approval yet, so it "
+            f"cannot be {verb}"
+        )
 
 
 # -- taking things back ----------------------------------------------------------------------
@@ -1057,8 +1078,7 @@ def release_stage(
         rejected = [r for r in store.rejections(latest.release_id) if r.revision == latest.number]
         if rejected:
             return item(ReleaseStage.DRAFT, f"rejected by {rejected[-1].by}: {rejected[-1].reason}")
-        submitted = store.get_value(f"submitted:{latest.release_id}")
-        if latest.source == DESK_SOURCE and submitted != str(latest.number) and not mine:
+        if unsubmitted(store, latest):
             return item(ReleaseStage.DRAFT)
         detail = f"{len(approvers)} of {required} approvals"
         if waiting is not None:

@@ -742,7 +742,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
                 "deliveries": store.deliveries(release_id=release_id),
                 "author": author,
                 "own_revision": bool(author) and author.casefold() == user.name.casefold(),
-                "unsubmitted": unsubmitted(store, item),
+                "unsubmitted": operations.unsubmitted(store, item.revision),
                 "still_needed": max(0, item.required - len(item.approvers)),
                 "error": error,
                 "field_errors": field_errors or {},
@@ -853,7 +853,6 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         try:
             item = operations.release_item(settings, store, release_id)
             current = item.revision
-            refuse_a_draft(store, item, "approved")
             if seen and seen != str(current.number):
                 raise FormProblem(
                     f"revision {current.number} was saved after the page you approved from; "
@@ -883,7 +882,6 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         release_id = visit.request.path_params["release_id"]
         assert visit.user is not None
         try:
-            refuse_a_draft(store, operations.release_item(settings, store, release_id), "rejected")
             operations.reject(
                 settings, store, release_id, by=visit.user.name, reason=visit.field("comment")
             )
@@ -1261,30 +1259,6 @@ def form_errors(exc: SocialbotError) -> dict[str, Any]:
     if isinstance(exc, FieldProblems):
         return {"error": "", "field_errors": exc.problems}
     return {"error": str(exc), "field_errors": {}}
-
-
-def unsubmitted(store: Store, item: operations.InboxItem) -> bool:
-    """The latest revision was written in the desk and its author has not submitted it.
-
-    The inbox's rule (``operations.release_stage``): such a revision is a draft, and stays
-    one until submitted, unless someone already approved it from the command line.
-    """
-    latest = item.revision
-    if latest.source != operations.DESK_SOURCE:
-        return False
-    if store.get_value(f"submitted:{latest.release_id}") == str(latest.number):
-        return False
-    return not any(a.revision == latest.number for a in store.approvals(latest.release_id))
-
-
-def refuse_a_draft(store: Store, item: operations.InboxItem, verb: str) -> None:
-    """Raise when the latest revision is a draft nobody submitted for approval yet."""
-    if unsubmitted(store, item):
-        who = item.revision.author or "its author"
-        raise FormProblem(
-            f"Revision {item.revision.number} is a draft: {who} has not submitted it for "
-            f"approval yet, so it cannot be {verb}."
-        )
 
 
 def revision_number(text: str) -> int | None:
