@@ -218,3 +218,30 @@ def test_errors_are_stored_redacted(tmp_path: Path) -> None:
     assert hits(blob, [secret]) == []
     reopened = SQLiteStore(str(tmp_path / "s.db"))
     assert reopened.get("r1", "x").error == f"echoed {logs.MASK} back"  # type: ignore[union-attr]
+
+
+def test_the_desk_server_logs_through_the_redacting_handler(monkeypatch: pytest.MonkeyPatch):
+    """uvicorn logs an application error with its traceback: through socialbot's handler,
+    so a secret in it is redacted, never through a handler of uvicorn's own."""
+    import io
+    import logging
+
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from socialbot import logs
+    from socialbot.desk.app import server_config
+
+    uvicorn.Config(Starlette(), log_level="warning")  # uvicorn's own logging, set up as by default
+    stream = io.StringIO()
+    handler = logs.configure("WARNING", stream)
+    logs.register_secret("desk-secret-0123456789")
+    try:
+        server_config(Starlette(), "127.0.0.1", 0)
+        logging.getLogger("uvicorn.error").error(
+            "Exception in ASGI application: desk-secret-0123456789"
+        )
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert "Exception in ASGI application" in stream.getvalue()
+    assert "desk-secret-0123456789" not in stream.getvalue()

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -35,6 +35,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    import uvicorn
 
 from socialbot import operations
 from socialbot.config import Settings
@@ -1318,5 +1321,21 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """Serve the desk with uvicorn until interrupted."""
     import uvicorn
 
-    app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+    uvicorn.Server(server_config(create_app(settings), host, port)).run()
+
+
+def server_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings for the desk. Its own logging configuration is left out: its
+    loggers (an application error's traceback included) go through socialbot's handler,
+    which redacts secrets, instead of handlers of uvicorn's that would print them as is."""
+    import logging
+
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", proxy_headers=False, log_config=None
+    )
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # as another Config left them
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    return config
