@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -186,3 +187,22 @@ def test_a_file_name_that_cannot_be_an_id_says_so(queue: Path):
     # The file name is the id: a file cannot claim another one.
     with pytest.raises(InvalidRelease, match="differs from its file name"):
         read_release(write_release(queue, "my-release.yaml", id="other"))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "where"),
+    [
+        ("twice.json", '{"title": "Old", "url": "https://cor.europa.eu/x", "title": "New"}', ""),
+        (
+            "twice.yaml",
+            "title: Old\nurl: https://cor.europa.eu/x\ntitle: New\n",
+            " (lines 1 and 3)",
+        ),
+    ],
+)
+def test_a_field_given_twice_is_refused(queue: Path, name: str, content: str, where: str):
+    """Both parsers would keep the last one silently: a fix appended below may not be meant."""
+    path = queue / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InvalidRelease, match=re.escape(f"has the field 'title' twice{where}")):
+        read_release(path)

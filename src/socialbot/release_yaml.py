@@ -27,6 +27,20 @@ class _SafeLoader(yaml.SafeLoader):
             )
         return super().compose_node(parent, index)
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """A mapping, refusing a key given twice (YAML would keep the last one silently)."""
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.YAMLError(
+                    f"has the field {key!r} twice (lines {seen[key]} and {line}); keep one"
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
 
 _SafeLoader.yaml_implicit_resolvers = {
     key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
@@ -48,6 +62,8 @@ def load_yaml(path: Path, text: str) -> Any:
         tag = match.group(1).replace("tag:yaml.org,2002:", "!!")
         raise InvalidRelease(str(path), f"uses the YAML tag {tag}, which is not allowed") from None
     except yaml.YAMLError as exc:
+        if type(exc) is yaml.YAMLError and str(exc).startswith("has the field"):
+            raise InvalidRelease(str(path), str(exc)) from None
         raise InvalidRelease(str(path), f"is not valid YAML ({_yaml_problem(exc)})") from None
     except RecursionError:
         raise InvalidRelease(str(path), "is not valid YAML (nested too deeply)") from None

@@ -256,7 +256,10 @@ def _parse(path: Path, content: bytes) -> dict[str, Any]:
         raise InvalidRelease(str(path), "contains a NUL character")
     if path.suffix.lower() == ".json":
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_one_of_each)
+        except _Twice as exc:
+            field = exc.args[0]
+            raise InvalidRelease(str(path), f"has the field {field!r} twice; keep one") from None
         except json.JSONDecodeError as exc:
             raise InvalidRelease(
                 str(path), f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
@@ -280,6 +283,20 @@ def _parse(path: Path, content: bytes) -> dict[str, Any]:
         ) from None
     except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidRelease(str(path), f"holds an unusable value ({first_line(exc)})") from None
+    return data
+
+
+class _Twice(ValueError):
+    """A JSON object gives one key twice."""
+
+
+def _one_of_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (``json`` would keep the last silently)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _Twice(key)
+        data[key] = value
     return data
 
 
