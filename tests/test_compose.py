@@ -117,6 +117,59 @@ def test_a_required_link_is_faceted_whole():
     assert facet["index"] == {"byteStart": 2, "byteEnd": 2 + len(link)}
 
 
+def facet_targets(text: str, facets: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Each link facet's covered text and its target."""
+    data = text.encode("utf-8")
+    return [
+        (data[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode(), f["features"][0]["uri"])
+        for f in facets
+        if "uri" in f["features"][0]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "summary", "other"),
+    [
+        (
+            "https://europa.eu",
+            "The full facts are on europa.eu/regional_policy for everyone to read.",
+            ("europa.eu/regional_policy", "https://europa.eu/regional_policy"),
+        ),
+        (
+            "https://cor.europa.eu",
+            "The opinion text is at memportal.cor.europa.eu today for all readers.",
+            ("memportal.cor.europa.eu", "https://memportal.cor.europa.eu"),
+        ),
+    ],
+)
+def test_a_bluesky_link_facet_never_covers_part_of_a_longer_link(
+    url: str, summary: str, other: tuple[str, str]
+):
+    post = compose(release(url=url, summary=summary), "bluesky")
+    shown = url.removeprefix("https://")
+    assert facet_targets(post.text, list(post.facets)) == [other, (shown, url)]
+
+
+def test_an_override_s_links_keep_their_own_facet_targets():
+    link = "https://cor.europa.eu/en/news"
+    text = f"French: {link}/fr and English: {link}"
+    post = compose(release(url=link, overrides={"bluesky": text}), "bluesky")
+    assert facet_targets(post.text, list(post.facets)) == [
+        (f"{link}/fr", f"{link}/fr"),
+        (link, link),
+    ]
+
+
+def test_a_link_shown_whole_in_the_text_is_faceted_to_its_target():
+    facets = bluesky_facets(
+        "See (cor.europa.eu/en). Or cor.europa.eu/en", shown=(("cor.europa.eu/en", LINK),)
+    )
+    assert facet_targets("See (cor.europa.eu/en). Or cor.europa.eu/en", facets) == [
+        ("cor.europa.eu/en", LINK),
+        ("cor.europa.eu/en", LINK),
+    ]
+
+
 def test_little_text_escapes_reserved_characters_but_keeps_hashtags():
     escaped = escape_little_text("Plenary (8-9 Oct) #CoRplenary, mail@cor.eu_ *new* #1")
     assert escaped == r"Plenary \(8-9 Oct\) #CoRplenary, mail\@cor.eu\_ \*new\* \#1"

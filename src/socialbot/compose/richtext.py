@@ -144,26 +144,48 @@ def tag_spans(text: str) -> list[tuple[int, int, str]]:
     return spans
 
 
+_SPACE = regex.compile(rf"[{_JS_SPACE}]")
+_LINK_AFTER = frozenset(".,;:!?)]}\"'»”’›」』")
+"""What may follow a whole link in its word: punctuation the app leaves out of a link,
+closing quotes and brackets."""
+
+
+def _whole_link(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is a whole link, not part of a longer link or domain.
+
+    It starts where the app's detection (``_LINK``) may start one: at the start, after
+    a space or ``(``; and only closing punctuation follows it up to the next space.
+    """
+    if start and not (text[start - 1] == "(" or _SPACE.match(text, start - 1)):
+        return False
+    space = _SPACE.search(text, end)
+    rest = text[end : space.start() if space else len(text)]
+    return all(ch in _LINK_AFTER for ch in rest)
+
+
 def bluesky_facets(
     text: str, *, links: Sequence[str] = (), shown: Sequence[tuple[str, str]] = ()
 ) -> list[dict[str, Any]]:
     """Link and hashtag facets with exact UTF-8 byte offsets (end exclusive).
 
     ``links`` are URLs that must be clickable in full wherever they appear in
-    ``text``: a facet covering each occurrence exactly replaces whatever the
-    detection found there. ``shown`` pairs a link's displayed text (see
-    ``links.bluesky_display``) with its full URI: each occurrence of the display
-    gets a facet to the full URI, likewise.
+    ``text`` as a whole link: a facet covering each such occurrence exactly
+    replaces whatever the detection found there. ``shown`` pairs a link's
+    displayed text (see ``links.bluesky_display``) with its full URI: each whole
+    occurrence of the display gets a facet to the full URI, likewise. A display
+    inside a longer link or domain (``europa.eu`` in ``europa.eu/regional_policy``
+    or ``memportal.cor.europa.eu``) is not one: that link keeps its own target.
     """
     spans = [(start, end, "link", uri) for start, end, uri in link_spans(text)]
     spans += [(start, end, "tag", tag) for start, end, tag in tag_spans(text)]
     for display, uri in [(link, link) for link in links] + list(shown):
-        position = text.find(display)
-        while display and position != -1:
+        position = text.find(display) if display else -1
+        while position != -1:
             end = position + len(display)
-            spans = [s for s in spans if s[1] <= position or s[0] >= end]
-            spans.append((position, end, "link", uri))
-            position = text.find(display, end)
+            if _whole_link(text, position, end):
+                spans = [s for s in spans if s[1] <= position or s[0] >= end]
+                spans.append((position, end, "link", uri))
+            position = text.find(display, position + 1)
     spans.sort()
     offsets = _utf8_offsets(text)
     facets: list[dict[str, Any]] = []
