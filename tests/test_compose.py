@@ -19,6 +19,7 @@ from socialbot.compose import (
 )
 from socialbot.compose.hashtags import normalize
 from socialbot.compose.links import clickable, recognised_by, with_utm
+from socialbot.compose.trimming import cut_points
 from socialbot.compose.twitter_text import extract_hashtags, mastodon_urls, x_urls
 from socialbot.errors import ComposeError, ConfigurationError
 from socialbot.models import NETWORKS, Release, TextLimits
@@ -434,6 +435,86 @@ def test_an_abbreviation_is_not_a_sentence_end():
     post = compose(release(summary=summary, language="bg", title="Заглавие"), "x")
     assert "2017 г.\n" not in post.text
     assert post.text.split("\n\n")[1].endswith("регионите.")
+
+
+LONG_REST = (
+    " The opinion was adopted by the plenary on Wednesday in Brussels with a large majority of"
+    " members voting for it and with many more words following here to make the whole lead"
+    " clearly longer than the room that X leaves for it in the post"
+)
+
+
+@pytest.mark.parametrize(
+    ("language", "first", "rest"),
+    [
+        ("en", "Regions want a stronger cohesion policy after 2027.", LONG_REST),
+        (
+            "el",
+            "Η Επιτροπή των Περιφερειών ενέκρινε γνωμοδότηση για το 2027.",
+            " Η γνωμοδότηση εγκρίθηκε από την ολομέλεια την Τετάρτη στις Βρυξέλλες με μεγάλη"
+            " πλειοψηφία των μελών της και πολλές άλλες λέξεις ακολουθούν εδώ για να γίνει το"
+            " κείμενο μακρύτερο από τον χώρο που αφήνει",
+        ),
+        ("de", "Die Regionen wollen eine starke Kohäsionspolitik nach 2027.", LONG_REST),
+    ],
+)
+def test_a_sentence_ending_in_a_year_ends_there(language: str, first: str, rest: str):
+    post = compose(release(summary=first + rest, language=language), "x")
+    assert post.text.split("\n\n")[1] == first
+
+
+def test_a_number_ends_no_sentence_as_a_list_number_a_date_or_a_german_ordinal():
+    def ends(text: str, language: str) -> list[str]:
+        return [text[: p.index] for p in cut_points(text, language) if p.sentence]
+
+    assert ends("1. Regions want more. 2. Cities too. Goals: 3. Money. End", "en") == [
+        "1. Regions want more.",
+        "1. Regions want more. 2. Cities too.",
+        "1. Regions want more. 2. Cities too. Goals: 3. Money.",
+    ]
+    german = "Am 3. März tagt er. Der 9. Kohäsionsbericht kommt 2027. Dann"
+    assert ends(german, "de") == [
+        "Am 3. März tagt er.",
+        "Am 3. März tagt er. Der 9. Kohäsionsbericht kommt 2027.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "expected"),
+    [
+        (
+            "es",
+            "Quieren proteger el mar. El dictamen del Sr. Pérez. Y",
+            ["Quieren proteger el mar.", "Quieren proteger el mar. El dictamen del Sr. Pérez."],
+        ),
+        (
+            "fr",
+            "Ils protègent la mer à l'est. No. 5 reste. Voir M. Dupont. Et",
+            [
+                "Ils protègent la mer à l'est.",
+                "Ils protègent la mer à l'est. No.",
+                "Ils protègent la mer à l'est. No. 5 reste.",
+                "Ils protègent la mer à l'est. No. 5 reste. Voir M. Dupont.",
+            ],
+        ),
+        (
+            "en",
+            "They want the Mar. Regions want no. 5 today. See e.g. Art. 3 here. And",
+            [
+                "They want the Mar. Regions want no. 5 today.",
+                "They want the Mar. Regions want no. 5 today. See e.g. Art. 3 here.",
+            ],
+        ),
+    ],
+)
+def test_each_language_has_its_own_abbreviations(language: str, text: str, expected: list[str]):
+    assert [text[: p.index] for p in cut_points(text, language) if p.sentence] == expected
+
+
+def test_a_spanish_lead_ends_at_el_mar():
+    first = "Las regiones costeras quieren proteger el mar."
+    post = compose(release(summary=first + LONG_REST, language="es"), "x")
+    assert post.text.split("\n\n")[1] == first
 
 
 def test_the_greek_question_mark_ends_a_sentence():

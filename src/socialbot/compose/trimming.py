@@ -44,7 +44,8 @@ _OPENERS = {"\u202a": "\u202c", "\u202b": "\u202c", "\u202d": "\u202c", "\u202e"
 _ISOLATES = {"\u2066": "\u2069", "\u2067": "\u2069", "\u2068": "\u2069"}
 
 # Words a full stop follows without ending the sentence, by language (casefolded, without
-# the last full stop). A single letter ("г.", "M.") never ends one either.
+# the last full stop); each language has its own ("mar" is March in English, the sea in
+# Spanish). A single letter or dotted initials ("г.", "M.", "e.g.") never end one either.
 ABBREVIATIONS: dict[str, frozenset[str]] = {
     "en": frozenset(
         [
@@ -124,6 +125,10 @@ ABBREVIATIONS: dict[str, frozenset[str]] = {
         ]
     ),
     "el": frozenset(["κα", "π.χ", "κ.λπ", "δηλ", "αρ", "σελ", "τηλ", "κ.ά", "εκατ"]),
+    "es": frozenset(["sr", "sra", "srta", "dr", "dra", "prof", "art", "núm", "pág", "ud", "uds"]),
+    "it": frozenset(["sig", "sigg", "dott", "dr", "prof", "art", "pag", "on"]),
+    "pt": frozenset(["sr", "sra", "dr", "dra", "prof", "art", "pág", "n.º"]),
+    "nl": frozenset(["dhr", "mevr", "mr", "dr", "prof", "bijv", "art", "blz", "o.a", "d.w.z"]),
 }
 
 
@@ -167,9 +172,72 @@ def url_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+MONTHS: dict[str, frozenset[str]] = {
+    "de": frozenset(
+        [
+            "januar",
+            "jänner",
+            "februar",
+            "märz",
+            "april",
+            "mai",
+            "juni",
+            "juli",
+            "august",
+            "september",
+            "oktober",
+            "november",
+            "dezember",
+            "jan",
+            "feb",
+            "mär",
+            "apr",
+            "jun",
+            "jul",
+            "aug",
+            "sep",
+            "sept",
+            "okt",
+            "nov",
+            "dez",
+        ]
+    ),
+}
+"""Capitalised month names after a day number with a full stop (``am 3. März``), casefolded.
+Languages that write months in lower case need none: a lower-case word never starts a sentence."""
+
+ORDINAL_DOT = frozenset(["de"])
+"""Languages whose ordinals are a number and a full stop before a capitalised noun
+(``der 9. Kohäsionsbericht``): there a number of up to three digits ends no sentence."""
+
+_LIST_BEFORE = frozenset("\n.!?:;…。！？") | _CLOSERS
+"""What precedes a list number (``1.``): a line break, a sentence end, a colon."""
+_INITIALS = regex.compile(r"(?:\p{L}\.)*\p{L}")
+"""A single letter or dotted initials (``M``, ``e.g``, ``z.B``): never a sentence end, in any
+language."""
+
+
 @cache
 def _abbreviations(language: str) -> frozenset[str]:
-    return ABBREVIATIONS.get(language, frozenset()) | ABBREVIATIONS["en"]
+    """The release language's own abbreviations (English ones apply to English only)."""
+    return ABBREVIATIONS.get(language.casefold().split("-")[0], frozenset())
+
+
+def _number_ends_sentence(text: str, start: int, word: str, rest: str, language: str) -> bool:
+    """Whether a number with a full stop (``2027.``), followed by a capitalised word, ends one.
+
+    It does not when it opens its line or follows a sentence end or a colon (a list
+    number: ``1. Regions…``, ``priorities: 1. More…``), when a month
+    follows (``3. März``), or when it is a short ordinal in a language that writes them so.
+    """
+    before = text[max(0, start - 64) : start].rstrip(_STRIPPED_SPACE.replace("\n", ""))
+    if (not before and start <= 64) or before[-1:] in _LIST_BEFORE:
+        return False
+    following = regex.match(r"[\p{L}\p{M}]+", rest)
+    key = language.casefold().split("-")[0]
+    if following and following.group().casefold() in MONTHS.get(key, frozenset()):
+        return False
+    return not (key in ORDINAL_DOT and len(word) <= 3)
 
 
 def _ends_sentence(text: str, index: int, language: str) -> bool:
@@ -189,10 +257,13 @@ def _ends_sentence(text: str, index: int, language: str) -> bool:
         return False
     if mark != ".":
         return True
-    word = text[: end - 1].rsplit(None, 1)[-1] if text[: end - 1].strip() else ""
+    head = text[: end - 1]
+    word = head.rsplit(None, 1)[-1] if head.strip() else ""
     word = word.lstrip("\"'«„“‚‘(‹[")
-    if not word or word.isdigit() or (len(word) == 1 and word.isalpha()):
+    if not word or _INITIALS.fullmatch(word):
         return False
+    if word.isdigit():
+        return _number_ends_sentence(text, len(head) - len(word), word, rest, language)
     return word.casefold() not in _abbreviations(language)
 
 
