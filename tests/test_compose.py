@@ -544,6 +544,29 @@ def test_cjk_text_is_cut_between_characters():
     assert "the title is too long for X and is cut" in post.notes
 
 
+def test_a_cjk_lead_never_ends_inside_a_quotation():
+    quote = "委員長は「復興は地域なしにはあり得ない。」"
+    summary = (
+        quote
+        + "と述べ、"
+        + "結束政策は全ての地域にとって不可欠であり今後も強化されるべきである" * 5
+    )
+    post = compose(release(summary=summary + "。", language="ja", title="意見を採択"), "x")
+    assert post.text.split("\n\n")[1] == quote
+
+
+def test_a_cjk_sentence_mark_inside_brackets_ends_no_sentence():
+    text = "彼は「A。B。」と言った。次に（C。D。）E。『F！』G"
+    ends = [text[: p.index] for p in cut_points(text, "ja") if p.sentence]
+    assert ends == [
+        "彼は「A。B。」",
+        "彼は「A。B。」と言った。",
+        "彼は「A。B。」と言った。次に（C。D。）",
+        "彼は「A。B。」と言った。次に（C。D。）E。",
+        "彼は「A。B。」と言った。次に（C。D。）E。『F！』",
+    ]
+
+
 def test_a_cut_inside_an_isolate_closes_it():
     summary = ("\u2067مرحبا بالعالم في المدن والمناطق الأوروبية\u2069 " * 20).strip()
     post = compose(release(summary=summary, language="ar"), "x")

@@ -32,6 +32,17 @@ SENTENCE_CLOSE = 2 / 3
 
 _SENTENCE_END = frozenset(".!?…。！？‼⁇⁈⁉")
 _CJK_SENTENCE_END = frozenset("。！？")
+_CJK_PAIRS = {
+    "「": "」",
+    "『": "』",
+    "（": "）",
+    "“": "”",
+    "【": "】",
+    "〔": "〕",
+    "《": "》",
+    "〈": "〉",
+}
+_CJK_CLOSERS = frozenset(_CJK_PAIRS.values()) | frozenset(")]’")
 _CLAUSE_END = frozenset(",;:–—、，；：")
 _DASHES = frozenset("-–—")
 _CLOSERS = frozenset("\"'»”’)]}›」』")
@@ -281,17 +292,22 @@ def cut_points(text: str, language: str) -> tuple[CutPoint, ...]:
         while stop < len(text) and not text[stop].isspace():
             stop += 1
         in_url[start + 1 : stop + 1] = b"\x01" * (stop - start)
+    quoted = _quoted(text)
     points: list[CutPoint] = []
     previous = ""
+    ended = False  # the text so far ends with a CJK sentence mark (and closing brackets)
     for grapheme in _GRAPHEME.finditer(text):
         index = grapheme.start()
         current = grapheme.group()
+        ended = previous[:1] in _CJK_SENTENCE_END or (ended and previous in _CJK_CLOSERS)
         if index and not inside[index]:
             sentence = None
             if _SPACE.match(current) and not _SPACE.match(previous):
                 paragraph = text.startswith("\n\n", index) or text[index:].lstrip() == ""
                 sentence = paragraph or _ends_sentence(text, index, language)
-            elif previous[:1] in _CJK_SENTENCE_END:
+            elif ended and current in _CJK_CLOSERS:
+                pass  # "。」": the closing bracket belongs to the sentence
+            elif ended and not quoted[index]:
                 sentence = True
             elif _CJK.match(previous) and _CJK.match(current):
                 sentence = False
@@ -309,6 +325,28 @@ def cut_points(text: str, language: str) -> tuple[CutPoint, ...]:
                 )
         previous = current
     return tuple(points)
+
+
+def _quoted(text: str) -> bytearray:
+    """1 at each cut position inside a CJK bracket or quote closed in the same paragraph.
+
+    ``「…。」`` is one quotation: its ``。`` ends a sentence only with the ``」`` after it.
+    """
+    quoted = bytearray(len(text) + 1)
+    if not any(opener in text for opener in _CJK_PAIRS):
+        return quoted
+    stack: list[tuple[str, int]] = []
+    for index, ch in enumerate(text):
+        if ch in _CJK_PAIRS:
+            stack.append((_CJK_PAIRS[ch], index))
+        elif any(closer == ch for closer, _ in stack):
+            while stack[-1][0] != ch:
+                stack.pop()  # an opener left unclosed inside this pair
+            start = stack.pop()[1]
+            quoted[start + 1 : index + 1] = b"\x01" * (index - start)
+        elif ch == "\n" and text.startswith("\n\n", index):
+            stack.clear()
+    return quoted
 
 
 def _kept(text: str, index: int) -> tuple[int, str]:
