@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +274,34 @@ def test_hashtags_come_from_the_release_its_topics_and_its_text():
     )
     assert post.hashtags == ("#CohesionAlliance", "#EURegions", "#CohesionPolicy")
     assert post.text.endswith(f"#EURegions #CohesionPolicy\n\n{LINK}")
+
+
+def nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+@pytest.mark.parametrize("network", ["x", "mastodon", "bluesky"])
+def test_a_decomposed_mapping_value_is_posted_composed_and_once(network: str):
+    post = compose(
+        release(summary="Le #Régions est important pour tous. Voilà.", topics=["Régions"]),
+        network,
+        ComposeOptions(hashtag_map={"Régions": nfd("Régions"), nfd("Cohésion"): "Cohésion"}),
+    )
+    assert post.hashtags == ("#Régions",)
+    assert nfd("Régions") not in post.text
+    assert post.text.count("#Régions") == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "topic"),
+    [
+        (nfd("Politique de cohésion"), "Politique de cohésion"),
+        ("Politique de cohésion", nfd("Politique de Cohésion")),
+    ],
+)
+def test_a_topic_matches_its_mapping_key_whatever_the_normal_form(key: str, topic: str):
+    post = compose(release(topics=[topic]), "x", ComposeOptions(hashtag_map={key: "Cohesion"}))
+    assert post.hashtags == ("#Cohesion",)
 
 
 def test_hashtags_are_deduplicated_case_insensitively_and_inline_ones_not_repeated():

@@ -12,6 +12,7 @@ least one letter, and at most 64 characters (Bluesky's limit).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -38,8 +39,8 @@ class Hashtag:
 
     @property
     def key(self) -> str:
-        """What two spellings of one hashtag share."""
-        return self.body.casefold()
+        """What two spellings of one hashtag share (``Régions`` composed or not)."""
+        return unicodedata.normalize("NFC", self.body.casefold())
 
     def __str__(self) -> str:
         return "#" + self.body
@@ -58,6 +59,7 @@ def normalize(raw: str) -> tuple[Hashtag | None, str | None]:
     Returns the hashtag (None when nothing usable is left) and, when the source
     was malformed, a note saying what was done.
     """
+    raw = unicodedata.normalize("NFC", raw)
     text = raw.strip()
     spaced_hash = len(text) > 1 and text[0] in _HASH_SIGNS and text[1].isspace()
     text = text.lstrip(_HASH_SIGNS).strip()
@@ -78,8 +80,8 @@ def normalize(raw: str) -> tuple[Hashtag | None, str | None]:
 
 
 def topic_key(topic: str) -> str:
-    """Topics match case-insensitively and whatever their spacing."""
-    return " ".join(topic.split()).casefold()
+    """Topics match case-insensitively, whatever their spacing and Unicode normal form."""
+    return unicodedata.normalize("NFC", " ".join(topic.split()).casefold())
 
 
 def from_topics(topics: Iterable[str], mapping: Mapping[str, str]) -> list[Hashtag]:
