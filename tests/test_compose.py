@@ -336,6 +336,17 @@ def test_hashtags_are_dropped_before_the_first_sentence_is():
     assert len(post.hashtags) < 2 or summary in post.text
 
 
+def test_a_tag_bluesky_would_not_link_in_the_text_is_appended_there():
+    summary = "The regions (#EURegions) and «#Ευρώπη» adopted an opinion today."
+    bluesky = compose(release(summary=summary, hashtags=["EURegions"]), "bluesky")
+    assert bluesky.text.split("\n\n")[1:3] == [summary, "#EURegions #Ευρώπη"]
+    tags = [f["features"][0]["tag"] for f in bluesky.facets if "tag" in f["features"][0]]
+    assert tags == ["EURegions", "Ευρώπη"]
+    assert bluesky.hashtags == ("#EURegions", "#Ευρώπη")
+    mastodon = compose(release(summary=summary, hashtags=["EURegions"]), "mastodon")
+    assert mastodon.text.count("#EURegions") == 1  # X and Mastodon link it after "("
+
+
 def test_a_malformed_tag_in_the_text_is_repaired_and_reported():
     post = compose(release(summary="The # CoRplenary starts today."), "mastodon")
     assert "The #CoRplenary starts today." in post.text

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import regex
 
+from socialbot.compose.richtext import tag_spans
 from socialbot.compose.twitter_text import extract_hashtags
 
 MAX_TAG_LENGTH = 64
@@ -100,6 +101,21 @@ def from_topics(topics: Iterable[str], mapping: Mapping[str, str]) -> list[Hasht
 def inline(text: str) -> list[Hashtag]:
     """The hashtags written in ``text``, as X finds them."""
     return [Hashtag(entity.tag) for entity in extract_hashtags(text)]
+
+
+def live(text: str, network: str) -> list[Hashtag]:
+    """The hashtags in ``text`` that ``network`` makes live (a link to the tag's feed).
+
+    Bluesky links only a tag the post gives a facet, and the composer facets
+    what the app detects (``richtext.tag_spans``: a ``#`` at the start or after a
+    space, so not ``(#EURegions)``); each is named as X names it at the same place,
+    so it matches the release's hashtags. Elsewhere, as X finds them.
+    """
+    found = extract_hashtags(text)
+    if network != "bluesky":
+        return [Hashtag(entity.tag) for entity in found]
+    by_start = {entity.start: entity.tag for entity in found}
+    return [Hashtag(by_start.get(start, tag)) for start, _, tag in tag_spans(text)]
 
 
 def repair_spaced(text: str, where: str) -> tuple[str, list[str]]:

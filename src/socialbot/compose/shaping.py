@@ -260,7 +260,7 @@ class Shaper:
 
     def attempt(self, title: str, wanted: int) -> tuple[Fit, list[Hashtag]]:
         """The lead and appended hashtags when up to ``wanted`` hashtags are appended."""
-        in_title = tags.unique(tags.inline(title))
+        in_title = tags.unique(tags.live(title, self.budget.network))
         title_keys = {tag.key for tag in in_title}
         room = self.rules.max_hashtags - len(in_title) if "hashtags" in self.rules.order else 0
         pool = [tag for tag in self.candidates if tag.key not in title_keys]
@@ -269,7 +269,7 @@ class Shaper:
             appended.pop()
         while True:
             lead = self.fit_lead(title, appended)
-            shown = tags.unique(in_title + tags.inline(lead.piece))
+            shown = tags.unique(in_title + tags.live(lead.piece, self.budget.network))
             keys = {tag.key for tag in shown}
             kept = [tag for tag in appended if tag.key not in keys]
             kept = kept[: max(0, self.rules.max_hashtags - len(shown))]
@@ -423,7 +423,7 @@ def compose(release: Release, network: str, options: ComposeOptions | None = Non
                     f"the {what} {'are' if ' and ' in what else 'is'} cut before another "
                     "link, so the link card shows the release"
                 )
-    posted = tags.unique(tags.inline(text))
+    posted = tags.unique(tags.live(text, network))
     keys = {tag.key for tag in posted}
     left_out = [str(tag) for tag in candidates if tag.key not in keys]
     if left_out:
@@ -494,7 +494,7 @@ def _from_override(release: Release, network: str, link: str, budget: Budget) ->
         description=describe(
             " ".join(paragraphs(release.summary or release.body)), release.language
         ),
-        hashtags=tuple(str(tag) for tag in tags.unique(tags.inline(text))),
+        hashtags=tuple(str(tag) for tag in tags.unique(tags.live(text, network))),
         facets=tuple(bluesky_facets(text, links=(link,))) if network == "bluesky" else (),
         notes=tuple(notes),
     )
