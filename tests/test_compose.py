@@ -247,6 +247,11 @@ def test_the_release_link_in_the_text_is_not_posted_twice():
         ("# CoRplenary", "#CoRplenary", True),
         ("EU-Regions", "#EURegions", True),
         ("#Κοινωνία", "#Κοινωνία", False),
+        ("Children's rights", "#ChildrensRights", True),
+        ("Europe’s regions", "#EuropesRegions", True),
+        ("#Europeʼs", "#Europes", True),
+        ("l’Europe", "#LEurope", True),
+        ("l’Europe des régions", "#LEuropeDesRégions", True),
     ],
 )
 def test_hashtags_are_normalised_to_camel_case(raw: str, tag: str, malformed: bool):
@@ -302,6 +307,16 @@ def test_a_decomposed_mapping_value_is_posted_composed_and_once(network: str):
 def test_a_topic_matches_its_mapping_key_whatever_the_normal_form(key: str, topic: str):
     post = compose(release(topics=[topic]), "x", ComposeOptions(hashtag_map={key: "Cohesion"}))
     assert post.hashtags == ("#Cohesion",)
+
+
+def test_an_apostrophe_in_a_mapped_topic_s_hashtag_starts_no_new_word():
+    mapping = {"Children's rights": "Children's rights", "Regions": "Europe’s regions"}
+    post = compose(
+        release(topics=["Children's rights", "Regions"]),
+        "mastodon",
+        ComposeOptions(hashtag_map=mapping),
+    )
+    assert post.hashtags == ("#ChildrensRights", "#EuropesRegions")
 
 
 def test_hashtags_are_deduplicated_case_insensitively_and_inline_ones_not_repeated():

@@ -22,7 +22,9 @@ from socialbot.compose.richtext import tag_spans
 from socialbot.compose.twitter_text import extract_hashtags
 
 MAX_TAG_LENGTH = 64
-_SEPARATOR = regex.compile(r"[^\p{L}\p{M}\p{Nd}_]+")
+_APOSTROPHES = "'’ʼ"
+# A word, apostrophes inside it included ("Children's", "l’Europe"): they are dropped.
+_WORD = regex.compile(r"[\p{L}\p{M}\p{Nd}_]+(?:['’ʼ][\p{L}\p{M}\p{Nd}_]+)*")
 _VALID_BODY = regex.compile(r"[\p{L}\p{M}\p{Nd}_]*\p{L}[\p{L}\p{M}\p{Nd}_]*")
 _HASH_SIGNS = "#＃"
 # "# CoRplenary": a hash sign starting a word, spaces, then a word with a capital in it.
@@ -64,7 +66,11 @@ def normalize(raw: str) -> tuple[Hashtag | None, str | None]:
     text = raw.strip()
     spaced_hash = len(text) > 1 and text[0] in _HASH_SIGNS and text[1].isspace()
     text = text.lstrip(_HASH_SIGNS).strip()
-    words = [word for word in _SEPARATOR.split(text) if word]
+    words = _WORD.findall(text)
+    elided = any(ch in word for word in words for ch in _APOSTROPHES)
+    words = [regex.sub(f"[{_APOSTROPHES}]", "", word) for word in words]
+    if elided and len(words) == 1:  # "l’Europe" is two words written as one: LEurope
+        words = [words[0][:1].upper() + words[0][1:]]
     shown = raw.strip() if raw.strip().startswith(tuple(_HASH_SIGNS)) else f"#{raw.strip()}"
     if not words or not any(_VALID_BODY.fullmatch(word) for word in words):
         return None, f"hashtag {shown!r} has no letters; it is left out"
@@ -75,7 +81,7 @@ def normalize(raw: str) -> tuple[Hashtag | None, str | None]:
     if len(body) > MAX_TAG_LENGTH:
         return None, f"hashtag {shown!r} is longer than {MAX_TAG_LENGTH} characters; left out"
     tag = Hashtag(body)
-    if len(words) > 1 or spaced_hash or body != words[0]:
+    if len(words) > 1 or spaced_hash or elided or body != words[0]:
         return tag, f"hashtag {shown!r} is malformed; it is posted as {tag}"
     return tag, None
 
