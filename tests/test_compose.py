@@ -234,6 +234,25 @@ def test_the_release_link_in_the_text_is_not_posted_twice():
     assert any("taken out of the text" in note for note in post.notes)
 
 
+@pytest.mark.parametrize(
+    ("summary", "lead"),
+    [
+        (f"The opinion is at {LINK}. It says a lot.", "The opinion is at. It says a lot."),
+        (f"Read the opinion (see {LINK}) today.", "Read the opinion (see) today."),
+        (f"Read the opinion ({LINK}) today.", "Read the opinion today."),
+        (f"Read the opinion [ {LINK} ], today.", "Read the opinion, today."),
+        (f"Read it here: {LINK}. Then more.", "Read it here. Then more."),
+        (f"{LINK}. It says a lot.", "It says a lot."),
+        (f"It says a lot, {LINK}, really.", "It says a lot, really."),
+        (f"It says a lot. Read it:  {LINK}", "It says a lot. Read it"),
+        (f"Voir « {LINK} » ici, ou {LINK} !", "Voir ici, ou !"),
+    ],
+)
+def test_taking_the_release_link_out_leaves_no_orphan_punctuation(summary: str, lead: str):
+    post = compose(release(summary=summary), "mastodon")
+    assert post.text.split("\n\n")[1] == lead
+
+
 # -- hashtags -----------------------------------------------------------------------
 
 

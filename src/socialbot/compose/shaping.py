@@ -373,10 +373,44 @@ def _links_in(text: str, urls: tuple[str, ...]) -> list[tuple[int, int]]:
     return sorted((start, end) for start, end in spans if text[start:end] in urls)
 
 
+_PAIRS = {"(": ")", "[": "]", "{": "}", "«": "»", "“": "”", "„": "“", "‹": "›", "‘": "’"}
+_TERMINAL = frozenset(".,;:!?…")
+_ORPHAN = ",;:–—-"
+"""Punctuation that introduced the link: orphaned when the link's own punctuation follows."""
+_INNER_SPACE = " \t\u00a0\u202f"
+_NEVER_SPACED = frozenset(".,…)]}")
+"""What follows a word without a space in any language the releases use."""
+
+
 def _without(text: str, urls: tuple[str, ...]) -> str:
+    """``text`` without ``urls``, and without the punctuation that only framed them."""
     for start, end in reversed(_links_in(text, urls)):
-        text = text[:start] + text[end:]
+        text = _join(text[:start], text[end:])
     return SEPARATOR.join(_RUNS.sub(" ", part).strip() for part in text.split(SEPARATOR)).strip()
+
+
+def _join(before: str, after: str) -> str:
+    """The text around a link taken out: no empty brackets, no space or orphan before
+    punctuation (``at .``, ``(see )``, ``here: .``), no punctuation opening a sentence."""
+    while (opener := before.rstrip(_INNER_SPACE)[-1:]) in _PAIRS:
+        rest = after.lstrip(_INNER_SPACE)
+        if rest[:1] != _PAIRS[opener]:
+            break
+        before, after = before.rstrip(_INNER_SPACE)[:-1], rest[1:]  # "(<link>)"
+    head = before.rstrip(" \t")
+    if after.lstrip(" \t")[:1] in _NEVER_SPACED:
+        after = after.lstrip(" \t")  # "see <link> )": French spaces ";:!?»" only
+    if not after.strip(" \t") or after.lstrip(" \t")[:1] == "\n":
+        return head.rstrip(_ORPHAN + " \t") + after.lstrip(" \t")  # "Read it: <link>"
+    if after[0] not in _TERMINAL and after[0] not in _PAIRS.values():
+        if not head or head.endswith("\n") or head[-1] in _PAIRS:
+            return head + after.lstrip(" \t")
+        return head + " " + after.lstrip(" \t")
+    if head and head[-1] in _ORPHAN and after[0] in _TERMINAL:
+        head = head[:-1].rstrip(" \t")  # "Read it here: <link>." -> "Read it here."
+    if not head.strip() or head.endswith("\n"):
+        return head + after.lstrip(".,;:!?… \t")  # "<link>. It says" -> "It says"
+    return head + after
 
 
 def compose(release: Release, network: str, options: ComposeOptions | None = None) -> Post:
