@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import struct
+import time
 import zlib
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from socialbot.sandbox import SandboxServer
 from socialbot.store import SQLiteStore
 from tests import drainer
 from tests.helpers import run, write_release
+from tests.import_server import ImportServer
+from tests.test_import_safety import slow_headers
 from tests.test_media import XMP, camera_exif, encode, photo
 
 ALT = "Members of the European Committee of the Regions vote in the plenary hall in Brussels"
@@ -236,3 +239,77 @@ def test_an_image_url_is_fetched_once_at_approval(
     assert run("drain").exit_code == 0
     assert fetched == ["https://cor.europa.eu/sites/plenary.jpg"]  # the drain never fetches
     assert all(post["images"][0]["metadata"] == [] for post in sandbox.posts())
+
+
+def https_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ImportServer:
+    """An import fixture server on loopback over HTTPS, its self-signed certificate trusted
+    through ``SSL_CERT_FILE`` (which the fetcher's TLS context reads, as httpx's does)."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file = tmp_path / "cert.pem"
+    key_file = tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server = ImportServer()
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    server.base = server.base.replace("http://", "https://")
+    return server
+
+
+@pytest.mark.parametrize("command", ["preview", "approve"])
+def test_an_image_url_that_trickles_its_headers_is_cut_at_the_page_limit(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+):
+    """The import's wall-clock limit covers an image URL too: one sentence, no hang."""
+    server = https_server(tmp_path, monkeypatch)
+    server.routes["/plenary.jpg"] = slow_headers
+    server.start()
+    monkeypatch.setenv("SOCIALBOT_IMPORT__ALLOW_PRIVATE_ADDRESSES", "true")
+    monkeypatch.setenv("SOCIALBOT_IMPORT__PAGE_TIMEOUT_SECONDS", "1")
+    url = server.url("/plenary.jpg")
+    path = release_with(env, "r1.json", [{"url": url, "alt": "The plenary"}], networks=["x"])
+    args = [str(path)] if command == "preview" else ["r1", "--by", "Ana"]
+    try:
+        started = time.monotonic()
+        result = run(command, *args)
+        elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+    assert result.exit_code == 1
+    assert f"{url}: could not be fetched: it took longer than 1 seconds." in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert elapsed < 2.5

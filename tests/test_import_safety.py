@@ -7,6 +7,9 @@ refused by the same address rule a real deployment uses.
 
 from __future__ import annotations
 
+import time
+from http.server import BaseHTTPRequestHandler
+
 import pytest
 
 from socialbot.config import ImportSettings
@@ -152,6 +155,60 @@ def test_a_page_has_a_wall_clock_time_limit(server, tmp_path):
     server.routes["/hostile/slow"] = slow
     result = one(server, tmp_path, "/hostile/slow", settings=ImportSettings(page_timeout_seconds=1))
     assert result.message.endswith("it took longer than 1 seconds.")
+
+
+def trickle(handler: BaseHTTPRequestHandler, pieces: list[bytes], pause: float) -> None:
+    """Send ``pieces`` ``pause`` seconds apart, then close (a client that left ends it)."""
+    try:
+        for piece in pieces:
+            handler.wfile.write(piece)
+            handler.wfile.flush()
+            time.sleep(pause)
+    except OSError:
+        pass
+    handler.close_connection = True
+
+
+def slow_headers(handler: BaseHTTPRequestHandler) -> None:
+    """A status line at once, then one header line every 0.1 seconds for 4 seconds."""
+    trickle(handler, [b"HTTP/1.1 200 OK\r\n"] + [b"X-A: b\r\n"] * 40 + [b"\r\n"], 0.1)
+
+
+def slow_status(handler: BaseHTTPRequestHandler) -> None:
+    """The status line one byte every 0.2 seconds (about 3.4 seconds)."""
+    trickle(handler, [bytes([c]) for c in b"HTTP/1.1 200 OK\r\n"], 0.2)
+
+
+def slow_body(handler: BaseHTTPRequestHandler) -> None:
+    """Headers at once, then a byte of body just before each second passes."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 3\r\n\r\n"
+    trickle(handler, [head, b"<", b"p", b">"], 0.95)
+
+
+@pytest.mark.parametrize("route", [slow_headers, slow_status, slow_body])
+def test_the_page_limit_covers_status_line_headers_and_body(server, tmp_path, route):
+    """The limit is wall-clock from connecting to the last byte, whatever the server drips."""
+    server.routes["/hostile/trickle"] = route
+    policy = FetchPolicy(
+        allowed_networks=(__import__("ipaddress").ip_network("127.0.0.1/32"),),
+        page_timeout_seconds=1,
+    )
+    started = time.monotonic()
+    with Fetcher(policy) as fetcher, pytest.raises(FetchError, match="longer than 1 seconds"):
+        fetcher.get(server.url("/hostile/trickle"))
+    assert time.monotonic() - started < 1.5
+    report = run_import(
+        [server.url("/hostile/trickle"), server.url("/en/news/affordable-housing-plan")],
+        queue_dir=tmp_path,
+        ledger=KeyValueLedger(MemoryKeyValue()),
+        is_approved=lambda release_id: False,
+        allowed_networks=["127.0.0.1/32"],
+        settings=ImportSettings(page_timeout_seconds=1),
+        follow_versions=False,
+    )
+    slow, good = report.results
+    assert slow.message == f"{server.url('/hostile/trickle')}: it took longer than 1 seconds."
+    assert good.status is ImportStatus.CREATED, good.message
 
 
 def test_entity_bomb_feed_is_refused(server, tmp_path):

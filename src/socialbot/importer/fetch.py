@@ -7,13 +7,15 @@
   and unspecified ranges are refused unless ``allow_private_addresses``), and the socket
   connects to exactly the address that was checked, so a second DNS answer cannot swap in
   an internal address. No proxy from the environment is used.
-* One wall-clock deadline per page covers connecting, redirects and reading.
+* One wall-clock deadline per page covers connecting, redirects, the status line, the
+  headers and the body: every socket operation is given only the time left (``_DeadlineStream``).
 * The body is capped while it streams, and compressed bodies are decompressed here, with
   the cap applied to the decompressed size, a bounded amount at a time.
 """
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import re
 import socket
@@ -90,6 +92,61 @@ class Fetched:
     charset: str | None = None
 
 
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "socialbot_fetch_deadline", default=None
+)
+"""The ``time.monotonic()`` by which the page being fetched must be complete."""
+
+
+def _bounded(timeout: float | None, error: type[httpcore.TimeoutException]) -> float | None:
+    """``timeout`` cut to the time left before the page's deadline; ``error`` once it passed."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the page's time limit passed")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake ends by the page's deadline.
+
+    httpx's timeouts are per operation: a server that sends the status line a byte a second,
+    or one header line a second, never lets a read time out, and the wall-clock check in the
+    body loop is never reached. Rather than a watchdog thread closing the socket from outside
+    (a second thread per fetch, and a race with a connection going back to the pool), each
+    socket operation is given only the time left, so a blocked ``recv`` itself ends at the
+    deadline and httpcore drops the connection as after any timeout. The deadline is read
+    per call from a context variable, so a kept-alive connection serves the next page under
+    that page's own deadline.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: typing.Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        bounded = _bounded(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, bounded))
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._inner.get_extra_info(info)
+
+
 class _GuardedBackend(httpcore.NetworkBackend):
     """Resolve, check every address, then connect to a checked address only."""
 
@@ -115,9 +172,11 @@ class _GuardedBackend(httpcore.NetworkBackend):
         last: Exception | None = None
         for address in addresses:
             try:
-                return self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
+                bounded = _bounded(timeout, httpcore.ConnectTimeout)
+                stream = self._inner.connect_tcp(
+                    address, port, bounded, local_address, socket_options
                 )
+                return _DeadlineStream(stream)
             except httpcore.ConnectError as exc:
                 last = exc
         raise httpcore.ConnectError(f"cannot connect to {host}") from last
@@ -171,8 +230,18 @@ class Fetcher:
         self._client.close()
 
     def get(self, url: str) -> Fetched:
-        """The body at ``url``, after at most ``max_redirects`` checked redirects."""
+        """The body at ``url``, after at most ``max_redirects`` checked redirects.
+
+        Raises FetchError, with one sentence, for any address that cannot be fetched.
+        """
         deadline = time.monotonic() + self.policy.page_timeout_seconds
+        token = _DEADLINE.set(deadline)
+        try:
+            return self._get(url, deadline)
+        finally:
+            _DEADLINE.reset(token)
+
+    def _get(self, url: str, deadline: float) -> Fetched:
         current = url
         for _hop in range(self.policy.max_redirects + 1):
             check_scheme(current)
