@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import struct
 import time
 import zlib
@@ -313,3 +314,25 @@ def test_an_image_url_that_trickles_its_headers_is_cut_at_the_page_limit(
     assert f"{url}: could not be fetched: it took longer than 1 seconds." in result.stderr
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     assert elapsed < 2.5
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("command", ["preview", "approve"])
+@pytest.mark.parametrize(
+    ("file", "sentence"),
+    [
+        ("fifo.jpg", "fifo.jpg: is not a regular file; save the image itself beside the release."),
+        ("a\x00b.jpg", "a\\x00b.jpg: has a NUL character in its name; name the file as it is"),
+    ],
+)
+def test_an_image_file_that_is_a_pipe_or_names_a_nul_is_one_sentence(
+    env: Path, command: str, file: str, sentence: str
+):
+    """A named pipe is never opened for reading (it would wait for a writer for ever)."""
+    os.mkfifo(env / "queue" / "fifo.jpg")
+    path = release_with(env, "r1.yaml", [{"file": file, "alt": "An image"}], networks=["x"])
+    args = [str(path)] if command == "preview" else ["r1", "--by", "Ana"]
+    result = run(command, *args)
+    assert result.exit_code == 1
+    assert sentence in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
