@@ -336,3 +336,17 @@ def test_an_image_file_that_is_a_pipe_or_names_a_nul_is_one_sentence(
     assert result.exit_code == 1
     assert sentence in result.stderr
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["preview", "approve"])
+def test_an_image_url_with_an_invalid_international_host_is_one_sentence(env: Path, command: str):
+    url = "https://xn--zz.com/a.jpg"
+    path = release_with(env, "r1.json", [{"url": url, "alt": "The plenary"}], networks=["x"])
+    args = [str(path)] if command == "preview" else ["r1", "--by", "Ana"]
+    result = run(command, *args)
+    assert result.exit_code == 1
+    assert (
+        f"{url}: could not be fetched: its host name is not a valid internationalised domain "
+        "name (Invalid A-label)."
+    ) in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1

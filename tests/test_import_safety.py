@@ -91,6 +91,26 @@ def test_only_http_and_https(server, tmp_path):
     assert "only http and https addresses can be imported, not file ones" in result.message
 
 
+def test_an_address_httpx_cannot_encode_is_one_sentence(server, tmp_path):
+    """A bad IDNA host, typed or redirected to, is the fetcher's own sentence for every caller."""
+    with Fetcher(FetchPolicy()) as fetcher, pytest.raises(FetchError) as raised:
+        fetcher.get("https://xn--zz.com/a.jpg")
+    assert str(raised.value) == (
+        "its host name is not a valid internationalised domain name (Invalid A-label)"
+    )
+    result = one(server, tmp_path, "https://xn--zz.com/a")
+    assert result.message == (
+        "https://xn--zz.com/a: its host name is not a valid internationalised domain name "
+        "(Invalid A-label)."
+    )
+    server.redirect("/hostile/to-bad-idna", "http://xn--zz.com/")
+    result = one(server, tmp_path, "/hostile/to-bad-idna")
+    assert result.message.endswith(
+        ": it redirects to an address whose host name is not a valid internationalised domain "
+        "name (Invalid A-label)."
+    )
+
+
 def test_redirects_are_followed_a_few_times_only(server, tmp_path):
     server.redirect("/r/3", "/r/2")
     server.redirect("/r/2", "/r/1")

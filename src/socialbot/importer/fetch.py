@@ -187,7 +187,10 @@ class _GuardedBackend(httpcore.NetworkBackend):
 
 def check_scheme(url: str) -> None:
     """Only absolute http and https addresses with a host."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise _invalid_address(exc) from None
     if parts.scheme.lower() not in ("http", "https"):
         shown = parts.scheme or "no"
         raise FetchError(f"only http and https addresses can be imported, not {shown} ones")
@@ -248,13 +251,15 @@ class Fetcher:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise _too_slow(self.policy)
+            request = self._request(current, remaining)
             try:
-                request = self._client.build_request(
-                    "GET", current, timeout=httpx.Timeout(remaining)
-                )
                 response = self._client.send(request, stream=True)
             except AddressRefused:
                 raise
+            except UnicodeError as exc:
+                # httpx parses a redirect's Location inside send (for ``next_request``), even
+                # though redirects are not followed there, and lets an IDNA error through.
+                raise _invalid_address(exc, redirect=True) from None
             except (httpx.TimeoutException, httpcore.TimeoutException):
                 raise _too_slow(self.policy) from None
             except httpcore.ConnectError as exc:
@@ -263,7 +268,10 @@ class Fetcher:
                 raise FetchError(f"the server could not be reached ({_reason(exc)})") from None
             try:
                 if response.status_code in _REDIRECTS and "location" in response.headers:
-                    current = urljoin(current, response.headers["location"].strip())
+                    try:
+                        current = urljoin(current, response.headers["location"].strip())
+                    except ValueError as exc:
+                        raise _invalid_address(exc, redirect=True) from None
                     continue
                 if response.status_code >= 400:
                     raise FetchError(f"the server answered {response.status_code}")
@@ -273,6 +281,13 @@ class Fetcher:
             finally:
                 response.close()
         raise FetchError(f"it redirects more than {self.policy.max_redirects} times")
+
+    def _request(self, url: str, remaining: float) -> httpx.Request:
+        """The request for ``url``; an address httpx cannot encode is a FetchError."""
+        try:
+            return self._client.build_request("GET", url, timeout=httpx.Timeout(remaining))
+        except (UnicodeError, httpx.InvalidURL, ValueError) as exc:
+            raise _invalid_address(exc) from None
 
 
 def read_file(path: Path, policy: FetchPolicy) -> Fetched:
@@ -343,6 +358,20 @@ class _Decompressor:
             # A full output buffer may hide more output even with no input left.
             if budget <= 0 or (not pending and len(out) < limit):
                 return
+
+
+def _invalid_address(exc: Exception, *, redirect: bool = False) -> FetchError:
+    """An address httpx cannot encode (an IDNA host such as ``xn--zz.com``) as a sentence."""
+    reason = _reason(exc)
+    if isinstance(exc, UnicodeError):  # idna.IDNAError is a UnicodeError
+        whose = "it redirects to an address whose" if redirect else "its"
+        return FetchError(
+            f"{whose} host name is not a valid internationalised domain name ({reason})"
+        )
+    what = (
+        "it redirects to an address that is not valid" if redirect else "the address is not valid"
+    )
+    return FetchError(f"{what} ({reason})")
 
 
 def _too_slow(policy: FetchPolicy) -> FetchError:
