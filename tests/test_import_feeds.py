@@ -144,3 +144,24 @@ def test_atom_with_full_text_needs_no_page(server, ledger, tmp_path):
     assert not any("renovation-ecoles" in hit for hit in server.hits)
     again = run(server, tmp_path, ledger, "/feeds/atom.xml", feed=True)
     assert [r.status for r in again.results] == [ImportStatus.ALREADY]
+
+
+def test_an_item_whose_date_is_out_of_range_loses_only_its_date(server, ledger, tmp_path):
+    """Year 0 after the time-zone shift, or year 10000: that date is ignored, not the feed."""
+    items = "".join(
+        f"<item><title>{title}</title><link>{server.url(path)}</link>"
+        f"<description>Teaser.</description><pubDate>{date}</pubDate></item>"
+        for title, path, date in [
+            ("Housing", "/en/news/affordable-housing-plan", "0001-01-01T00:00:00+14:00"),
+            ("Water", "/press/2025/03/17/water-resilience", "9999-12-31T23:59:59-14:00"),
+            ("Housing again", "/de/news/affordable-housing-plan", "Mon, 17 Mar 2025 10:00:00 GMT"),
+        ]
+    )
+    feed = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>F</title>{items}</channel></rss>'
+    )
+    server.raw("/feeds/bad-dates.xml", feed.encode(), {"Content-Type": "application/rss+xml"})
+    report = run(server, tmp_path, ledger, "/feeds/bad-dates.xml", feed=True, follow_versions=False)
+    assert [r.status for r in report.results] == [ImportStatus.CREATED] * 3, [
+        r.message for r in report.results
+    ]

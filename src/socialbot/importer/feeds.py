@@ -77,8 +77,7 @@ def read_feed(content: bytes, *, url: str, max_items: int) -> list[FeedItem]:
             content_html = str(entry.content[0].get("value") or "")
         teaser_html = str(entry.get("summary") or "")
         paragraphs = _paragraphs(content_html or teaser_html)
-        stamp = entry.get("published_parsed") or entry.get("updated_parsed")
-        published = datetime.fromtimestamp(timegm(stamp), UTC) if stamp else None
+        published = _date(entry.get("published_parsed") or entry.get("updated_parsed"))
         topics = tuple(
             dict.fromkeys(one_line(str(t.get("term") or "")) for t in entry.get("tags") or [])
         )
@@ -99,6 +98,20 @@ def read_feed(content: bytes, *, url: str, max_items: int) -> list[FeedItem]:
             )
         )
     return items
+
+
+def _date(stamp: Any) -> datetime | None:
+    """feedparser's UTC time tuple as a datetime; one out of range is no date.
+
+    feedparser shifts ``0001-01-01T00:00:00+14:00`` into year 0, which datetime cannot
+    hold: that item is imported without the feed's date rather than the feed dropped.
+    """
+    if not stamp:
+        return None
+    try:
+        return datetime.fromtimestamp(timegm(stamp), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _paragraphs(fragment: str) -> list[str]:
