@@ -245,3 +245,45 @@ def test_the_desk_server_logs_through_the_redacting_handler(monkeypatch: pytest.
         logging.getLogger().removeHandler(handler)
     assert "Exception in ASGI application" in stream.getvalue()
     assert "desk-secret-0123456789" not in stream.getvalue()
+
+
+UNENCODED_AT = "postgresql://bob:SECRET@PW123zz@127.0.0.1:{port}/db"
+"""A password with an unencoded "@": libpq would read ``PW123zz@127.0.0.1`` as the host."""
+
+
+@pytest.mark.parametrize("verbosity", [[], ["-vv"]])
+def test_a_database_password_with_an_unencoded_at_is_refused_unseen(
+    workdir: Path, verbosity: list[str]
+) -> None:
+    url = UNENCODED_AT.format(port=free_port())
+    done = drainer.call(*verbosity, "status", env=drainer.environment(SOCIALBOT_DATABASE_URL=url))
+    assert done.returncode == 2
+    assert done.stderr == (
+        "socialbot: SOCIALBOT_DATABASE_URL: the user name or password holds an '@': "
+        "percent-encode it as %40 (each '@' before the one that ends the password)\n"
+    )
+    assert hits((done.stdout + done.stderr).encode(), ["SECRET", "PW123zz"]) == []
+
+
+def test_the_store_masks_every_piece_of_a_password_with_an_unencoded_at() -> None:
+    from socialbot.errors import ConfigurationError
+    from socialbot.store.postgres import PostgresStore, strip_password
+
+    url = UNENCODED_AT.format(port=free_port())
+    with pytest.raises(ConfigurationError) as raised:
+        PostgresStore(url, connect_timeout=2)
+    assert "SECRET" not in str(raised.value) and "PW123zz" not in str(raised.value)
+    assert str(raised.value).startswith("SOCIALBOT_DATABASE_URL: cannot connect to ")
+    assert strip_password(f"at {url}: x") == (
+        f"at postgresql://bob:[redacted]@127.0.0.1:{url.rsplit(':', 1)[1].split('/')[0]}/db: x"
+    )
+    assert logs.redact("host 'PW123zz@127.0.0.1'") == f"host '{logs.MASK}@127.0.0.1'"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

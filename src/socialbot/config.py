@@ -7,6 +7,7 @@ Every credential is a ``SecretStr``, so it never shows in a repr or a log line.
 from __future__ import annotations
 
 import os
+import re
 import typing
 from collections.abc import Iterable
 from pathlib import Path
@@ -266,6 +267,14 @@ class CoreSettings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("must be a sqlite:///path or postgresql://user@host/db URL")
+        # libpq splits user:password@host at the first "@", Python at the last: an unencoded
+        # "@" in a password would send part of it to DNS and into error messages.
+        authority = re.split(r"[/?#]", value.partition("://")[2], maxsplit=1)[0]
+        if authority.count("@") > 1:
+            raise ValueError(
+                "the user name or password holds an '@': percent-encode it as %40 "
+                "(each '@' before the one that ends the password)"
+            )
         return value
 
     def section(self, network: str) -> NetworkSettings:

@@ -278,7 +278,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 """Each version's statements, applied in order in one transaction per version."""
 
 
-_USERINFO_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+# Up to the last "@" of the authority: a password with an unencoded "@" is masked whole.
+_USERINFO_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^/\s]*@")
 _PARAM_PASSWORD = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
 
 
@@ -307,6 +308,15 @@ def _password(url: str) -> str | None:
         return found.group(0)[len(found.group(1)) : -1] if found else None
 
 
+def _password_parts(url: str) -> list[str]:
+    """The password, and each piece of it between unencoded "@": libpq ends the password at
+    the first "@" and reads the rest as the host, which its errors then echo."""
+    password = _password(url)
+    if not password:
+        return []
+    return sorted({password, *password.split("@")} - {""}, key=len, reverse=True)
+
+
 class PostgresStore(SQLStore):
     """The store in a PostgreSQL database, shared by drains on any number of hosts."""
 
@@ -316,7 +326,7 @@ class PostgresStore(SQLStore):
         self.url = url
         self.connect_timeout = connect_timeout
         self.where = safe_url(url)
-        register_secret(_password(url))
+        register_secret(*_password_parts(url))
         self._local = threading.local()
         self._connections: list[tuple[threading.Thread, psycopg.Connection[DictRow]]] = []
         """Each thread's connection; a finished thread's is closed when another opens."""
@@ -355,9 +365,11 @@ class PostgresStore(SQLStore):
         text = lines[0] if lines else type(exc).__name__
         text = text.removeprefix("connection failed: ")
         text = re.sub(r"^connection to server at .*?failed: ", "", text).rstrip(".")
-        password = _password(self.url)
-        if password:
-            text = text.replace(password, "[redacted]")
+        for part in _password_parts(self.url):
+            # A short piece is masked only where libpq echoes it, before the host's "@".
+            text = text.replace(f"{part}@", "[redacted]@")
+            if len(part) >= 4:
+                text = text.replace(part, "[redacted]")
         return redact(strip_password(text))
 
     def _connection(self) -> psycopg.Connection[DictRow]:
