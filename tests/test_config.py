@@ -14,6 +14,7 @@ from socialbot.config import (
     NetworkSettings,
     Settings,
     env_name,
+    load_import_settings,
     load_settings,
     setting_names,
 )
@@ -395,3 +396,102 @@ def test_the_names_follow_the_model(monkeypatch: pytest.MonkeyPatch):
     assert "SOCIALBOT_EXTRA__BOT_TOKEN" in names
     assert "SOCIALBOT_EXTRA__BASE_URL" in names
     assert set(setting_names(Settings)) < set(names)
+
+
+# -- A whole section as JSON, and a .env that cannot be read --------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "sentence"),
+    [
+        (
+            "SOCIALBOT_TELEGRAM",
+            '{"bot_token": "s3cret-value", "chat_id": ',
+            "SOCIALBOT_TELEGRAM is not valid JSON (Expecting value at character 42)",
+        ),
+        (
+            "SOCIALBOT_DESK",
+            '{"secret_key": "s3cret-value"',
+            "SOCIALBOT_DESK is not valid JSON (Expecting ',' delimiter at character 30)",
+        ),
+    ],
+)
+@pytest.mark.parametrize("place", ["environment", ".env"])
+def test_a_section_that_is_not_json_is_a_usage_error_that_quotes_nothing(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str, sentence: str, place: str
+):
+    if place == ".env":
+        (workdir / ".env").write_text(f"{name}='{value}'\n")
+        sentence = sentence.replace(" is not", " in .env is not")
+    else:
+        monkeypatch.setenv(name, value)
+    result = run("status")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"socialbot: {sentence}; give the section as a JSON object or set each setting as "
+        f"{name}__<NAME>\n"
+    )
+    assert "s3cret-value" not in result.output
+
+
+def test_a_dotenv_that_is_not_utf8_is_a_usage_error_that_quotes_nothing(workdir: Path):
+    (workdir / ".env").write_bytes(
+        b"SOCIALBOT_QUEUE_DIR=queue\nSOCIALBOT_X__API_KEY=caf\xe9s3cret\n"
+    )
+    result = run("status")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "socialbot: .env is not UTF-8 text (byte 50, on line 2); save it as UTF-8\n"
+    )
+    assert "s3cret" not in result.output
+    with pytest.raises(ConfigurationError, match=r"^\.env is not UTF-8 text \(byte 50"):
+        load_import_settings()
+
+
+@pytest.mark.parametrize("place", ["environment", ".env"])
+def test_a_misspelled_key_in_a_json_section_names_the_setting(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, place: str
+):
+    value = '{"acess_token": "s3cret-value", "base_url": "https://mastodon.social"}'
+    where = ""
+    if place == ".env":
+        (workdir / ".env").write_text(f"SOCIALBOT_MASTODON='{value}'\n")
+        where = " in .env"
+    else:
+        monkeypatch.setenv("SOCIALBOT_MASTODON", value)
+    result = run("networks")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f'socialbot: SOCIALBOT_MASTODON{where} has "acess_token", which is not a setting; '
+        "did you mean SOCIALBOT_MASTODON__ACCESS_TOKEN?\n"
+    )
+    assert "s3cret-value" not in result.output
+
+
+def test_valid_keys_in_a_json_section_pass_in_any_case(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """pydantic-settings reads the keys without regard to case; so does the check."""
+    monkeypatch.setenv(
+        "SOCIALBOT_MASTODON", '{"ACCESS_TOKEN": "tok", "base_url": "https://m.example"}'
+    )
+    monkeypatch.setenv("SOCIALBOT_DESK", '{"secret_key": "k", "Session_Hours": 2}')
+    settings = load_settings()
+    assert settings.mastodon.access_token.get_secret_value() == "tok"
+    assert settings.desk.session_hours == 2
+
+
+def test_the_import_section_as_json_is_refused_as_it_would_be_ignored(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("SOCIALBOT_IMPORT", '{"allow_private_addresses": true}')
+    result = run("status")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "socialbot: SOCIALBOT_IMPORT is not read as a whole section; set "
+        "SOCIALBOT_IMPORT__ALLOW_PRIVATE_ADDRESSES instead\n"
+    )
+    monkeypatch.setenv("SOCIALBOT_IMPORT", "")  # blank means unset, as everywhere
+    monkeypatch.setenv("SOCIALBOT_IMPORT__ALLOW_PRIVATE_ADDRESSES", "true")
+    assert run("status").exit_code == 0
+    assert load_import_settings().allow_private_addresses is True

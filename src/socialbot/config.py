@@ -6,15 +6,17 @@ Every credential is a ``SecretStr``, so it never shows in a repr or a log line.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 import typing
-from collections.abc import Iterable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from socialbot.errors import ConfigurationError
 from socialbot.networks import ENV_PREFIX, NETWORKS, PROFILES, NetworkSettings
@@ -373,6 +375,7 @@ SECTIONS_OUTSIDE_SETTINGS: dict[str, type[BaseSettings]] = {"import": ImportSett
 
 def load_import_settings(**overrides: Any) -> ImportSettings:
     """The import settings, a validation error made one plain sentence."""
+    env_files(overrides.get("_env_file"))  # an unreadable .env is a sentence, not a traceback
     try:
         return ImportSettings(**overrides)
     except ValidationError as exc:
@@ -421,32 +424,124 @@ def setting_names(model: type[BaseSettings] | None = None) -> list[str]:
     return names
 
 
-def check_setting_names(env_file: Any = None) -> None:
-    """Refuse a ``SOCIALBOT_*`` name, in the environment or ``.env``, that is no setting."""
-    known = set(setting_names())
-    # A whole section as JSON (SOCIALBOT_X='{"api_key": ...}') is valid too.
-    known |= {name.rpartition("__")[0] for name in known if "__" in name}
-    known |= NOT_SETTINGS
-    places: list[tuple[str, Iterable[str]]] = [("", os.environ)]
+def section_models(model: type[BaseSettings] | None = None) -> dict[str, type[BaseModel]]:
+    """The ``SOCIALBOT_*`` variables that take a whole section as JSON, with its class."""
+    sections: dict[str, type[BaseModel]] = {}
+    for name, field in (model or Settings).model_fields.items():
+        section = section_model(field.annotation)
+        if section is not None:
+            sections[f"{ENV_PREFIX}{name}".upper()] = section
+    return sections
+
+
+def env_files(env_file: Any = None) -> list[tuple[str, dict[str, str | None]]]:
+    """Each ``.env`` file the settings read, as (its name, its variables).
+
+    Raises ConfigurationError for a file that cannot be read or is not UTF-8 text; the
+    sentence never quotes the file's content, which holds secrets.
+    """
+    from dotenv import dotenv_values
+
     if env_file is None:
         env_file = Settings.model_config.get("env_file")
-    files = [env_file] if isinstance(env_file, str | os.PathLike) else list(env_file or ())
-    for path in files:
-        if Path(path).is_file():
-            from dotenv import dotenv_values
+    paths = [env_file] if isinstance(env_file, str | os.PathLike) else list(env_file or ())
+    found: list[tuple[str, dict[str, str | None]]] = []
+    for path in paths:
+        if not Path(path).is_file():
+            continue
+        try:
+            content = Path(path).read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"{path} cannot be read ({exc.strerror})") from None
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = content.count(b"\n", 0, exc.start) + 1
+            raise ConfigurationError(
+                f"{path} is not UTF-8 text (byte {exc.start}, on line {line}); save it as UTF-8"
+            ) from None
+        found.append((str(path), dotenv_values(stream=io.StringIO(text))))
+    return found
 
-            places.append((f" in {path}", dotenv_values(path, encoding="utf-8")))
+
+def check_setting_names(env_file: Any = None) -> None:
+    """Refuse a ``SOCIALBOT_*`` name, in the environment or ``.env``, that is no setting,
+    and a whole section given as JSON that is not valid or has a key that is no setting."""
+    known = set(setting_names())
+    # A whole section as JSON (SOCIALBOT_X='{"api_key": ...}') is valid too; its keys are
+    # checked like names.
+    sections = section_models()
+    known |= set(sections)
+    known |= NOT_SETTINGS
+    places: list[tuple[str, Mapping[str, str | None]]] = [("", os.environ)]
+    places.extend((f" in {path}", values) for path, values in env_files(env_file))
     problems: list[str] = []
     seen: set[str] = set()
-    for where, names in places:
-        for raw in names:
+    for where, values in places:
+        for raw, value in values.items():
             name = raw.upper()
-            if not name.startswith(ENV_PREFIX) or name in known or name in seen:
+            if not name.startswith(ENV_PREFIX) or name in seen:
                 continue
-            seen.add(name)
-            problems.append(f"{raw}{where} is not a setting; {suggest(name, known)}")
+            if name in sections:
+                found = section_problems(raw, where, value, sections[name], known)
+            elif name in known:
+                continue
+            elif name.removeprefix(ENV_PREFIX).lower() in SECTIONS_OUTSIDE_SETTINGS:
+                problem = outside_section_problem(raw, where, value)
+                found = [problem] if problem else []
+            else:
+                found = [f"{raw}{where} is not a setting; {suggest(name, known)}"]
+            if found:
+                seen.add(name)
+                problems.extend(found)
     if problems:
         raise ConfigurationError(" ".join(problems))
+
+
+def section_problems(
+    raw: str, where: str, value: str | None, section: type[BaseModel], known: set[str]
+) -> list[str]:
+    """What is wrong with a whole section given as JSON: not JSON, or keys that are no
+    setting (pydantic would drop them silently). The value itself is never quoted."""
+    if not value:
+        return []  # unset, as env_ignore_empty reads it
+    try:
+        data = json.loads(value)
+    except ValueError as exc:  # a JSONDecodeError's msg never quotes the document
+        reason = getattr(exc, "msg", "not JSON")
+        column = getattr(exc, "pos", None)
+        at = f" at character {column + 1}" if isinstance(column, int) else ""
+        return [
+            f"{raw}{where} is not valid JSON ({reason}{at}); give the section as a JSON "
+            f"object or set each setting as {raw.upper()}__<NAME>"
+        ]
+    if not isinstance(data, dict):
+        return []  # validation names the variable ("should be a valid dictionary")
+    fields = {field.lower() for field in section.model_fields}
+    problems = []
+    for key in data:
+        if str(key).lower() in fields:
+            continue
+        shown = json.dumps(str(key)[:60], ensure_ascii=False)
+        flat = f"{raw}__{key}".upper()
+        problems.append(f"{raw}{where} has {shown}, which is not a setting; {suggest(flat, known)}")
+    return problems
+
+
+def outside_section_problem(raw: str, where: str, value: str | None) -> str | None:
+    """A section read by a settings class of its own, which reads only its flat names
+    (``ImportSettings``: ``SOCIALBOT_IMPORT='{...}'`` would be silently ignored)."""
+    if not value:
+        return None
+    section = raw.upper().removeprefix(ENV_PREFIX).lower()
+    fields = list(SECTIONS_OUTSIDE_SETTINGS[section].model_fields)
+    try:
+        data = json.loads(value)
+    except ValueError:
+        data = None
+    given = [f for f in fields if isinstance(data, dict) and f in {str(k).lower() for k in data}]
+    names = " and ".join(env_name(section, field) for field in given or fields[:1])
+    return f"{raw}{where} is not read as a whole section; set {names} instead"
 
 
 def suggest(name: str, known: set[str]) -> str:
@@ -465,6 +560,11 @@ def load_settings(**overrides: Any) -> Settings:
     check_setting_names(overrides.get("_env_file"))
     try:
         return Settings(**overrides)
+    except SettingsError as exc:
+        # What check_setting_names did not foresee; the message names the field, never its value.
+        field = re.search(r'field "([^"]+)"', str(exc))
+        variable = ENV_PREFIX + (field.group(1).upper() if field else "*")
+        raise ConfigurationError(f"{variable}: its value cannot be read as a setting") from None
     except ValidationError as exc:
         error = exc.errors()[0]
         parts = [str(part) for part in error["loc"] if not isinstance(part, int)]
