@@ -339,3 +339,15 @@ def test_canonical_urls():
     )
     assert identity_key("https://x.eu/en/news/covid-19") == "https://x.eu/en/news/covid-19"
     assert identity_key("https://x.eu/en/news/eu-budget-2") == "https://x.eu/en/news/eu-budget-2"
+
+
+def test_a_page_read_again_and_again_in_one_process_keeps_its_text():
+    """The desk imports for hours in one process: reading a page must not depend on what the
+    process read before (trafilatura's own deduplication remembers text for the process)."""
+    from socialbot.importer.pages import read_page
+
+    content = (Path(__file__).parent / "fixtures" / "import" / "generic-water.html").read_bytes()
+    url = "https://www.consilium.example.eu/press/2025/03/17/water-resilience"
+    bodies = [read_page(content, url=url).body for _ in range(4)]
+    assert bodies[0].startswith("The strategy asks member states to cut water losses")
+    assert bodies == [bodies[0]] * 4

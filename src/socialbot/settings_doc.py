@@ -159,6 +159,9 @@ page: copy it to `.env` and fill in what you need.
   refused with the closest valid name: "SOCIALBOT_MASTADON__ACCESS_TOKEN is not a setting;
   did you mean SOCIALBOT_MASTODON__ACCESS_TOKEN?". So is a wrong value, naming the variable.
   Both are configuration errors: the command exits with status 2 and does nothing.
+- A whole section may be given as JSON (`SOCIALBOT_MASTODON='{"access_token": "…"}'`): it must
+  be valid JSON whose keys are that section's settings, checked the same way. `.env` must be
+  UTF-8 text.
 - Secrets (marked *secret* below) never appear in logs, errors, tracebacks or the posting log.
 
 `socialbot networks` checks the credentials of every active network without posting.

@@ -361,7 +361,9 @@ def _generic(doc: Any, content: bytes, meta: _Meta, url: str) -> PageDraft:
         include_tables=False,
         include_images=False,
         favor_precision=True,
-        deduplicate=True,
+        # Not trafilatura's deduplication: its cache lives as long as the process, so the
+        # desk re-importing a page, or a feed of similar pages, would lose their text.
+        deduplicate=False,
     )
     text = clean(extracted or meta.article_body or "")
     paragraphs = [p for p in text.split("\n") if p.strip()]
