@@ -293,3 +293,26 @@ def test_policy_refuses_unspecified_and_mapped_addresses():
         with pytest.raises(AddressRefused):
             policy.check_address(address)
     policy.check_address("93.184.216.34")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",  # NAT64 to 169.254.169.254, the cloud metadata address
+        "64:ff9b:1::a9fe:a9fe",  # local-use NAT64
+        "2002:a9fe:a9fe::1",  # 6to4 through 169.254.169.254
+        "2002:7f00:1::1",  # 6to4 through 127.0.0.1
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "fec0::1",  # site-local
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    ],
+)
+def test_policy_refuses_ipv6_forms_that_reach_a_private_ipv4_address(address: str):
+    with pytest.raises(AddressRefused, match="import does not reach"):
+        FetchPolicy().check_address(address)
+
+
+def test_policy_allows_ipv6_forms_of_public_addresses():
+    policy = FetchPolicy()
+    for address in ("64:ff9b::5db8:d822", "2002:5db8:d822::1", "2a01:4f8::1"):  # 93.184.216.34
+        policy.check_address(address)

@@ -60,10 +60,18 @@ class FetchPolicy:
     def check_address(self, address: str) -> None:
         """Raise AddressRefused unless the import may connect to this IP address."""
         ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         if self.allow_private_addresses or any(ip in net for net in self.allowed_networks):
             return
+        if isinstance(ip, ipaddress.IPv6Address):
+            if any(ip in net for net in _LOCAL_IPV6):
+                raise AddressRefused(
+                    f"it leads to {ip}, a site-local or local-use translation address, which "
+                    "import does not reach (SOCIALBOT_IMPORT__ALLOW_PRIVATE_ADDRESSES=true "
+                    "allows it)"
+                )
+            ip = embedded_ipv4(ip) or ip
+            if any(ip in net for net in self.allowed_networks):
+                return
         if not ip.is_global or ip.is_multicast:
             kind = (
                 "loopback"
@@ -80,6 +88,28 @@ class FetchPolicy:
                 f"it leads to {ip}, a {kind} address, which import does not reach "
                 "(SOCIALBOT_IMPORT__ALLOW_PRIVATE_ADDRESSES=true allows it)"
             )
+
+
+_LOCAL_IPV6 = (
+    ipaddress.IPv6Network("fec0::/10"),  # site-local (deprecated, still routed by some)
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # local-use IPv4/IPv6 translation (RFC 8215)
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known translation prefix (RFC 6052)
+_COMPATIBLE = ipaddress.IPv6Network("::/96")  # IPv4-compatible (deprecated, RFC 4291)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address reaches through: mapped, 6to4, NAT64, IPv4-compatible
+    or Teredo's client. It is the one to judge: ``64:ff9b::a9fe:a9fe`` is 169.254.169.254."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in _NAT64 or (ip in _COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 @dataclass(frozen=True)
