@@ -351,3 +351,17 @@ def test_a_page_read_again_and_again_in_one_process_keeps_its_text():
     bodies = [read_page(content, url=url).body for _ in range(4)]
     assert bodies[0].startswith("The strategy asks member states to cut water losses")
     assert bodies == [bodies[0]] * 4
+
+
+def test_control_characters_of_a_page_never_reach_the_draft_or_the_terminal():
+    from socialbot.importer.pages import read_page
+
+    page = (
+        "<html lang='en'><head><title>x</title></head><body><main>"
+        "<h1>Regions \x1b[2J\x1b]0;pwned\x07meet \x9b31min Brussels</h1>"
+        "<p>The plenary\x08 adopted\x00 six opinions today on cohesion and housing.</p>"
+        "</main></body></html>"
+    ).encode()
+    draft = read_page(page, url="https://cor.europa.eu/en/news/regions-meet")
+    assert draft.title == "Regions [2J]0;pwnedmeet 31min Brussels"
+    assert not any(0 < ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in draft.title + draft.body)

@@ -14,6 +14,8 @@ from lxml import etree
 
 # Collapse ASCII whitespace only: a non-breaking space is kept as written.
 _SPACES = re.compile(r"[ \t\r\n\f\v]+")
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+"""C0 and C1 controls, but those ``_SPACES`` turns into spaces (tab, line and page breaks)."""
 _MARKUP = re.compile(
     r"<\s*(script|style)\b[^>]*>.*?(<\s*/\s*\1\s*>|$)|</?[A-Za-z][^<>]*>", re.IGNORECASE | re.DOTALL
 )
@@ -136,8 +138,9 @@ def text_of(element: Any) -> str:
 
 
 def clean(value: str) -> str:
-    """Strip markup (a ``<script>`` smuggled into a title) and collapse ASCII spaces."""
-    value = _MARKUP.sub("", value)
+    """Strip markup (a ``<script>`` smuggled into a title) and control characters (an
+    escape sequence would reach the operator's terminal), and collapse ASCII spaces."""
+    value = _CONTROLS.sub("", _MARKUP.sub("", value))
     lines = [_SPACES.sub(" ", line).strip(" \t\r\n\f\v") for line in value.split("\n")]
     return "\n".join(line for line in lines if line)
 
