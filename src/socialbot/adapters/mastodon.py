@@ -320,8 +320,8 @@ def mastodon_error(response: httpx.Response) -> DeliveryError:
     if status == 403 or (status == 422 and "authenticated user" in message):
         return AuthError(
             f"the instance refused the access token for this: {described}; the token needs "
-            "the scopes write:statuses, read:accounts and read:statuses, and the account "
-            "must be active",
+            "the scopes write:statuses, write:media, read:accounts and read:statuses, and "
+            "the account must be active",
             network="mastodon",
             status_code=status,
         )

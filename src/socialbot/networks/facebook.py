@@ -17,8 +17,8 @@ class FacebookSettings(NetworkSettings):
     page_access_token: SecretStr | None = Field(
         None,
         description=(
-            "A Page access token with `pages_manage_posts` (a Page token from a long-lived user "
-            "token, or a system user's token)."
+            "A Page access token with `pages_manage_posts` and `pages_read_engagement` (a Page "
+            "token from a long-lived user token, or a system user's token)."
         ),
     )
     base_url: str = Field("https://graph.facebook.com", description="Where Graph API requests go.")

@@ -17,7 +17,8 @@ class MastodonSettings(NetworkSettings):
     access_token: SecretStr | None = Field(
         None,
         description=(
-            "Access token with the `write:statuses`, `read:statuses` and `read:accounts` scopes."
+            "Access token with the `write:statuses`, `write:media`, `read:statuses` and "
+            "`read:accounts` scopes."
         ),
     )
     base_url: str = Field(
