@@ -229,6 +229,18 @@ def test_the_spent_window_answers_429_until_its_reset(adapter: XAdapter, sandbox
     assert abs((raised.value.retry_at - reset).total_seconds()) <= 1
 
 
+def test_the_spent_daily_cap_waits_for_its_own_reset(adapter: XAdapter, sandbox: SandboxServer):
+    """X caps posts per 24 hours too; its 429 then carries x-user-limit-24hour-*: coming back
+    when the 15-minute window resets would only meet the cap again, 96 times a day."""
+    network = sandbox.networks["x"]
+    network.daily_limit = 1  # type: ignore[attr-defined]
+    adapter.publish(post("The only one today"), key="k1")
+    with pytest.raises(RateLimited) as raised:
+        adapter.publish(post("One too many"), key="k2")
+    reset = datetime.fromtimestamp(network.day_start + 24 * 60 * 60, UTC)  # type: ignore[attr-defined]
+    assert abs((raised.value.retry_at - reset).total_seconds()) <= 1
+
+
 @pytest.mark.parametrize("status", [500, 503])
 def test_server_error_on_create_is_ambiguous(
     adapter: XAdapter, sandbox: SandboxServer, status: int

@@ -35,12 +35,15 @@ from socialbot.adapters.base import (
     CONNECT_TIMEOUT,
     USER_AGENT,
     Adapter,
+    Answer,
     Media,
     State,
     json_body,
     new_client,
+    parse_epoch,
     redacted,
     server_failure,
+    utc_now,
 )
 from socialbot.config import Settings
 from socialbot.errors import (
@@ -319,6 +322,20 @@ class XAdapter(Adapter):
         return PermanentError(
             f"X refused the image: {detail}", network="x", status_code=response.status_code
         )
+
+    def retry_at(self, response: Answer) -> datetime:
+        """When X may be called again: the end of a spent 24-hour posting cap (X's
+        ``x-user-limit-24hour-*`` and ``x-app-limit-24hour-*`` headers) before the
+        15-minute window's reset, which would only meet the same cap again."""
+        now = utc_now()
+        headers = response.headers
+        daily = [
+            reset
+            for who in ("user", "app")
+            if headers.get(f"x-{who}-limit-24hour-remaining") == "0"
+            and (reset := parse_epoch(headers.get(f"x-{who}-limit-24hour-reset"), now))
+        ]
+        return max(daily) if daily else super().retry_at(response)
 
     def post_url(self, tweet_id: str) -> str:
         return f"{self.web_url}/i/web/status/{tweet_id}"

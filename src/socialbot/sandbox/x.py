@@ -47,6 +47,7 @@ TOO_LONG = (
 )
 DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
 WINDOW_SECONDS = 15 * 60
+DAY_SECONDS = 24 * 60 * 60
 
 
 def problem(status: int, title: str, detail: str | None = None) -> dict[str, Any]:
@@ -65,6 +66,10 @@ class XSandbox(NetworkSandbox):
         self.window_limit = 100
         self.window_start = time.time()
         self.window_used = 0
+        self.daily_limit = 2400
+        """Posts a day (``x-user-limit-24hour-*``), counted from the first post."""
+        self.day_start = time.time()
+        self.day_used = 0
 
     def default_credentials(self) -> dict[str, str]:
         return {
@@ -190,7 +195,7 @@ class XSandbox(NetworkSandbox):
             )
         shown, _ = linked(text, tweet_id, images)
         data = {"id": tweet_id, "text": shown, "edit_history_tweet_ids": [tweet_id]}
-        return self.reply(201, {"data": data})
+        return Response.json(201, {"data": data}, self.limit_headers(daily=True))
 
     def delete_tweet(self, request: Request, match: re.Match[str]) -> Response:
         """``DELETE /2/tweets/:id``: ``{"data": {"deleted": true}}``; an unknown id is 404."""
@@ -334,30 +339,46 @@ class XSandbox(NetworkSandbox):
         return None
 
     def spend_quota(self) -> Response | None:
+        """A post spends one of the 15-minute window and one of the day (a 24-hour cap on
+        posts per user, told in ``x-user-limit-24hour-*`` headers on the create's answer)."""
         with self.lock:
             now = time.time()
             if now - self.window_start >= WINDOW_SECONDS:
                 self.window_start, self.window_used = now, 0
+            if now - self.day_start >= DAY_SECONDS:
+                self.day_start, self.day_used = now, 0
             if self.window_used >= self.window_limit:
                 reset = int(self.window_start + WINDOW_SECONDS)
                 return Response.json(
                     429, problem(429, "Too Many Requests"), self.limit_headers(reset, 0)
                 )
+            if self.day_used >= self.daily_limit:
+                return Response.json(
+                    429, problem(429, "Too Many Requests"), self.limit_headers(daily=True)
+                )
             self.window_used += 1
+            self.day_used += 1
         return None
 
     def limit_headers(
-        self, reset: int | None = None, remaining: int | None = None
+        self, reset: int | None = None, remaining: int | None = None, *, daily: bool = False
     ) -> dict[str, str]:
         if reset is None:
             reset = int(self.window_start + WINDOW_SECONDS)
         if remaining is None:
             remaining = max(self.window_limit - self.window_used, 0)
-        return {
+        headers = {
             "x-rate-limit-limit": str(self.window_limit),
             "x-rate-limit-remaining": str(remaining),
             "x-rate-limit-reset": str(reset),
         }
+        if daily:
+            headers |= {
+                "x-user-limit-24hour-limit": str(self.daily_limit),
+                "x-user-limit-24hour-remaining": str(max(self.daily_limit - self.day_used, 0)),
+                "x-user-limit-24hour-reset": str(int(self.day_start + DAY_SECONDS)),
+            }
+        return headers
 
     def reply(self, status: int, data: dict[str, Any]) -> Response:
         return Response.json(status, data, self.limit_headers())
