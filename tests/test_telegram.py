@@ -137,6 +137,27 @@ def test_delete_removes_the_message_and_again_is_done(
     assert [p["id"] for p in bot_api(sandbox).deleted] == [receipt.remote_id]
 
 
+def test_retracting_an_album_deletes_every_photo_of_it(
+    adapter: TelegramAdapter, sandbox: SandboxServer
+):
+    from dataclasses import replace
+
+    from tests.test_adapter_contract import approved_images
+
+    media = approved_images("telegram", 3)
+    album = replace(post(), images=tuple(m.image for m in media))
+    receipt = adapter.publish(album, key="k1", media=media)
+    _, _, ids = receipt.remote_id.partition("/")
+    assert len(ids.split(",")) == 3, "the receipt holds every message of the album"
+    assert receipt.url.endswith("/" + ids.split(",")[0])
+
+    adapter.delete(receipt.remote_id)
+    adapter.delete(receipt.remote_id)  # again: the messages are gone, which counts as done
+    assert sandbox.posts("telegram") == []
+    methods = [r["path"].rsplit("/", 1)[1] for r in sandbox.requests if r["network"] == "telegram"]
+    assert "deleteMessages" in methods
+
+
 def test_settings_take_a_channel_name_or_a_numeric_id(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ):

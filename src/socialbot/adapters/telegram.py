@@ -99,19 +99,23 @@ class TelegramAdapter(Adapter):
                 body["link_preview_options"] = {"url": post.link}
             response = self.call("POST", self._method("sendMessage"), creating=True, json=body)
             message = self.result(response, creating=True)
-        chat = message.get("chat") if isinstance(message, dict) else None
-        message_id = message.get("message_id") if isinstance(message, dict) else None
+        messages = message if isinstance(message, list) else [message]
+        first = messages[0] if messages and isinstance(messages[0], dict) else {}
+        chat = first.get("chat")
         chat_id = chat.get("id") if isinstance(chat, dict) else None
-        if not isinstance(message_id, int) or not isinstance(chat_id, int):
+        ids = [m.get("message_id") if isinstance(m, dict) else None for m in messages]
+        if not ids or not all(isinstance(i, int) for i in ids) or not isinstance(chat_id, int):
             raise AmbiguousError(
                 "Telegram answered without the message; it may have been posted",
                 network=self.name,
             )
-        assert isinstance(chat, dict)
-        return Receipt(f"{chat_id}/{message_id}", self.message_url(chat, message_id))
+        assert isinstance(chat, dict) and isinstance(ids[0], int)
+        # An album is one message per photo: all of them, so that a retraction takes all down.
+        return Receipt(f"{chat_id}/{','.join(map(str, ids))}", self.message_url(chat, ids[0]))
 
     def send_photos(self, post: Post, photos: Sequence[Media]) -> Any:
-        """One create carrying the photos; returns the (first) message."""
+        """One create carrying the photos; returns its message (a list of them, one per photo,
+        for an album)."""
         files = {f"photo{n}": (m.filename, m.data, m.image.mime) for n, m in enumerate(photos)}
         if len(photos) == 1:
             data = {"chat_id": self.chat_id, "caption": post.text}
@@ -134,7 +138,7 @@ class TelegramAdapter(Adapter):
         messages = self.result(response, creating=True)
         if not isinstance(messages, list) or not messages:
             raise self.unreadable("names no messages", response, creating=True)
-        return messages[0]
+        return messages
 
     def find(self, text: str, since: datetime) -> Receipt | None:
         raise PermanentError(
@@ -144,16 +148,18 @@ class TelegramAdapter(Adapter):
         )
 
     def delete(self, remote_id: str) -> None:
-        """``deleteMessage``; a message that is gone already counts as deleted."""
-        chat_id, _, message_id = remote_id.rpartition("/")
-        if not chat_id or not message_id.isdigit():
+        """``deleteMessage``, or ``deleteMessages`` for an album's messages; a message that
+        is gone already counts as deleted."""
+        chat_id, _, message_ids = remote_id.rpartition("/")
+        ids = message_ids.split(",")
+        if not chat_id or not all(i.isdigit() for i in ids):
             raise PermanentError(f"{remote_id} is not a Telegram message", network=self.name)
-        response = self.exchange(
-            "POST",
-            self._method("deleteMessage"),
-            creating=False,
-            json={"chat_id": chat_id, "message_id": int(message_id)},
-        )
+        body: dict[str, Any] = {"chat_id": chat_id}
+        if len(ids) > 1:
+            method, body["message_ids"] = "deleteMessages", [int(i) for i in ids]
+        else:
+            method, body["message_id"] = "deleteMessage", int(ids[0])
+        response = self.exchange("POST", self._method(method), creating=False, json=body)
         if response.is_success:
             self.result(response, creating=False)
             return

@@ -1,6 +1,7 @@
 """A fake Telegram Bot API: ``/bot<token>/METHOD`` as core.telegram.org/bots/api describes it.
 
-Served: ``getMe``, ``sendMessage`` and ``deleteMessage`` (method names are
+Served: ``getMe``, ``sendMessage``, ``sendPhoto``, ``sendMediaGroup``,
+``deleteMessage`` and ``deleteMessages`` (an album is one message per photo; method names are
 case-insensitive, parameters come as a query string, a form or JSON). Every
 answer is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error_code": N,
 "description": "..."}``, with ``parameters.retry_after`` on a 429. Like the Bot
@@ -94,6 +95,8 @@ class TelegramSandbox(NetworkSandbox):
             return self.send_message(params)
         if method == "deletemessage":
             return self.delete_message(params)
+        if method == "deletemessages":
+            return self.delete_messages(params)
         if method in ("sendphoto", "sendmediagroup"):
             return self.send_photos(params, group=method == "sendmediagroup")
         return bot_error(404, "Not Found")
@@ -180,17 +183,17 @@ class TelegramSandbox(NetworkSandbox):
             self.keep_media(info["digest"], part.data, info)
             images.append(post_image({**info, "alt": ""}))
         with self.lock:
-            message_id = self.next_id()
+            ids = [self.next_id() for _ in images]
             self.store(
                 {
-                    "id": f"{CHANNEL_ID}/{message_id}",
-                    "message_id": message_id,
+                    "id": f"{CHANNEL_ID}/{','.join(map(str, ids))}",
+                    "message_id": ids[0],
+                    "message_ids": ids,
                     "text": caption,
                     "images": images,
-                    "url": f"{self.base_url}/{chat['username']}/{message_id}",
+                    "url": f"{self.base_url}/{chat['username']}/{ids[0]}",
                 }
             )
-            ids = [message_id] + [self.next_id() for _ in images[1:]]
         messages = [
             {
                 "message_id": number,
@@ -209,10 +212,39 @@ class TelegramSandbox(NetworkSandbox):
     def delete_message(self, params: dict[str, Any]) -> Response:
         if self.chat(params.get("chat_id")) is None:
             return bot_error(400, "Bad Request: chat not found")
-        message_id = params.get("message_id")
-        if not self.delete_post(f"{CHANNEL_ID}/{message_id}"):
+        if not self.drop_messages([params.get("message_id")]):
             return bot_error(400, "Bad Request: message to delete not found")
         return ok(True)
+
+    def delete_messages(self, params: dict[str, Any]) -> Response:
+        """``deleteMessages``: 1-100 ids; "messages that can't be found are skipped"."""
+        if self.chat(params.get("chat_id")) is None:
+            return bot_error(400, "Bad Request: chat not found")
+        ids = params.get("message_ids")
+        if isinstance(ids, str):
+            try:
+                ids = json.loads(ids)
+            except ValueError:
+                ids = None
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
+            return bot_error(400, "Bad Request: message identifiers are not specified")
+        self.drop_messages(ids)
+        return ok(True)
+
+    def drop_messages(self, message_ids: list[Any]) -> int:
+        """Delete these messages; a post (an album: several) is gone with its last message."""
+        wanted = {str(i) for i in message_ids}
+        dropped = 0
+        with self.lock:
+            posts = [p for p in self.posts if wanted & {str(i) for i in _message_ids(p)}]
+            for post in posts:
+                left = [i for i in _message_ids(post) if str(i) not in wanted]
+                dropped += len(_message_ids(post)) - len(left)
+                post["message_ids"] = left
+        for post in posts:
+            if not post["message_ids"]:
+                self.delete_post(post["id"])
+        return dropped
 
     def error_response(self, fault: Fault) -> Response:
         if fault.status == 429:
@@ -253,6 +285,11 @@ def parameters(request: Request) -> dict[str, Any] | None:
     elif "form" in content_type:
         params.update({name: values[0] for name, values in request.form().items()})
     return params
+
+
+def _message_ids(post: dict[str, Any]) -> list[Any]:
+    """The messages a post is made of (an album: one per photo)."""
+    return list(post.get("message_ids") or [post["message_id"]])
 
 
 __all__ = ["TelegramSandbox"]
