@@ -144,3 +144,107 @@ def test_exit_codes_for_cron(
     monkeypatch.setenv("SOCIALBOT_MAX_ATTEMPTS", "0")
     configuration = run("drain")
     assert configuration.exit_code == 2 and "SOCIALBOT_MAX_ATTEMPTS" in configuration.output
+
+
+# -- what a review of the operators' flows found ------------------------------------------------
+
+
+def test_resolve_refuses_another_releases_post_or_another_networks_address(
+    env: Path, sandbox: SandboxServer
+) -> None:
+    """A retraction deletes the post the address names: never another release's."""
+    other = drainer.add_releases(env / "queue", "other", range(1), networks=["x", "facebook"])
+    assert run("drain").exit_code == 0
+    theirs = {p["network"]: p["url"] for p in sandbox.posts()}
+    release, _ = unknown(env, sandbox, "x", "accept-then-reset")
+
+    taken = run("resolve", release, "--network", "x", "--posted", theirs["x"])
+    assert taken.exit_code == 1
+    assert f"that is the post of {next(iter(other))} on x" in taken.stderr
+    elsewhere = run("resolve", release, "--network", "x", "--posted", theirs["facebook"])
+    assert elsewhere.exit_code == 1 and "not the address of a post on x" in elsewhere.stderr
+    assert row(release, "x")["status"] == "unknown"
+
+    own = [p["url"] for p in sandbox.posts("x") if p["url"] != theirs["x"]]
+    done = run("resolve", release, "--network", "x", "--posted", own[0], "--by", "Olga")
+    assert done.exit_code == 0
+    audit = [json.loads(line) for line in run("log", "--audit", "--json").output.splitlines()]
+    assert [(a["action"], a["actor"]) for a in audit if a["action"] == "resolve"] == [
+        ("resolve", "Olga")
+    ]
+
+
+def test_a_retried_delivery_that_fails_again_is_news_for_cron(
+    env: Path, sandbox: SandboxServer
+) -> None:
+    slugs = drainer.add_releases(env / "queue", "again", range(1), networks=["x"])
+    release = next(iter(slugs))
+    sandbox.inject("x", Fault(status=400, times=2))
+    assert run("drain").exit_code == 1
+    assert run("drain").exit_code == 0  # told once; it stands
+    assert run("retry", release).exit_code == 0
+
+    again = run("drain")  # the same failure, in this run: cron hears of it
+
+    assert again.exit_code == 1 and f"{release} on x: failed" in again.stderr
+    assert run("drain").exit_code == 0  # and then it stands again
+
+
+def test_status_shows_a_retraction_whose_delete_has_not_gone_through(
+    env: Path, sandbox: SandboxServer
+) -> None:
+    slugs = drainer.add_releases(env / "queue", "embargo", range(1), networks=["x"])
+    release = next(iter(slugs))
+    assert run("drain").exit_code == 0
+    sandbox.inject("x", Fault(status=503, times=10, path=r"/2/tweets/\d+", method="DELETE"))
+
+    assert run("retract", release, "--by", "Olga", "--reason", "embargo").exit_code == 1
+    status = run("status")
+
+    assert status.exit_code == 1
+    assert f"{release} on x: retracted by Olga, but the post is still up" in status.output
+    assert len(sandbox.posts("x")) == 1
+
+
+def test_taking_back_a_telegram_post_in_doubt_says_a_person_must_look(
+    env: Path, sandbox: SandboxServer
+) -> None:
+    release, _ = unknown(env, sandbox, "telegram", "accept-then-reset")
+    result = run("retract", release, "--by", "Olga", "--reason", "embargo")
+    assert result.exit_code == 1
+    assert "telegram cannot be searched: look at it" in result.stderr
+    assert "it is looked for first" not in result.output
+
+
+def test_log_filters_apply_to_the_audit_and_the_approvals(env: Path, sandbox: SandboxServer):
+    drainer.add_releases(env / "queue", "filters", range(2), networks=["x", "facebook"])
+    run("pause", "--network", "facebook", "--by", "Olga", "--reason", "crisis")
+    audit = run("log", "--audit", "--network", "facebook", "--json").output.splitlines()
+    assert [json.loads(line)["action"] for line in audit] == ["pause"]
+    assert len(run("log", "--audit", "--limit", "1").output.splitlines()) == 1
+    assert len(run("log", "--approvals", "--limit", "1").output.splitlines()) == 1
+    assert run("log", "--approvals", "--network", "mastodon").output == ""
+    refused = run("log", "--audit", "--status", "failed")
+    assert refused.exit_code == 2 and "--status filters deliveries" in refused.stderr
+
+
+@pytest.mark.parametrize("since", ["5000000d", "999999999999d"])
+def test_log_since_too_far_back_is_one_sentence(env: Path, since: str):
+    result = run("log", "--since", since)
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == f"socialbot: --since {since!r}: reaches back before the year 1: use a shorter time\n"
+    )
+
+
+def test_a_database_damaged_in_its_header_is_one_sentence_and_exit_1(env: Path) -> None:
+    assert run("status").exit_code == 0  # creates the database
+    database = env / "socialbot.db"
+    data = bytearray(database.read_bytes())
+    data[:16] = bytes(16)
+    database.write_bytes(bytes(data))
+    result = run("status")
+    assert result.exit_code == 1
+    assert "is damaged (file is not a database)" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -11,7 +11,7 @@ import gc
 import json
 import os
 import sys
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -47,6 +47,17 @@ class Failure(click.ClickException):
 def fail(exc: SocialbotError) -> NoReturn:
     code = EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_ATTENTION
     raise Failure(str(exc), code) from None
+
+
+def login_name() -> str:
+    """Who runs the command, as the system knows them: the actor of an operator's fix when
+    ``--by`` is not given."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
+        return ""
 
 
 def say(message: str = "", *, err: bool = False) -> None:
@@ -272,6 +283,8 @@ def withdraw(app: App, release: str, network: str | None, person: str, reason: s
     except SocialbotError as exc:
         fail(exc)
     render_take_back(result, "withdrawn")
+    if result.unsearchable:
+        sys.exit(EXIT_ATTENTION)
 
 
 @cli.command()
@@ -294,7 +307,7 @@ def retract(app: App, release: str, network: str | None, person: str, reason: st
     except SocialbotError as exc:
         fail(exc)
     render_take_back(result, "retracted")
-    if result.failed:
+    if result.failed or result.unsearchable:
         sys.exit(EXIT_ATTENTION)
 
 
@@ -304,6 +317,15 @@ def render_take_back(result: Any, verb: str) -> None:
     if result.withdrawn:
         say(f"{result.release_id}: will never be posted on {', '.join(result.withdrawn)}")
     for network in result.busy:
+        if network in result.unsearchable:
+            say(
+                f"socialbot: {result.release_id} on {network}: may already have been posted, "
+                f"and {network} cannot be searched: look at it, then settle it with `socialbot "
+                f"resolve {result.release_id} --network {network} --posted URL` (or "
+                "`--not-posted`)",
+                err=True,
+            )
+            continue
         say(
             f"{result.release_id} on {network}: may already have been posted; it is looked for "
             f"first, then {verb}"
@@ -398,8 +420,12 @@ def log_command(
     """Read the posting log: what went where and when (with the exact text), or why it failed."""
     from socialbot import operations
 
+    if status is not None and (audit or approvals):
+        raise Failure("--status filters deliveries, not --audit or --approvals", EXIT_USAGE)
+    cutoff = parse_since(since) if since is not None else None
     if audit:
-        for entry in operations.audit(app.store, release):
+        entries = operations.audit(app.store, release, network=network, since=cutoff, limit=limit)
+        for entry in entries:
             if as_json:
                 say(json.dumps(entry.as_dict(), ensure_ascii=False))
             else:
@@ -419,7 +445,13 @@ def log_command(
                 )
         return
     if approvals:
-        for record in app.store.approvals(release):
+        records = [
+            record
+            for record in app.store.approvals(release)
+            if (network is None or network in record.networks)
+            and (cutoff is None or record.approved_at >= cutoff)
+        ]
+        for record in records[-limit:] if limit is not None and limit >= 0 else records:
             if as_json:
                 say(
                     json.dumps(
@@ -444,9 +476,6 @@ def log_command(
                     f"{record.source})"
                 )
         return
-    from socialbot.store import utcnow
-
-    cutoff = utcnow() - parse_duration(since) if since is not None else None
     rows = operations.log(
         app.store,
         release_id=release,
@@ -465,11 +494,13 @@ def log_command(
     say(format_table(rows))
 
 
-def parse_duration(text: str) -> timedelta:
-    from socialbot.operations import duration
+def parse_since(text: str) -> datetime:
+    """``--since``: the moment that long ago, or a usage error."""
+    from socialbot.operations import cutoff
+    from socialbot.store import utcnow
 
     try:
-        return duration(text)
+        return cutoff(text, utcnow())
     except ValueError as exc:
         raise Failure(f"--since {text!r}: {exc}", EXIT_USAGE) from None
 
@@ -589,13 +620,14 @@ def resume(app: App, network: str | None, person: str) -> None:
 @cli.command()
 @click.argument("release")
 @click.option("--network", type=click.Choice(NETWORKS), help="Only this network.")
+@click.option("--by", "person", help="Who retries (recorded; default: your login name).")
 @pass_app
-def retry(app: App, release: str, network: str | None) -> None:
+def retry(app: App, release: str, network: str | None, person: str | None) -> None:
     """Put RELEASE's failed deliveries back in the queue for the next drain."""
     from socialbot import operations
 
     try:
-        count = operations.retry(app.store, release, network)
+        count = operations.retry(app.store, release, network, by=person or login_name())
     except SocialbotError as exc:
         fail(exc)
     say(f"{count} deliver{'y' if count == 1 else 'ies'} of {release} will be retried")
@@ -611,8 +643,11 @@ def retry(app: App, release: str, network: str | None) -> None:
 )
 @click.option("--posted", "url", metavar="URL", help="It was posted, at this address.")
 @click.option("--not-posted", is_flag=True, help="It was not posted: send it again.")
+@click.option("--by", "person", help="Who settles it (recorded; default: your login name).")
 @pass_app
-def resolve(app: App, release: str, network: str, url: str | None, not_posted: bool) -> None:
+def resolve(
+    app: App, release: str, network: str, url: str | None, not_posted: bool, person: str | None
+) -> None:
     """Settle a delivery that may or may not have been posted (status unknown).
 
     Check the account first; then say --posted URL, or --not-posted to have
@@ -623,7 +658,9 @@ def resolve(app: App, release: str, network: str, url: str | None, not_posted: b
     if bool(url) == not_posted:
         raise Failure("give exactly one of --posted URL or --not-posted", EXIT_USAGE)
     try:
-        delivery = operations.resolve(app.store, release, network, url=url)
+        delivery = operations.resolve(
+            app.settings, app.store, release, network, url=url, by=person or login_name()
+        )
     except SocialbotError as exc:
         fail(exc)
     say(f"{release} on {network} is now {delivery.status.value}")

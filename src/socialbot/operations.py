@@ -405,6 +405,13 @@ class TakeBack:
     """Already posted (a withdrawal does not delete: retract does)."""
     failed: list[str]
 
+    @property
+    def unsearchable(self) -> list[str]:
+        """Busy networks where nothing can look for the post (Telegram): a person must."""
+        from socialbot.networks import PROFILES
+
+        return [n for n in self.busy if n in PROFILES and not PROFILES[n].can_find]
+
 
 def _known_release(store: Store, release_id: str) -> None:
     if not store.revisions(release_id) and not store.deliveries(release_id=release_id):
@@ -522,9 +529,19 @@ def retry(store: Store, release_id: str, network: str | None = None, *, by: str 
 
 
 def resolve(
-    store: Store, release_id: str, network: str, *, url: str | None, by: str = ""
+    settings: Settings,
+    store: Store,
+    release_id: str,
+    network: str,
+    *,
+    url: str | None,
+    by: str = "",
 ) -> Delivery:
-    """An operator's verdict on a delivery that may or may not have been posted."""
+    """An operator's verdict on a delivery that may or may not have been posted.
+
+    A ``url`` must be a post address of ``network`` that no other delivery holds: a
+    retraction deletes the post it names.
+    """
     if url is not None:
         from socialbot.models import check_url
 
@@ -532,6 +549,7 @@ def resolve(
             check_url(url)
         except ValueError as exc:
             raise ConfigurationError(f"--posted {url!r}: {exc}") from None
+        check_post_address(settings, store, release_id, network, url)
     delivery = store.resolve(release_id, network, utcnow(), url=url)
     if delivery is None:
         current = store.get(release_id, network)
@@ -549,6 +567,34 @@ def resolve(
         detail=f"posted at {url}" if url else "not posted",
     )
     return delivery
+
+
+def check_post_address(
+    settings: Settings, store: Store, release_id: str, network: str, url: str
+) -> None:
+    """Refuse an address that is not one of ``network``'s posts, or is another delivery's."""
+    from urllib.parse import urlsplit
+
+    from socialbot.networks import PROFILES
+
+    section = settings.section(network)
+    configured = urlsplit(str(getattr(section, "web_url", None) or section.base_url))
+    given = urlsplit(url)
+    host = (given.hostname or "").casefold()
+    ours = host == (configured.hostname or "").casefold() and (
+        given.port == configured.port and given.path.startswith(configured.path.rstrip("/") + "/")
+    )
+    if not ours and host not in PROFILES[network].post_hosts:
+        raise ApprovalError(
+            f"--posted {url}: not the address of a post on {network} "
+            f"({configured.scheme}://{configured.netloc}{configured.path.rstrip('/')}/…)"
+        )
+    for other in store.deliveries(network=network):
+        if other.url == url and other.release_id != release_id:
+            raise ApprovalError(
+                f"--posted {url}: that is the post of {other.release_id} on {network}; give "
+                f"the address of {release_id}'s own post"
+            )
 
 
 def log(
@@ -571,11 +617,37 @@ def duration(text: str) -> timedelta:
     if not match:
         raise ValueError("use a number and a unit, e.g. 30m, 12h, 1d, 2w")
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match[2]]
-    return timedelta(**{unit: int(match[1])})
+    try:
+        return timedelta(**{unit: int(match[1])})
+    except OverflowError:
+        raise ValueError("reaches back before the year 1: use a shorter time") from None
 
 
-def audit(store: Store, release_id: str | None = None) -> list[AuditEntry]:
-    return store.audit_trail(release_id)
+def cutoff(text: str, now: datetime) -> datetime:
+    """The moment ``text`` (see ``duration``) before ``now``."""
+    try:
+        return now - duration(text)
+    except OverflowError:
+        raise ValueError("reaches back before the year 1: use a shorter time") from None
+
+
+def audit(
+    store: Store,
+    release_id: str | None = None,
+    *,
+    network: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[AuditEntry]:
+    """The audit trail, oldest first: of one release, one network (and what covered every
+    network), since a moment, the newest ``limit`` entries."""
+    entries = [
+        entry
+        for entry in store.audit_trail(release_id)
+        if (network is None or entry.network in (network, ALL_NETWORKS))
+        and (since is None or entry.at >= since)
+    ]
+    return entries[-limit:] if limit is not None and limit >= 0 else entries
 
 
 # -- importing -------------------------------------------------------------------------------
@@ -725,6 +797,21 @@ def status(settings: Settings, store: Store, now: datetime | None = None) -> Sta
             lambda network: network in PROFILES and PROFILES[network].can_find,
         )
     )
+    retractions = [w for w in store.withdrawals() if w.kind == "retract"]
+    for d in deliveries:
+        if d.status is DeliveryStatus.POSTED:
+            asked = [w for w in retractions if w.release_id == d.release_id and w.covers(d.network)]
+            if asked:
+                problems.append(
+                    Problem(
+                        Kind.RETRACT,
+                        f"retracted by {asked[-1].by}, but the post is still up at {d.url}: its "
+                        "delete has not gone through yet (the next drain tries again)",
+                        d.release_id,
+                        d.network,
+                        standing=True,
+                    )
+                )
     waiting_networks = {d.network for d in deliveries if d.status is DeliveryStatus.PENDING}
     for network in sorted(waiting_networks - set(active)):
         problems.append(

@@ -112,6 +112,8 @@ def to_report(
             continue
         seen.add(problem.key)
         if not problem.standing:
+            # Told now: were it to stand from the next run on, it is repeated a day from now.
+            memory.set_value(PREFIX + problem.key, now.isoformat())
             told.append(problem)
             continue
         last = known.get(PREFIX + problem.key)

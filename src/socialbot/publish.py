@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -648,8 +648,18 @@ class Publisher:
             adapter = self._adapter(network)
             return adapter is not None and adapter.can_find
 
+        # A delivery that failed or went unknown in this run is news, even when the same
+        # sentence was told before (an operator's retry that failed again the same way).
+        this_run = {
+            (o.release_id, o.network)
+            for o in report.outcomes
+            if o.status in (DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN)
+        }
         report.problems.extend(
-            delivery_problems(
+            replace(problem, standing=False)
+            if (problem.release, problem.network) in this_run
+            else problem
+            for problem in delivery_problems(
                 [
                     *self.store.deliveries(status=DeliveryStatus.UNKNOWN),
                     *self.store.deliveries(status=DeliveryStatus.FAILED),

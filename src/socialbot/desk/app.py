@@ -1010,7 +1010,6 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
     # -- the posting log
 
     def log_rows(visit: Visit) -> tuple[list[Delivery], dict[str, str], str]:
-        from socialbot.operations import duration
 
         query = visit.request.query_params
         filters = {k: query.get(k, "") for k in ("release", "network", "status", "since")}
@@ -1018,14 +1017,9 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         cutoff = None
         if filters["since"]:
             try:
-                cutoff = utcnow() - duration(filters["since"])
+                cutoff = operations.cutoff(filters["since"], utcnow())
             except ValueError as exc:
                 error = f"Changed within {filters['since']!r}: {exc}"
-            except OverflowError:
-                error = (
-                    f"Changed within {filters['since']!r} reaches back before the year 1: "
-                    "use a shorter time"
-                )
         status = next((s for s in DeliveryStatus if s.value == filters["status"]), None)
         rows = operations.log(
             store,
@@ -1123,7 +1117,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         try:
             if posted and not url:
                 raise FormProblem("give the post's address to mark it posted")
-            operations.resolve(store, release_id, network, url=url, by=visit.user.name)
+            operations.resolve(settings, store, release_id, network, url=url, by=visit.user.name)
             visit.flash(
                 f"{release_id} on {network}: "
                 + (f"posted at {url}." if posted else "not posted; it is sent again.")

@@ -91,6 +91,9 @@ class Profile:
     can_delete: bool = False
     media: bool = False
     """socialbot sends images to this network (none yet)."""
+    post_hosts: tuple[str, ...] = ()
+    """Hosts of the network's public post addresses, besides the configured web address
+    (what ``resolve --posted URL`` accepts)."""
     setup_requests: int = 0
     """Requests a drain makes to the network before its first post (a login, the instance's
     limits); the drain starts the networks with the most requests in a row first."""

@@ -46,4 +46,5 @@ PROFILE = Profile(
     can_find=True,
     can_delete=True,
     setup_requests=1,  # createSession, unless the session kept from the last run still works
+    post_hosts=("bsky.app",),
 )

@@ -53,4 +53,5 @@ PROFILE = Profile(
     link_card=True,
     can_find=True,
     can_delete=True,
+    post_hosts=("www.facebook.com", "facebook.com", "m.facebook.com", "web.facebook.com"),
 )

@@ -73,4 +73,5 @@ PROFILE = Profile(
     link_card=True,
     can_find=True,
     can_delete=True,
+    post_hosts=("www.linkedin.com", "linkedin.com"),
 )

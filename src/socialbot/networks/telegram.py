@@ -50,4 +50,5 @@ PROFILE = Profile(
     link_card=True,  # the link preview of the release page
     can_find=False,  # a bot cannot read a channel's history
     can_delete=True,
+    post_hosts=("t.me", "telegram.me"),
 )

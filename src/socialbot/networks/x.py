@@ -55,4 +55,12 @@ PROFILE = Profile(
     url_weight=23,
     can_find=True,
     can_delete=True,
+    post_hosts=(
+        "x.com",
+        "www.x.com",
+        "mobile.x.com",
+        "twitter.com",
+        "www.twitter.com",
+        "mobile.twitter.com",
+    ),
 )

@@ -271,10 +271,14 @@ class SQLiteStore(SQLStore):
                 check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+                conn.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.DatabaseError as exc:  # a damaged header: "file is not a database"
+                conn.close()
+                raise _store_error(exc, self.path) from None
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
