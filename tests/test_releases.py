@@ -206,3 +206,21 @@ def test_a_field_given_twice_is_refused(queue: Path, name: str, content: str, wh
     path.write_text(content, encoding="utf-8")
     with pytest.raises(InvalidRelease, match=re.escape(f"has the field 'title' twice{where}")):
         read_release(path)
+
+
+def test_two_hosts_reaching_one_queue_by_two_paths_keep_their_caches(
+    tmp_path: Path, store: SQLiteStore
+):
+    """Drains on two hosts share the store; each scan forgets only its own queue's files."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for n in range(3):
+        write_release(shared, f"r{n}.json")
+    other = tmp_path / "mount"
+    other.symlink_to(shared)
+
+    assert all(e.release is not None for e in scan_queue(shared, store))
+    assert all(e.release is not None for e in scan_queue(other, store))
+    assert all(e.release is None for e in scan_queue(shared, store)), "read again"
+    assert all(e.release is None for e in scan_queue(other, store)), "read again"
+    assert len(store.revisions("r0")) == 1

@@ -188,7 +188,10 @@ def scan_queue(queue_dir: Path, store: Store, now: datetime | None = None) -> li
         if entry.release is not None and not entry.error:
             store.record_revision(entry.release, source=str(entry.path), author=None, now=stamp)
     # Remembered only once the revisions are recorded: a crash in between reads them again.
-    forgotten = [path for path in cache if path not in present]
+    # Only this queue's files: another host may reach the same queue by another path, and
+    # its entries are its own cache.
+    here = str(queue_dir)
+    forgotten = [path for path in cache if path not in present and os.path.dirname(path) == here]
     store.remember_files([f for f in fresh if f.path not in clashing], forgotten)
     return entries
 
