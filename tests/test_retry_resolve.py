@@ -248,3 +248,16 @@ def test_a_database_damaged_in_its_header_is_one_sentence_and_exit_1(env: Path) 
     assert result.exit_code == 1
     assert "is damaged (file is not a database)" in result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_refused_credentials_are_told_once_then_daily(
+    env: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong token stands until someone changes it: a mail every five minutes helps no one."""
+    drainer.add_releases(env / "queue", "token", range(1), networks=["x"])
+    monkeypatch.setenv("SOCIALBOT_X__ACCESS_TOKEN", "wrong-token")
+    first = run("drain")
+    assert first.exit_code == 1 and "x credentials" in first.stderr
+    again = run("drain")
+    assert (again.exit_code, again.stderr) == (0, "")
+    assert run("status").exit_code == 1  # status always shows it

@@ -875,7 +875,12 @@ class Publisher:
                     if decision.hold_until is not None
                     else f"{adapter.name}: {exc}"
                 )
-                report.problems.append(Problem(kind, detail, network=adapter.name))
+                # Refused credentials stand until someone changes them: cron hears of them
+                # once, then once a day, not every run.
+                standing = kind is Kind.CREDENTIALS
+                report.problems.append(
+                    Problem(kind, detail, network=adapter.name, standing=standing)
+                )
                 if isinstance(exc, AuthError):
                     self.store.set_value(f"credentials:{adapter.name}", str(exc))
             return decision.stop_network
