@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
@@ -343,14 +344,20 @@ class PostgresStore(SQLStore):
     def _connect(
         self, application_name: str = "socialbot", **options: Any
     ) -> psycopg.Connection[DictRow]:
+        """A new session; ``application_name`` and ``options`` are defaults for what the URL
+        leaves unset (a keyword argument would override the URL's ``?connect_timeout=``)."""
+        defaults = {
+            "connect_timeout": max(1, round(self.connect_timeout)),
+            "application_name": application_name,
+            **options,
+        }
         try:
+            given = conninfo_to_dict(self.url)
             conn = psycopg.connect(
                 self.url,
                 autocommit=True,
                 row_factory=dict_row,
-                connect_timeout=max(1, round(self.connect_timeout)),
-                application_name=application_name,
-                **options,
+                **{name: value for name, value in defaults.items() if name not in given},
             )
         except psycopg.Error as exc:
             raise ConfigurationError(
