@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import selectors
 import socket
 import threading
 import weakref
@@ -379,20 +380,34 @@ class PostgresStore(SQLStore):
                 text = text.replace(part, "[redacted]")
         return redact(strip_password(text))
 
+    # A session the server ended (pg_terminate_backend, a restart, a failover, its
+    # idle_session_timeout) is replaced, never the statement blindly sent again:
+    # - before a statement, between transactions: a connection known to be closed, or one
+    #   the server has written to while it sat idle (its farewell, "terminating connection
+    #   …", or the end of the stream), is replaced by a new one, since nothing was sent on it;
+    # - a read (``_rows``, never inside a transaction) that loses its connection runs once
+    #   more on a new one: reading twice changes nothing;
+    # - a write that loses its connection (a claim, an outcome, any transaction) is not sent
+    #   again: its COMMIT may have happened, and the caller must hear that it is unknown
+    #   (StoreError); the next statement gets a new connection;
+    # - inside an open transaction the connection is never replaced, so no part of it can
+    #   commit on its own; the drain lock's session (``drain_lock``) is never replaced
+    #   either: losing it must stop the drain.
     def _connection(self) -> psycopg.Connection[DictRow]:
         conn: psycopg.Connection[DictRow] | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.broken:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._lock:
-                finished = [
-                    pair
-                    for pair in self._connections
-                    if pair[1].closed or not pair[0].is_alive() or pair[0] is current_thread()
-                ]
-                _close_all(finished)
-                self._connections[:] = [p for p in self._connections if p not in finished]
-                self._connections.append((current_thread(), conn))
+        if conn is not None and (getattr(self._local, "in_transaction", False) or _usable(conn)):
+            return conn
+        conn = self._connect()
+        self._local.conn = conn
+        with self._lock:
+            finished = [
+                pair
+                for pair in self._connections
+                if pair[1].closed or not pair[0].is_alive() or pair[0] is current_thread()
+            ]
+            _close_all(finished)  # this thread's old connection among them
+            self._connections[:] = [p for p in self._connections if p not in finished]
+            self._connections.append((current_thread(), conn))
         return conn
 
     @contextmanager
@@ -413,11 +428,22 @@ class PostgresStore(SQLStore):
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 yield conn
                 return
-            with conn.transaction():
-                yield conn
+            self._local.in_transaction = True
+            try:
+                with conn.transaction():
+                    yield conn
+            finally:
+                self._local.in_transaction = False
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[DictRow]:
+        """The rows of a read; once more on a new connection if the server ended this one."""
         with self._errors():
+            conn = self._connection()
+            try:
+                return conn.execute(sql, params).fetchall()
+            except psycopg.OperationalError:
+                if getattr(self._local, "in_transaction", False) or not conn.broken:
+                    raise
             return self._connection().execute(sql, params).fetchall()
 
     def _sql(self, sql: str) -> str:
@@ -682,6 +708,21 @@ class PostgresStore(SQLStore):
                         for f in files
                     ],
                 )
+
+
+def _usable(conn: psycopg.Connection[DictRow]) -> bool:
+    """Whether ``conn`` may take a statement: open, and not ended by the server while idle.
+
+    An idle session in autocommit expects nothing from the server, so anything to read on
+    its socket is the server's last word (a FATAL message, then the end of the stream).
+    """
+    if conn.closed or conn.broken:
+        return False
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return True
+    with selectors.DefaultSelector() as selector:
+        selector.register(conn.fileno(), selectors.EVENT_READ)
+        return not selector.select(timeout=0)
 
 
 def _close_all(connections: list[tuple[threading.Thread, psycopg.Connection[DictRow]]]) -> None:
