@@ -19,7 +19,7 @@ import pytest
 
 from socialbot.errors import ConfigurationError, StoreError
 from socialbot.models import DeliveryStatus
-from socialbot.store.postgres import PostgresStore
+from socialbot.store.postgres import LOCK_SESSION_SETTINGS, PostgresStore
 from tests.test_store_contract import T0, approved, scheduled
 
 Admin = psycopg.Connection[tuple[Any, ...]]
@@ -170,5 +170,45 @@ def test_a_claim_cut_off_midway_is_not_sent_again(postgres_url: str, admin: Admi
         assert store.get("r1", "x") == first  # it had not committed, and was not sent again
         claimed = store.claim(first.id, "text", T0)  # the next statement has a new session
         assert claimed is not None and claimed.status is DeliveryStatus.SENDING
+    finally:
+        store.close()
+
+
+# -- the drain lock's session ------------------------------------------------------------------
+
+
+def test_the_lock_session_is_ended_within_a_minute_of_its_host_dying(postgres_url: str):
+    store = PostgresStore(postgres_url)
+    try:
+        with store.drain_lock():
+            session = store._lock_session
+            assert session is not None
+            if session.info.host.startswith("/"):
+                pytest.skip("keepalives apply to TCP connections, and this one is a Unix socket")
+            rows = session.execute(
+                "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+                (list(LOCK_SESSION_SETTINGS),),
+            ).fetchall()
+    finally:
+        store.close()
+    settings = {row["name"]: int(row["setting"]) for row in rows}
+    assert settings == {name: int(value) for name, value in LOCK_SESSION_SETTINGS.items()}
+    # The server's defaults would leave a dead host's lock held for over two hours.
+    probes = settings["tcp_keepalives_interval"] * settings["tcp_keepalives_count"]
+    assert settings["tcp_keepalives_idle"] + probes <= 60
+    assert 0 < settings["tcp_user_timeout"] <= 60_000
+    assert settings["idle_session_timeout"] == 0
+
+
+def test_a_drain_outlasts_the_databases_idle_session_timeout(postgres_url: str, admin: Admin):
+    admin.execute(f"ALTER DATABASE \"{admin.info.dbname}\" SET idle_session_timeout = '1500ms'")
+    store = PostgresStore(postgres_url)
+    try:
+        first, second = scheduled(store, approved(store))
+        with store.drain_lock():
+            assert store.claim(first.id, "text", T0) is not None
+            time.sleep(2.5)  # a slow network call: every session of the drain sits idle
+            assert store.claim(second.id, "text", T0) is not None
+        assert store.get_value("k") is None  # the store's own session was replaced meanwhile
     finally:
         store.close()

@@ -11,7 +11,8 @@ semantics are SQLiteStore's, method by method:
 - each write is one transaction; each thread has its own connection;
 - one drain at a time is a session advisory lock held on a connection of its
   own for the duration of the drain: the server drops it when that connection
-  dies, whichever host the drain ran on;
+  closes (at once when the drain's process dies, within a minute when its host
+  does: ``LOCK_SESSION_SETTINGS``), whichever host the drain ran on;
 - nothing is kept in local files: sessions, cached limits and the queue scan
   cache are rows.
 
@@ -73,6 +74,24 @@ DRAIN_LOCK_ROW = (
 shows as classid, objid, objsubid 2, while its session lasts."""
 DRAIN_LOCK_ROW_PARAMS = {"class": LOCK_CLASS & 0xFFFFFFFF, "lock": DRAIN_LOCK}
 """The parameters of ``DRAIN_LOCK_ROW`` (classid is an unsigned oid)."""
+LOCK_SESSION_SETTINGS: dict[str, str] = {
+    # A host that dies without closing its connection (power loss, a partition) leaves the
+    # server's end open, and the lock held, until the server notices. Its own keepalives
+    # (tcp_keepalives_idle defaults to the system's, two hours on Linux) would notice after
+    # hours; these notice 20 s + 3 × 10 s after the last word from the host.
+    "tcp_keepalives_idle": "20",
+    "tcp_keepalives_interval": "10",
+    "tcp_keepalives_count": "3",
+    # The same bound while the server waits for the dead host to acknowledge data it sent
+    # (keepalives are not sent then, and retransmissions go on for minutes). Linux servers.
+    "tcp_user_timeout": "50000",
+    # The session sits idle for the whole drain: a server, database or role default of
+    # idle_session_timeout must not end it, and the lock with it.
+    "idle_session_timeout": "0",
+}
+"""Session settings of the drain lock's connection (milliseconds for the timeouts); a setting
+this server does not have (tcp_user_timeout before PostgreSQL 12, idle_session_timeout before 14)
+is left out."""
 CLAIM = (
     # The drain lock still held by the session with this pid (NULL: not inside drain_lock).
     # Built from constants only, no input.
@@ -323,6 +342,7 @@ class PostgresStore(SQLStore):
     """The store in a PostgreSQL database, shared by drains on any number of hosts."""
 
     bytewise = ' COLLATE "C"'
+    lock_session_settings = LOCK_SESSION_SETTINGS
 
     def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
         self.url = url
@@ -338,6 +358,8 @@ class PostgresStore(SQLStore):
         self._held_pid: int | None = None
         """The server process of the session holding the drain lock, while this store
         holds it (its locks are in ``pg_locks`` until the session ends)."""
+        self._lock_session: psycopg.Connection[DictRow] | None = None
+        """The connection holding the drain lock, while this store holds it."""
         self.migrate()
 
     # -- connections and transactions ---------------------------------------------------
@@ -512,13 +534,15 @@ class PostgresStore(SQLStore):
 
         A session advisory lock, held on a connection of its own for the
         duration of the context: when the process dies, its connection closes
-        and the server releases the lock. The holder writes a lease row
+        and the server releases the lock; when its host dies, the server notices
+        within a minute (``LOCK_SESSION_SETTINGS``). The holder writes a lease row
         (pid, host, since) so a refused run can say who holds it and for how long.
         """
         holder = f"{os.getpid()} on {socket.gethostname()}"
         conn = self._connect(
             application_name=f"socialbot drain {holder}"[:63],
-            # A firewall that drops an idle connection must not take the lock away unnoticed.
+            # These keep a firewall from forgetting the idle connection; the server's own
+            # (LOCK_SESSION_SETTINGS, set below) end the session of a host that died.
             keepalives=1,
             keepalives_idle=30,
             keepalives_interval=10,
@@ -526,6 +550,12 @@ class PostgresStore(SQLStore):
         )
         try:
             with self._errors():
+                conn.execute(
+                    "SELECT set_config(name, setting, false)"
+                    " FROM unnest(%s::text[], %s::text[]) AS s (name, setting)"
+                    " WHERE name IN (SELECT name FROM pg_settings)",
+                    (list(self.lock_session_settings), list(self.lock_session_settings.values())),
+                )
                 row = conn.execute(
                     "SELECT pg_try_advisory_lock(%s, %s) AS got", (LOCK_CLASS, DRAIN_LOCK)
                 ).fetchone()
@@ -539,9 +569,11 @@ class PostgresStore(SQLStore):
                     (holder, utcnow()),
                 )
             self._held_pid = conn.info.backend_pid
+            self._lock_session = conn
             yield
         finally:
             self._held_pid = None
+            self._lock_session = None
             conn.close()  # ends the session, and with it the lock
 
     def _already_running(
