@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
@@ -212,3 +212,32 @@ def test_a_drain_outlasts_the_databases_idle_session_timeout(postgres_url: str, 
         assert store.get_value("k") is None  # the store's own session was replaced meanwhile
     finally:
         store.close()
+
+
+def test_a_lock_session_setting_the_server_refuses_is_left_as_it_was(postgres_url: str):
+    """tcp_user_timeout must be 0 on servers whose system lacks the option, and a setting may
+    be missing from an older server: the drain still takes its lock."""
+
+    class Refused(PostgresStore):
+        lock_session_settings: ClassVar[dict[str, str]] = {
+            "no_such_setting": "1",
+            "statement_timeout": "99999999999999",  # out of range: refused
+            "idle_session_timeout": "0",
+            "lock_timeout": "4321",
+        }
+
+    store = Refused(postgres_url)
+    try:
+        with store.drain_lock():
+            session = store._lock_session
+            assert session is not None
+            rows = session.execute(
+                "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+                (["statement_timeout", "lock_timeout"],),
+            ).fetchall()
+    finally:
+        store.close()
+    assert {row["name"]: row["setting"] for row in rows} == {
+        "statement_timeout": "0",
+        "lock_timeout": "4321",
+    }

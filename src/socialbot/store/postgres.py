@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from threading import current_thread
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import psycopg
@@ -91,7 +91,22 @@ LOCK_SESSION_SETTINGS: dict[str, str] = {
 }
 """Session settings of the drain lock's connection (milliseconds for the timeouts); a setting
 this server does not have (tcp_user_timeout before PostgreSQL 12, idle_session_timeout before 14)
-is left out."""
+or refuses is left as it was (``lock_session_block``)."""
+
+
+def lock_session_block(settings: dict[str, str]) -> str:
+    """One statement applying ``settings`` to the session, each on its own: a setting this
+    server lacks, or refuses on its platform (``tcp_user_timeout`` must be 0 where the system
+    has no such option), is left as it was instead of failing the drain."""
+    steps = "".join(
+        f" BEGIN PERFORM set_config('{name}', '{value}', false);"
+        " EXCEPTION WHEN OTHERS THEN NULL; END;"
+        for name, value in settings.items()
+        if re.fullmatch(r"[a-z_]+", name) and re.fullmatch(r"[0-9]+", value)
+    )
+    return f"DO $$ BEGIN{steps} END $$"
+
+
 CLAIM = (
     # The drain lock still held by the session with this pid (NULL: not inside drain_lock).
     # Built from constants only, no input.
@@ -342,7 +357,7 @@ class PostgresStore(SQLStore):
     """The store in a PostgreSQL database, shared by drains on any number of hosts."""
 
     bytewise = ' COLLATE "C"'
-    lock_session_settings = LOCK_SESSION_SETTINGS
+    lock_session_settings: ClassVar[dict[str, str]] = LOCK_SESSION_SETTINGS
 
     def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
         self.url = url
@@ -550,12 +565,7 @@ class PostgresStore(SQLStore):
         )
         try:
             with self._errors():
-                conn.execute(
-                    "SELECT set_config(name, setting, false)"
-                    " FROM unnest(%s::text[], %s::text[]) AS s (name, setting)"
-                    " WHERE name IN (SELECT name FROM pg_settings)",
-                    (list(self.lock_session_settings), list(self.lock_session_settings.values())),
-                )
+                conn.execute(lock_session_block(self.lock_session_settings))
                 row = conn.execute(
                     "SELECT pg_try_advisory_lock(%s, %s) AS got", (LOCK_CLASS, DRAIN_LOCK)
                 ).fetchone()
