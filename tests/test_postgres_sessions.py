@@ -104,6 +104,19 @@ def test_the_urls_connect_timeout_wins_over_the_default():
     assert str(refused.value).startswith("SOCIALBOT_DATABASE_URL: cannot connect to ")
 
 
+def test_libpqs_connect_timeout_variable_wins_over_the_default(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "2")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(ConfigurationError):
+            PostgresStore(f"postgresql://socialbot@127.0.0.1:{port}/socialbot")
+        waited = time.monotonic() - started
+    assert 1.5 < waited < 6  # not the store's default of 10 s
+
+
 def test_the_urls_application_name_wins_and_the_defaults_fill_the_rest(
     postgres_url: str, admin: Admin
 ):

@@ -93,6 +93,9 @@ LOCK_SESSION_SETTINGS: dict[str, str] = {
 this server does not have (tcp_user_timeout before PostgreSQL 12, idle_session_timeout before 14)
 or refuses is left as it was (``lock_session_block``)."""
 
+LIBPQ_ENVIRONMENT = {"connect_timeout": "PGCONNECT_TIMEOUT", "application_name": "PGAPPNAME"}
+"""libpq's environment variables for the connection parameters the store defaults."""
+
 
 def lock_session_block(settings: dict[str, str]) -> str:
     """One statement applying ``settings`` to the session, each on its own: a setting this
@@ -383,7 +386,8 @@ class PostgresStore(SQLStore):
         self, application_name: str = "socialbot", **options: Any
     ) -> psycopg.Connection[DictRow]:
         """A new session; ``application_name`` and ``options`` are defaults for what the URL
-        leaves unset (a keyword argument would override the URL's ``?connect_timeout=``)."""
+        and libpq's environment (``PGCONNECT_TIMEOUT``, ``PGAPPNAME``) leave unset: a keyword
+        argument would override both."""
         defaults = {
             "connect_timeout": max(1, round(self.connect_timeout)),
             "application_name": application_name,
@@ -395,7 +399,11 @@ class PostgresStore(SQLStore):
                 self.url,
                 autocommit=True,
                 row_factory=dict_row,
-                **{name: value for name, value in defaults.items() if name not in given},
+                **{
+                    name: value
+                    for name, value in defaults.items()
+                    if name not in given and not os.environ.get(LIBPQ_ENVIRONMENT.get(name, ""))
+                },
             )
         except psycopg.Error as exc:
             raise ConfigurationError(
