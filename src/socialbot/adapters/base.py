@@ -361,6 +361,15 @@ class Adapter(ABC):
         """The adapter's own idea of when to come back (from its error body), if any."""
         return None
 
+    def searched_too_few(self, posts: int) -> TransientError:
+        """A search for a post that stopped at its bound of ``posts``: it proves nothing absent,
+        so the delivery stays in doubt (``find`` raises this rather than answer None)."""
+        return TransientError(
+            f"more than {posts} posts since the attempt; they were not all read, so the post "
+            "may be among the rest",
+            network=self.name,
+        )
+
     def unreadable(self, what: str, response: httpx.Response, *, creating: bool) -> DeliveryError:
         """A success answer that cannot be read: ambiguous on a create, transient otherwise."""
         message = f"the answer ({response.status_code}) {what}"

@@ -535,11 +535,7 @@ class BlueskyAdapter(Adapter):
             cursor = data.get("cursor") if isinstance(data.get("cursor"), str) else None
             if not cursor or not items:
                 return None
-        raise TransientError(
-            f"the account holds more than {FIND_PAGES * 100} posts since the attempt; they were "
-            "not all read, so the post may be among the rest",
-            network=NETWORK,
-        )
+        raise self.searched_too_few(FIND_PAGES * 100)
 
     def check(self) -> str:
         data = self._call("GET", "com.atproto.server.getSession", creating=False)

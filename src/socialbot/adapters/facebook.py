@@ -33,7 +33,6 @@ from socialbot.errors import (
     DuplicateError,
     PermanentError,
     RateLimited,
-    TransientError,
 )
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
@@ -176,11 +175,7 @@ class FacebookAdapter(Adapter):
             if not isinstance(after, str):
                 raise self.unreadable("has a next page but no cursor", response, creating=False)
             params = {**params, "after": after}
-        raise TransientError(
-            f"the Page holds more than {FIND_PAGES * 100} posts since the attempt; they were "
-            "not all read, so the post may be among the rest",
-            network=self.name,
-        )
+        raise self.searched_too_few(FIND_PAGES * 100)
 
     def delete(self, remote_id: str) -> None:
         """``DELETE /{post-id}``; a post that is gone already counts as deleted."""

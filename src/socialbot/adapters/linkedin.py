@@ -39,7 +39,6 @@ from socialbot.errors import (
     DeliveryError,
     DuplicateError,
     PermanentError,
-    TransientError,
 )
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt
@@ -236,11 +235,7 @@ class LinkedInAdapter(Adapter):
             if len(elements) < FIND_PAGE or (created and min(created) < floor_ms):
                 return None
             start += FIND_PAGE
-        raise TransientError(
-            f"the page holds more than {FIND_MAX_POSTS} posts since the attempt; they were not "
-            "all read, so the post may be among the rest",
-            network=self.name,
-        )
+        raise self.searched_too_few(FIND_MAX_POSTS)
 
     def delete(self, remote_id: str) -> None:
         """``DELETE /rest/posts/{urn}`` (URL-encoded); a post that is gone already is done."""

@@ -196,11 +196,7 @@ class MastodonAdapter(Adapter):
             if last_created is None or last_created < floor or len(statuses) < PAGE_SIZE:
                 return None
             params = {**params, "max_id": str(last.get("id"))}
-        raise TransientError(
-            f"the account holds more than {MAX_PAGES * PAGE_SIZE} statuses since the attempt; "
-            "they were not all read, so the post may be among the rest",
-            network=self.name,
-        )
+        raise self.searched_too_few(MAX_PAGES * PAGE_SIZE)
 
     def statuses(self, response: httpx.Response) -> list[dict[str, Any]]:
         """A page of statuses; an answer that is not one cannot prove anything absent."""

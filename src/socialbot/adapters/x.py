@@ -360,11 +360,7 @@ class XAdapter(Adapter):
                     return Receipt(str(tweet.id), self.post_url(str(tweet.id)))
             if token is None:
                 return None
-        raise TransientError(
-            f"X holds more than {FIND_PAGES * 100} posts since the attempt; they were not all "
-            "read, so the post may be among the rest",
-            network=self.name,
-        )
+        raise self.searched_too_few(FIND_PAGES * 100)
 
     def _timeline_page(
         self, since: datetime, token: str | None
