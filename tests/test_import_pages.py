@@ -365,3 +365,43 @@ def test_control_characters_of_a_page_never_reach_the_draft_or_the_terminal():
     draft = read_page(page, url="https://cor.europa.eu/en/news/regions-meet")
     assert draft.title == "Regions [2J]0;pwnedmeet 31min Brussels"
     assert not any(0 < ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in draft.title + draft.body)
+
+
+OLD_COR_ONE_PARAGRAPH = """<html lang="en"><head><title>x</title></head><body>
+<div id="contentBox">
+ <h1 class="cor-news-title">Regions call for a stronger cohesion policy</h1>
+ <div class="cor-news-date">12.10.2020</div>
+ <img src="/img/cohesion.jpg" alt="Members of the Cohesion Alliance">
+ <div>Press release | Cohesion policy reform;Cross-border and territorial cooperation;\
+Urban policy;</div>
+ <p>The Cohesion Alliance renewed its commitment to keep cohesion policy a top EU priority.</p>
+ <h3>Related information</h3>
+ <p>Social media team</p>
+</div></body></html>"""
+
+
+def test_an_old_cor_release_of_one_paragraph_keeps_its_layout_topics_date_and_image():
+    """The seed page's shape: a title, the type line, one paragraph, then boilerplate."""
+    from socialbot.importer.pages import read_page
+
+    url = "https://cor.europa.eu/en/news/Pages/one-paragraph.aspx"
+    draft = read_page(OLD_COR_ONE_PARAGRAPH.encode(), url=url)
+    assert draft.layout == "cor-old"
+    assert draft.summary.startswith("The Cohesion Alliance renewed its commitment")
+    assert draft.body == ""
+    assert draft.topics == (
+        "Cohesion policy reform",
+        "Cross-border and territorial cooperation",
+        "Urban policy",
+    )
+    assert draft.published is not None and draft.published.date().isoformat() == "2020-10-12"
+    assert draft.image_url == "https://cor.europa.eu/img/cohesion.jpg"
+    assert draft.image_alt == "Members of the Cohesion Alliance"
+
+
+def test_numbered_releases_are_two_releases_and_only_a_0_is_an_alias():
+    base = "https://cor.europa.eu/en/news/Pages/european-cohesion-forum-day-{}.aspx"
+    assert identity_key(base.format(1)) != identity_key(base.format(2))
+    assert identity_key(base.format(0)) == identity_key(
+        "https://cor.europa.eu/en/news/Pages/european-cohesion-forum-day.aspx"
+    )

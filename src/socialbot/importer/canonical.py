@@ -39,9 +39,10 @@ TRACKING_PARAMETERS = frozenset(
     }
 )
 _TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
-# A single-digit suffix after a slug of three or more words: the alias a CMS makes when
-# the slug is taken (Drupal's "-0", "-1", ...). "covid-19" or "eu-budget-2" stay as they are.
-_ALIAS_SUFFIX = re.compile(r"^(?P<slug>[^/-]+(?:-[^/-]+){2,})-\d(?P<ext>\.[A-Za-z0-9]+)?$")
+# "-0" after a slug of three or more words: the alias a CMS makes when the slug is taken
+# (Drupal's first). Only "-0": "forum-day-1" and "forum-day-2" are two releases, and taking
+# them for one would overwrite one with the other; a "-1" alias costs a second draft at most.
+_ALIAS_SUFFIX = re.compile(r"^(?P<slug>[^/-]+(?:-[^/-]+){2,})-0(?P<ext>\.[A-Za-z0-9]+)?$")
 _SAFE_PATH = "/:@!$&'()*+,;=-._~"
 
 

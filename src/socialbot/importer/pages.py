@@ -143,7 +143,7 @@ def read_page(content: bytes, *, url: str, charset: str | None = None) -> PageDr
         draft = _blocks_after_title(doc, meta, where, "article")
     else:
         draft = None
-    if draft is None or not draft.body:
+    if draft is None:  # a release of one paragraph has an empty body, and that is right
         draft = _generic(doc, content, meta, where)
     if not draft.title:
         raise PageError("the page has no title")
@@ -267,6 +267,11 @@ def _blocks_after_title(doc: Any, meta: _Meta, url: str, layout: str) -> PageDra
                 taken.add(element)
             elif MACHINE_TRANSLATION.search(text) and len(text) < 200:
                 taken.add(element)
+            elif len(text) < 400 and (parsed := parse_type_line(text)) and not paragraphs:
+                # "Press release | A;B;" in a plain block of its own, before the text.
+                published = published or parsed[1]
+                topics.extend(parsed[2])
+                taken.add(element)
             continue
         if stopped or _is_chrome(element):
             continue
@@ -293,6 +298,8 @@ def _blocks_after_title(doc: Any, meta: _Meta, url: str, layout: str) -> PageDra
             paragraphs.append(f"- {flat}")
         else:
             paragraphs.append(text)
+    if not (lead or highlights or paragraphs):
+        return None  # no text after the title: not this layout after all
     summary = "\n".join(lead)
     rest = list(paragraphs)
     if not summary and rest:
@@ -336,18 +343,23 @@ def _is_lead(element: Any) -> bool:
     return bool(strong) and one_line(strong) == one_line(text_of(element))
 
 
+def _lead_image(doc: Any, h1: Any) -> Any | None:
+    """The page's first picture: in its ``<article>`` or ``<main>``, else the first after the
+    title in the title's own container (old CoR pages have neither element)."""
+    candidates = [*doc.xpath("//article//img[@src]|//main//img[@src]")]
+    for sibling in h1.itersiblings():
+        candidates.extend(img for img in sibling.iter("img") if img.get("src"))
+    return next((img for img in candidates if not _is_chrome(img)), None)
+
+
 def _first_image(doc: Any, url: str, h1: Any) -> str | None:
-    for img in doc.xpath("//article//img[@src]|//main//img[@src]"):
-        if not _is_chrome(img):
-            return html.absolute(url, img.get("src"))
-    return None
+    img = _lead_image(doc, h1)
+    return html.absolute(url, img.get("src")) if img is not None else None
 
 
 def _first_image_alt(doc: Any, h1: Any) -> str | None:
-    for img in doc.xpath("//article//img[@src]|//main//img[@src]"):
-        if not _is_chrome(img):
-            return one_line(img.get("alt") or "") or None
-    return None
+    img = _lead_image(doc, h1)
+    return (one_line(img.get("alt") or "") or None) if img is not None else None
 
 
 def _generic(doc: Any, content: bytes, meta: _Meta, url: str) -> PageDraft:
