@@ -134,8 +134,9 @@ pass_app = click.make_pass_decorator(App)
 
 
 class Commands(click.Group):
-    """The command group: a socialbot error no command catches itself (the database found
-    damaged halfway through, say) is still one sentence, never a traceback."""
+    """The command group: a socialbot error out of any command (a refused approval, the
+    database found damaged halfway through) is one sentence, never a traceback; the
+    commands themselves catch only what they answer otherwise."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -182,10 +183,7 @@ def preview(app: App, release: str, networks: tuple[str, ...], as_json: bool) ->
     """
     from socialbot import operations
 
-    try:
-        result = operations.preview(app.settings, app.store, release, list(networks) or None)
-    except SocialbotError as exc:
-        fail(exc)
+    result = operations.preview(app.settings, app.store, release, list(networks) or None)
     if as_json:
         say(json.dumps([post.as_dict() for post in result.posts], ensure_ascii=False, indent=2))
     else:
@@ -213,10 +211,7 @@ def approve(app: App, release: str, approver: str, comment: str, as_json: bool) 
     """
     from socialbot import operations
 
-    try:
-        result = operations.approve(app.settings, app.store, release, by=approver, comment=comment)
-    except SocialbotError as exc:
-        fail(exc)
+    result = operations.approve(app.settings, app.store, release, by=approver, comment=comment)
     approval, revision = result.approval, result.revision
     if as_json:
         say(json.dumps([p.as_dict() for p in approval.posts], ensure_ascii=False, indent=2))
@@ -255,10 +250,7 @@ def reject(app: App, release: str, person: str, reason: str) -> None:
     """Refuse the latest revision of RELEASE, with a reason (nothing of it is posted)."""
     from socialbot import operations
 
-    try:
-        rejection = operations.reject(app.settings, app.store, release, by=person, reason=reason)
-    except SocialbotError as exc:
-        fail(exc)
+    rejection = operations.reject(app.settings, app.store, release, by=person, reason=reason)
     say(f"rejected {rejection.release_id} revision {rejection.revision} ({rejection.reason})")
 
 
@@ -276,12 +268,9 @@ def withdraw(app: App, release: str, network: str | None, person: str, reason: s
     """
     from socialbot import operations
 
-    try:
-        result = operations.withdraw(
-            app.settings, app.store, release, by=person, network=network, reason=reason
-        )
-    except SocialbotError as exc:
-        fail(exc)
+    result = operations.withdraw(
+        app.settings, app.store, release, by=person, network=network, reason=reason
+    )
     render_take_back(result, "withdrawn")
     if result.unsearchable:
         sys.exit(EXIT_ATTENTION)
@@ -300,12 +289,9 @@ def retract(app: App, release: str, network: str | None, person: str, reason: st
     """
     from socialbot import operations
 
-    try:
-        result = operations.retract(
-            app.settings, app.store, release, by=person, network=network, reason=reason
-        )
-    except SocialbotError as exc:
-        fail(exc)
+    result = operations.retract(
+        app.settings, app.store, release, by=person, network=network, reason=reason
+    )
     render_take_back(result, "retracted")
     if result.failed or result.unsearchable:
         sys.exit(EXIT_ATTENTION)
@@ -517,10 +503,7 @@ def status(app: App, as_json: bool) -> None:
     """
     from socialbot import operations
 
-    try:
-        report = operations.status(app.settings, app.store)
-    except SocialbotError as exc:
-        fail(exc)
+    report = operations.status(app.settings, app.store)
     pauses = [
         f"{'every network' if p.network == '*' else p.network}: paused by {p.by} on "
         f"{p.at:%Y-%m-%d %H:%M} UTC ({p.reason})"
@@ -593,10 +576,7 @@ def pause(app: App, network: str | None, person: str, reason: str) -> None:
     """The crisis switch: send nothing (to NETWORK, or anywhere) until resumed."""
     from socialbot import operations
 
-    try:
-        record = operations.pause(app.store, by=person, reason=reason, network=network)
-    except SocialbotError as exc:
-        fail(exc)
+    record = operations.pause(app.store, by=person, reason=reason, network=network)
     where = "every network" if record.network == "*" else record.network
     say(f"paused {where}: drains send nothing there until `socialbot resume`")
 
@@ -609,10 +589,7 @@ def resume(app: App, network: str | None, person: str) -> None:
     """Lift the crisis switch set by `socialbot pause`."""
     from socialbot import operations
 
-    try:
-        lifted = operations.resume(app.store, by=person, network=network)
-    except SocialbotError as exc:
-        fail(exc)
+    lifted = operations.resume(app.store, by=person, network=network)
     where = network or "every network"
     say(f"resumed {where}" if lifted else f"{where} was not paused")
 
@@ -626,10 +603,7 @@ def retry(app: App, release: str, network: str | None, person: str | None) -> No
     """Put RELEASE's failed deliveries back in the queue for the next drain."""
     from socialbot import operations
 
-    try:
-        count = operations.retry(app.store, release, network, by=person or login_name())
-    except SocialbotError as exc:
-        fail(exc)
+    count = operations.retry(app.store, release, network, by=person or login_name())
     say(f"{count} deliver{'y' if count == 1 else 'ies'} of {release} will be retried")
 
 
@@ -657,12 +631,9 @@ def resolve(
 
     if bool(url) == not_posted:
         raise Failure("give exactly one of --posted URL or --not-posted", EXIT_USAGE)
-    try:
-        delivery = operations.resolve(
-            app.settings, app.store, release, network, url=url, by=person or login_name()
-        )
-    except SocialbotError as exc:
-        fail(exc)
+    delivery = operations.resolve(
+        app.settings, app.store, release, network, url=url, by=person or login_name()
+    )
     say(f"{release} on {network} is now {delivery.status.value}")
 
 
@@ -677,10 +648,7 @@ def networks(app: App) -> None:
     """
     from socialbot import operations
 
-    try:
-        checks = operations.networks(app.settings, app.store)
-    except SocialbotError as exc:
-        fail(exc)
+    checks = operations.networks(app.settings, app.store)
     for check in checks:
         if not check.active:
             say(f"{check.network:9} {check.detail}")
@@ -827,17 +795,14 @@ def import_command(
 
     if not (sources or listings or feeds):
         raise click.UsageError("name a page (URL or saved .html file), --listing URL or --feed URL")
-    try:
-        report = operations.import_releases(
-            app.settings,
-            app.store,
-            sources=list(sources),
-            listings=list(listings),
-            feeds=list(feeds),
-            follow_versions=not no_versions,
-        )
-    except SocialbotError as exc:
-        fail(exc)
+    report = operations.import_releases(
+        app.settings,
+        app.store,
+        sources=list(sources),
+        listings=list(listings),
+        feeds=list(feeds),
+        follow_versions=not no_versions,
+    )
     for result in report.results:
         if result.status.value == "error":
             say(result.message, err=True)
@@ -872,10 +837,7 @@ def desk(app: App, host: str, port: int) -> None:
             EXIT_USAGE,
         )
     say(f"desk on http://{host}:{port}/ (Ctrl-C to stop)")
-    try:
-        serve(settings, host, port)
-    except SocialbotError as exc:
-        fail(exc)
+    serve(settings, host, port)
 
 
 @cli.group()
@@ -903,10 +865,7 @@ def users_add(app: App, name: str, role: str, password_stdin: bool) -> None:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        user = Users(app.store).add(name, parse_role(role), password)
-    except SocialbotError as exc:
-        fail(exc)
+    user = Users(app.store).add(name, parse_role(role), password)
     say(f"added {user.name} ({user.role.value})")
 
 
@@ -930,10 +889,7 @@ def users_disable(app: App, name: str) -> None:
     """Disable NAME: their sessions stop working at once."""
     from socialbot.desk.users import Users
 
-    try:
-        Users(app.store).disable(name)
-    except SocialbotError as exc:
-        fail(exc)
+    Users(app.store).disable(name)
     say(f"disabled {name}")
 
 
@@ -945,8 +901,5 @@ def users_set_role(app: App, name: str, role: str) -> None:
     """Give NAME another ROLE (they sign in again)."""
     from socialbot.desk.users import Users, parse_role
 
-    try:
-        Users(app.store).set_role(name, parse_role(role))
-    except SocialbotError as exc:
-        fail(exc)
+    Users(app.store).set_role(name, parse_role(role))
     say(f"{name} is now {role}")
