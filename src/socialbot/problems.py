@@ -40,6 +40,9 @@ class Problem:
     release: str | None = None
     network: str | None = None
     standing: bool = False
+    fresh: bool = False
+    """A standing problem that happened again in this run (a retried delivery that failed
+    the same way): told now, whenever it was last told, then repeated as any standing one."""
 
     @property
     def key(self) -> str:
@@ -112,12 +115,11 @@ def to_report(
             continue
         seen.add(problem.key)
         if not problem.standing:
-            # Told now: were it to stand from the next run on, it is repeated a day from now.
-            memory.set_value(PREFIX + problem.key, now.isoformat())
             told.append(problem)
             continue
         last = known.get(PREFIX + problem.key)
-        if last and last != "-" and now - datetime.fromisoformat(last) < repeat:
+        recent = last and last != "-" and now - datetime.fromisoformat(last) < repeat
+        if recent and not problem.fresh:
             continue
         memory.set_value(PREFIX + problem.key, now.isoformat())
         told.append(problem)

@@ -656,7 +656,7 @@ class Publisher:
             if o.status in (DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN)
         }
         report.problems.extend(
-            replace(problem, standing=False)
+            replace(problem, fresh=True)
             if (problem.release, problem.network) in this_run
             else problem
             for problem in delivery_problems(
