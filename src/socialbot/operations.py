@@ -620,15 +620,18 @@ def duration(text: str) -> timedelta:
     try:
         return timedelta(**{unit: int(match[1])})
     except OverflowError:
-        raise ValueError("reaches back before the year 1: use a shorter time") from None
+        raise ValueError(TOO_FAR_BACK) from None
 
 
 def cutoff(text: str, now: datetime) -> datetime:
     """The moment ``text`` (see ``duration``) before ``now``."""
     try:
         return now - duration(text)
-    except OverflowError:
-        raise ValueError("reaches back before the year 1: use a shorter time") from None
+    except OverflowError:  # a duration Python holds, reaching before the calendar's start
+        raise ValueError(TOO_FAR_BACK) from None
+
+
+TOO_FAR_BACK = "reaches back before the year 1: use a shorter time"
 
 
 def audit(
