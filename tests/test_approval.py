@@ -11,9 +11,11 @@ import shutil
 import signal
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,6 +25,10 @@ from socialbot.sandbox import Fault, SandboxServer
 from tests import drainer, faulty
 from tests.faulty import Clock
 from tests.helpers import run, write_release
+
+if TYPE_CHECKING:
+    from socialbot.config import Settings
+    from socialbot.store import SQLiteStore
 
 
 def log_rows() -> list[dict[str, object]]:
@@ -678,35 +684,43 @@ def test_a_429_that_echoes_the_token_stores_no_secret(env: Path, sandbox: Sandbo
     assert token not in run("status").output
 
 
-def test_the_author_of_a_revision_cannot_approve_it(workdir: Path):
-    from socialbot import operations
+@pytest.fixture
+def desk_release(workdir: Path) -> Iterator[tuple[Settings, SQLiteStore]]:
+    """Revision 1 of ``desk-1``, written in the desk by Ana and not yet submitted."""
     from socialbot.config import load_settings
-    from socialbot.errors import ApprovalError
     from socialbot.models import Release
     from socialbot.store import SQLiteStore
 
     settings = load_settings()
     store = SQLiteStore(settings.database_path)
+    release = Release(
+        id="desk-1",
+        title="Written in the desk",
+        url="https://cor.europa.eu/en/news/desk",
+        language="en",
+        networks=["x"],
+    )
+    store.record_revision(release, source="desk", author="Ana", now=datetime.now(UTC))
     try:
-        release = Release(
-            id="desk-1",
-            title="Written in the desk",
-            url="https://cor.europa.eu/en/news/desk",
-            language="en",
-            networks=["x"],
-        )
-        store.record_revision(release, source="desk", author="Ana", now=datetime.now(UTC))
-        with pytest.raises(ApprovalError, match="someone else must approve it"):
-            operations.approve(settings, store, "desk-1", by="ana")
-        with pytest.raises(ApprovalError, match="Ana has not submitted it for approval yet"):
-            operations.approve(settings, store, "desk-1", by="Ben")
-        with pytest.raises(ApprovalError, match="so it cannot be rejected"):
-            operations.reject(settings, store, "desk-1", by="Ben", reason="no")
-        operations.submit(store, "desk-1", by="Ana")
-        result = operations.approve(settings, store, "desk-1", by="Ben")
-        assert result.in_force and [p.network for p in result.approval.posts] == ["x"]
+        yield settings, store
     finally:
         store.close()
+
+
+def test_the_author_of_a_revision_cannot_approve_it(desk_release: tuple[Settings, SQLiteStore]):
+    from socialbot import operations
+    from socialbot.errors import ApprovalError
+
+    settings, store = desk_release
+    with pytest.raises(ApprovalError, match="someone else must approve it"):
+        operations.approve(settings, store, "desk-1", by="ana")
+    with pytest.raises(ApprovalError, match="Ana has not submitted it for approval yet"):
+        operations.approve(settings, store, "desk-1", by="Ben")
+    with pytest.raises(ApprovalError, match="so it cannot be rejected"):
+        operations.reject(settings, store, "desk-1", by="Ben", reason="no")
+    operations.submit(store, "desk-1", by="Ana")
+    result = operations.approve(settings, store, "desk-1", by="Ben")
+    assert result.in_force and [p.network for p in result.approval.posts] == ["x"]
 
 
 @pytest.mark.parametrize("made", [True, False])
@@ -879,29 +893,14 @@ def test_a_rejection_that_meets_a_completed_approval_withdraws_its_deliveries(wo
         store.close()
 
 
-def test_the_author_of_a_revision_cannot_reject_it(workdir: Path):
+def test_the_author_of_a_revision_cannot_reject_it(desk_release: tuple[Settings, SQLiteStore]):
     from socialbot import operations
-    from socialbot.config import load_settings
     from socialbot.errors import ApprovalError
-    from socialbot.models import Release
-    from socialbot.store import SQLiteStore
 
-    settings = load_settings()
-    store = SQLiteStore(settings.database_path)
-    try:
-        release = Release(
-            id="desk-1",
-            title="Written in the desk",
-            url="https://cor.europa.eu/en/news/desk",
-            language="en",
-            networks=["x"],
-        )
-        store.record_revision(release, source="desk", author="Ana", now=datetime.now(UTC))
-        with pytest.raises(ApprovalError, match="someone else must review it"):
-            operations.reject(settings, store, "desk-1", by="ana", reason="mine")
-        assert store.rejections("desk-1") == []
-    finally:
-        store.close()
+    settings, store = desk_release
+    with pytest.raises(ApprovalError, match="someone else must review it"):
+        operations.reject(settings, store, "desk-1", by="ana", reason="mine")
+    assert store.rejections("desk-1") == []
 
 
 def test_a_second_file_with_the_id_holds_the_release_and_its_content_is_read_later(
