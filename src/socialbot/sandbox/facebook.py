@@ -22,7 +22,6 @@ from socialbot.sandbox.server import (
     NetworkSandbox,
     Request,
     Response,
-    base36,
     inspect_image,
 )
 
@@ -169,7 +168,7 @@ class FacebookSandbox(NetworkSandbox):
             return denied
         since = float(request.param("since") or 0)
         limit = min(int(request.param("limit") or 25), 100)
-        offset = int(request.param("after") or "0", 36)
+        offset = int(request.param("after") or "0")
         with self.lock:
             matching = [
                 {"id": p["id"], "message": p["text"], "created_time": p["created_at"]}
@@ -181,10 +180,10 @@ class FacebookSandbox(NetworkSandbox):
         # only while there is more.
         paging: dict[str, Any] = {}
         if data:
-            paging["cursors"] = {"before": base36(offset), "after": base36(offset + len(data))}
+            paging["cursors"] = {"before": str(offset), "after": str(offset + len(data))}
         if offset + limit < len(matching):
             query = urlencode({"limit": limit, "since": request.param("since") or 0})
-            after = base36(offset + limit)
+            after = str(offset + limit)
             paging["next"] = f"{request.url.partition('?')[0]}?{query}&after={after}"
         return self.with_usage(Response.json(200, {"data": data, "paging": paging}))
 

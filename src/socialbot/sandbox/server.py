@@ -759,14 +759,3 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class _Dropped(Exception):
     """Raised to leave a request without an answer."""
-
-
-def base36(number: int) -> str:
-    """A pagination cursor: ``number`` in base 36 (``int(cursor, 36)`` reads it back)."""
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    text = ""
-    while True:
-        number, digit = divmod(number, 36)
-        text = digits[digit] + text
-        if not number:
-            return text

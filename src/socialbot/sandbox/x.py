@@ -30,7 +30,6 @@ from socialbot.sandbox.server import (
     NetworkSandbox,
     Request,
     Response,
-    base36,
     inspect_image,
     now_iso,
 )
@@ -247,7 +246,7 @@ class XSandbox(NetworkSandbox):
         fields = set((request.param("tweet.fields") or "").split(","))
         try:
             size = int(request.param("max_results") or 10)
-            offset = int(request.param("pagination_token") or "0", 36)
+            offset = int(request.param("pagination_token") or "0")
         except ValueError:
             size, offset = 0, -1
         if not 5 <= size <= 100 or offset < 0:
@@ -282,7 +281,7 @@ class XSandbox(NetworkSandbox):
             "oldest_id": tweets[-1]["id"],
         }
         if offset + size < len(matching):
-            meta["next_token"] = base36(offset + size)
+            meta["next_token"] = str(offset + size)
         return self.reply(200, {"data": tweets, "meta": meta})
 
     # -- protocol details ----------------------------------------------------------------
