@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-import selectors
+import select
 import socket
 import threading
 import weakref
@@ -770,9 +770,11 @@ def _usable(conn: psycopg.Connection[DictRow]) -> bool:
         return False
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         return True
-    with selectors.DefaultSelector() as selector:
-        selector.register(conn.fileno(), selectors.EVENT_READ)
-        return not selector.select(timeout=0)
+    # Asked before every statement: one poll(2) call, where a selector would open, fill and
+    # close an epoll instance each time.
+    waiting = select.poll()
+    waiting.register(conn.fileno(), select.POLLIN)
+    return not waiting.poll(0)
 
 
 def _close_all(connections: list[tuple[threading.Thread, psycopg.Connection[DictRow]]]) -> None:
