@@ -8,7 +8,6 @@ becomes one ``InvalidRelease`` naming the file and, when it applies, the field.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import stat
@@ -322,6 +321,8 @@ def _invalid(path: Path, exc: ValidationError) -> InvalidRelease:
             message = "is required"
         elif error["type"] == "extra_forbidden":
             message = "is not a release field"
+            import difflib  # only on this error path: an idle cron run never pays for it
+
             close = difflib.get_close_matches(field, list(Release.model_fields), n=1)
             if close:
                 message += f" (did you mean {close[0]!r}?)"
