@@ -99,6 +99,28 @@ def test_version():
     assert re.fullmatch(r"socialbot, version \S+\n", result.output)
 
 
+def test_the_command_starts_with_the_collector_paused_then_back_on():
+    # In a process of its own: freezing is for a process that runs one command and exits.
+    code = """
+import gc, sys
+from socialbot import start
+with start.loading():
+    assert not gc.isenabled()
+assert gc.isenabled() and gc.get_freeze_count() == 0, "loading() froze or left it off"
+sys.argv = ["socialbot", "--version"]
+try:
+    start.main()
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
+assert gc.isenabled(), "the command ran with the collector off"
+assert gc.get_freeze_count() > 0, "start-up was not frozen"
+assert "pydantic_settings" not in sys.modules
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("socialbot, version ")
+
+
 # -- preview --------------------------------------------------------------------------
 
 

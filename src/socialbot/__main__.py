@@ -1,3 +1,3 @@
-from socialbot.cli import main
+from socialbot.start import main
 
 main()

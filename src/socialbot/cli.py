@@ -344,8 +344,11 @@ def drain(app: App, verbose: int) -> None:
     import signal
     import threading
 
-    from socialbot import operations
     from socialbot.errors import AlreadyRunning
+    from socialbot.start import loading
+
+    with loading():  # the store and the sending code: a cron run's start-up
+        from socialbot import operations
 
     app.verbose += verbose
     stop = threading.Event()
@@ -745,7 +748,7 @@ def demo(
 
 
 def main() -> None:
-    """Entry point of the ``socialbot`` console script."""
+    """Run the command line (``socialbot.start`` calls this once it is imported)."""
     os.umask(0o077)
     # A command runs once and exits: what is imported and built to start it lives until
     # the end. Frozen, the collector no longer walks it on every full collection (one
