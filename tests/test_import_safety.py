@@ -7,8 +7,12 @@ refused by the same address rule a real deployment uses.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+import threading
 import time
 from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 import pytest
 
@@ -131,7 +135,7 @@ def test_body_size_is_capped_while_streaming(server, tmp_path):
     )
     # Without a Content-Length to go by, the stream itself is cut.
     policy = FetchPolicy(
-        allowed_networks=(__import__("ipaddress").ip_network("127.0.0.1/32"),),
+        allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
         max_body_bytes=1_000_000,
     )
 
@@ -210,7 +214,7 @@ def test_the_page_limit_covers_status_line_headers_and_body(server, tmp_path, ro
     """The limit is wall-clock from connecting to the last byte, whatever the server drips."""
     server.routes["/hostile/trickle"] = route
     policy = FetchPolicy(
-        allowed_networks=(__import__("ipaddress").ip_network("127.0.0.1/32"),),
+        allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),),
         page_timeout_seconds=1,
     )
     started = time.monotonic()
@@ -229,6 +233,48 @@ def test_the_page_limit_covers_status_line_headers_and_body(server, tmp_path, ro
     slow, good = report.results
     assert slow.message == f"{server.url('/hostile/trickle')}: it took longer than 1 seconds."
     assert good.status is ImportStatus.CREATED, good.message
+
+
+def test_the_page_limit_covers_looking_up_the_host(server):
+    """A resolver that does not answer (its own limits run to tens of seconds) is not waited for."""
+    release = threading.Event()
+
+    def silent_resolver(host: str, port: int) -> list[tuple[Any, ...]]:
+        release.wait(30)
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+    policy = FetchPolicy(
+        allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),), page_timeout_seconds=1
+    )
+    started = time.monotonic()
+    try:
+        with (
+            Fetcher(policy, resolve=silent_resolver) as fetcher,
+            pytest.raises(FetchError, match="longer than 1 seconds"),
+        ):
+            fetcher.get(f"http://localhost:{server.port}/en/news/affordable-housing-plan")
+    finally:
+        release.set()
+    assert time.monotonic() - started < 1.5
+    assert server.hits == []
+
+
+def test_a_lookup_within_the_limit_connects_and_a_failed_one_says_so(server):
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[tuple[Any, ...]]:
+        asked.append(host)
+        if host == "nowhere.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return socket.getaddrinfo("127.0.0.1", port, type=socket.SOCK_STREAM)
+
+    policy = FetchPolicy(allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),))
+    with Fetcher(policy, resolve=resolver) as fetcher:
+        page = fetcher.get(f"http://press.example:{server.port}/en/news/affordable-housing-plan")
+        assert b"<html" in page.content.lower()
+        with pytest.raises(FetchError, match=r"the host name nowhere\.invalid does not resolve"):
+            fetcher.get("http://nowhere.invalid/")
+    assert asked == ["press.example", "nowhere.invalid"]
 
 
 def test_entity_bomb_feed_is_refused(server, tmp_path):

@@ -7,8 +7,9 @@
   and unspecified ranges are refused unless ``allow_private_addresses``), and the socket
   connects to exactly the address that was checked, so a second DNS answer cannot swap in
   an internal address. No proxy from the environment is used.
-* One wall-clock deadline per page covers connecting, redirects, the status line, the
-  headers and the body: every socket operation is given only the time left (``_DeadlineStream``).
+* One wall-clock deadline per page covers looking up the host, connecting, redirects, the
+  status line, the headers and the body: every socket operation is given only the time left
+  (``_DeadlineStream``), and so is the lookup (``_resolve_by_deadline``).
 * The body is capped while it streams, and compressed bodies are decompressed here, with
   the cap applied to the decompressed size, a bounded amount at a time.
 """
@@ -19,10 +20,11 @@ import contextvars
 import ipaddress
 import re
 import socket
+import threading
 import time
 import typing
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -33,6 +35,8 @@ import httpx
 from socialbot import __version__
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], list[tuple[typing.Any, ...]]]
+"""Host and port to ``socket.getaddrinfo``'s answer (the test suite hands in a slow one)."""
 USER_AGENT = f"socialbot/{__version__} (press release import)"
 _CHUNK = 64 * 1024
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -177,11 +181,46 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._inner.get_extra_info(info)
 
 
+def system_resolver(host: str, port: int) -> list[tuple[typing.Any, ...]]:
+    """The system's answer for ``host``, stream sockets only."""
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def _resolve_by_deadline(resolve: Resolver, host: str, port: int) -> list[tuple[typing.Any, ...]]:
+    """``resolve(host, port)``, given only the time left before the page's deadline.
+
+    The system resolver keeps its own time limits (seconds per server, several tries), and
+    ``getaddrinfo`` cannot be interrupted: it runs on a daemon thread that is abandoned
+    if the deadline passes first, and ends when the resolver gives up.
+    """
+    left = _bounded(None, httpcore.ConnectTimeout)
+    if left is None:
+        return resolve(host, port)
+    answer: list[list[tuple[typing.Any, ...]] | BaseException] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            answer.append(resolve(host, port))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            answer.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name=f"resolve {host}", daemon=True).start()
+    if not done.wait(left):
+        raise httpcore.ConnectTimeout(f"looking up {host} took longer than the time limit")
+    if isinstance(answer[0], BaseException):
+        raise answer[0]
+    return answer[0]
+
+
 class _GuardedBackend(httpcore.NetworkBackend):
     """Resolve, check every address, then connect to a checked address only."""
 
-    def __init__(self, policy: FetchPolicy) -> None:
+    def __init__(self, policy: FetchPolicy, resolve: Resolver = system_resolver) -> None:
         self._policy = policy
+        self._resolve = resolve
         self._inner = httpcore.SyncBackend()
 
     def connect_tcp(
@@ -193,7 +232,7 @@ class _GuardedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[typing.Any] | None = None,
     ) -> httpcore.NetworkStream:
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = _resolve_by_deadline(self._resolve, host, port)
         except (socket.gaierror, UnicodeError) as exc:
             raise httpcore.ConnectError(f"the host name {host} does not resolve") from exc
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
@@ -232,13 +271,17 @@ class Fetcher:
     """Fetches pages under one policy; use as a context manager."""
 
     def __init__(
-        self, policy: FetchPolicy, *, transport: httpx.BaseTransport | None = None
+        self,
+        policy: FetchPolicy,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        resolve: Resolver = system_resolver,
     ) -> None:
         self.policy = policy
         if transport is None:
             pool = httpcore.ConnectionPool(
                 ssl_context=httpx.create_ssl_context(),
-                network_backend=_GuardedBackend(policy),
+                network_backend=_GuardedBackend(policy, resolve),
                 max_connections=4,
             )
             transport = _PoolTransport(pool)
