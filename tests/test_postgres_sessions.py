@@ -8,11 +8,14 @@ an administrator or a network does: a listening socket that never answers,
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -185,6 +188,92 @@ def test_a_claim_cut_off_midway_is_not_sent_again(postgres_url: str, admin: Admi
         assert claimed is not None and claimed.status is DeliveryStatus.SENDING
     finally:
         store.close()
+
+
+class UnseenDeath:
+    """A TCP relay to the server whose sessions can die unseen, as a host's do in a failover.
+
+    After ``sever()`` the relay drops its side towards the server without a word to the
+    client, which sees nothing until it sends: then it gets a reset (what the address's new
+    host answers to a connection it never had). Connections made after that relay normally.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if not parts.hostname or not parts.port:
+            pytest.skip("this server is reached through a Unix socket, not over TCP")
+        self.upstream = (parts.hostname, parts.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        here = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.url = parts._replace(
+            netloc=parts.netloc.replace(f"{parts.hostname}:{parts.port}", here)
+        ).geturl()
+        self.relays: list[tuple[threading.Event, threading.Event]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def sever(self) -> None:
+        """Every open connection dies unseen; returns once each relay has let go."""
+        relays, self.relays = self.relays, []
+        for severed, _ in relays:
+            severed.set()
+        for _, let_go in relays:
+            assert let_go.wait(5)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            events = (threading.Event(), threading.Event())
+            self.relays.append(events)
+            threading.Thread(
+                target=self._relay, args=(client, server, *events), daemon=True
+            ).start()
+
+    @staticmethod
+    def _relay(
+        client: socket.socket,
+        server: socket.socket,
+        severed: threading.Event,
+        let_go: threading.Event,
+    ) -> None:
+        with client, server:
+            while True:
+                ready, _, _ = select.select([client, server], [], [], 0.02)
+                if severed.is_set():
+                    break
+                for source in ready:
+                    data = source.recv(65536)
+                    if not data:
+                        let_go.set()
+                        return
+                    (server if source is client else client).sendall(data)
+            server.close()
+            let_go.set()
+            select.select([client], [], [], 30)  # silence, until the client sends
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_transaction_whose_session_died_unseen_begins_again_on_a_new_one(postgres_url: str):
+    relay = UnseenDeath(postgres_url)
+    store = PostgresStore(relay.url)
+    try:
+        store.set_value("k", "v")
+        relay.sever()
+        # Only BEGIN went out on the dead session, and BEGIN changes nothing: it is sent
+        # again on a new session rather than failing the approval or the drain.
+        store.set_value("k", "w")
+        assert store.get_value("k") == "w"
+        relay.sever()
+        assert store.get_value("k") == "w"  # a read: run once more, as before
+    finally:
+        store.close()
+        relay.close()
 
 
 # -- the drain lock's session ------------------------------------------------------------------

@@ -30,7 +30,7 @@ import socket
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from threading import current_thread
 from typing import Any, ClassVar
@@ -431,7 +431,8 @@ class PostgresStore(SQLStore):
     #   the server has written to while it sat idle (its farewell, "terminating connection
     #   …", or the end of the stream), is replaced by a new one, since nothing was sent on it;
     # - a read (``_rows``, never inside a transaction) that loses its connection runs once
-    #   more on a new one: reading twice changes nothing;
+    #   more on a new one: reading twice changes nothing; so does a transaction whose BEGIN
+    #   finds the session dead (one that died unseen: no farewell, no end of stream);
     # - a write that loses its connection (a claim, an outcome, any transaction) is not sent
     #   again: its COMMIT may have happened, and the caller must hear that it is unknown
     #   (StoreError); the next statement gets a new connection;
@@ -473,9 +474,18 @@ class PostgresStore(SQLStore):
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 yield conn
                 return
-            self._local.in_transaction = True
             try:
-                with conn.transaction():
+                with ExitStack() as stack:
+                    try:
+                        stack.enter_context(conn.transaction())
+                    except psycopg.OperationalError:
+                        # Only BEGIN went out, and it changes nothing: a session that died
+                        # unseen (a failover's new host answers it with a reset) is replaced.
+                        if not conn.broken:
+                            raise
+                        conn = self._connection()
+                        stack.enter_context(conn.transaction())
+                    self._local.in_transaction = True
                     yield conn
             finally:
                 self._local.in_transaction = False
