@@ -344,11 +344,8 @@ def drain(app: App, verbose: int) -> None:
     import signal
     import threading
 
+    from socialbot import operations
     from socialbot.errors import AlreadyRunning
-    from socialbot.start import loading
-
-    with loading():  # the store and the sending code: a cron run's start-up
-        from socialbot import operations
 
     app.verbose += verbose
     stop = threading.Event()
