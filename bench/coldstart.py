@@ -12,7 +12,10 @@ needs.
 from __future__ import annotations
 
 import re
+import shutil
+import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.common import (
@@ -21,6 +24,7 @@ from bench.common import (
     median_seconds,
     python_command,
     run_process,
+    socialbot_command,
     workspace_env,
 )
 
@@ -80,8 +84,35 @@ def import_modules(code: str) -> set[str]:
         return imported_modules(run_process(command, clean_env({}), Path(tmp)).check().stderr)
 
 
-def run_coldstart(runs: int = 7, files: int = 300, history: int = 3000) -> list[Figure]:
-    """``import socialbot.cli`` and an idle drain over ``files`` settled files, median of runs."""
+def collected_instructions(valgrind_output: str) -> int:
+    """The instructions callgrind counted, summed over the processes it followed."""
+    counts = re.findall(r"^==\d+== Collected : (\d+)$", valgrind_output, re.MULTILINE)
+    if not counts:
+        raise RuntimeError(f"callgrind counted nothing:\n{valgrind_output.strip()[-2000:]}")
+    return sum(int(count) for count in counts)
+
+
+def instructions(command: Sequence[str], env: Mapping[str, str], cwd: Path) -> int | None:
+    """The instructions ``command`` executes, counted by callgrind; None without valgrind.
+
+    Unlike a time, the count hardly moves with the machine's speed or load (it moves by
+    under 0.1 % from run to run), so it shows what a change to the code costs or saves.
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    counting = [valgrind, "--tool=callgrind", "--trace-children=yes"]
+    counting += ["--callgrind-out-file=/dev/null", *command]
+    return collected_instructions(run_process(counting, env, cwd, timeout=900).check().stderr)
+
+
+def run_coldstart(
+    runs: int = 7, files: int = 300, history: int = 3000, *, count: bool = True
+) -> list[Figure]:
+    """``import socialbot.cli`` and an idle drain over ``files`` settled files, median of runs.
+
+    With ``count``, the idle drain's instructions too, when valgrind is installed.
+    """
     from bench.history import scene, seed_log
 
     section = "cold start"
@@ -96,8 +127,24 @@ def run_coldstart(runs: int = 7, files: int = 300, history: int = 3000) -> list[
         command = [*python_command(), "-X", "importtime", "-m", "socialbot", "drain"]
         traced = run_process(command, env, here.root).check()
         in_idle = imported_modules(traced.stderr)
+        counted = instructions([*socialbot_command(), "drain"], env, here.root) if count else None
         requests = len(here.server.requests)
         rows = here.rows
+    if count and counted is None:
+        print(
+            "cold start: valgrind is not installed, so instructions are not counted",
+            file=sys.stderr,
+        )
+    counts = [
+        Figure(
+            section,
+            "socialbot drain, nothing due, SQLite: instructions (callgrind, one run)",
+            counted / 1e6,
+            "M instructions",
+            note="the same scene as above; compare runs of two versions on one machine",
+        )
+        for counted in ([counted] if counted is not None else [])
+    ]
     return [
         Figure(section, f'python -c "pass", median of {runs}', bare, "s"),
         Figure(
@@ -143,4 +190,5 @@ def run_coldstart(runs: int = 7, files: int = 300, history: int = 3000) -> list[
             note=", ".join(heavy(in_idle, NEVER_IDLE))
             or ("imports pydantic_settings" if heavy(in_idle, ("pydantic_settings",)) else ""),
         ),
+        *counts,
     ]

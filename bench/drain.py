@@ -135,7 +135,9 @@ def run(args: argparse.Namespace) -> list[Figure]:
             lambda: postgres_server(databases),
         )
     if "coldstart" in parts:
-        figures += run_coldstart(args.runs, args.idle_files, args.idle_history)
+        figures += run_coldstart(
+            args.runs, args.idle_files, args.idle_history, count=not args.quick
+        )
     if "history" in parts:
         files = [int(size) for size in args.files.split(",") if size.strip()]
         figures += run_history(files, args.log_rows, args.due, args.more_due, args.runs)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from bench.coldstart import collected_instructions, instructions
 from bench.common import bench_networks
 from bench.drain import main
 from bench.history import scene, seed_log
@@ -192,3 +195,23 @@ def test_an_older_log_gets_the_new_indexes(tmp_path: Path):
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     conn.close()
     assert {"deliveries_by_status_update", "deliveries_by_network_update"} <= names
+
+
+def test_instructions_are_summed_over_the_processes_callgrind_followed():
+    output = (
+        "==101== Callgrind, a call-graph generating cache profiler\n"
+        "==102== Collected : 70702674\n"
+        "==101== Collected : 1028603194\n"
+        "==101== I   refs:      1,028,603,194\n"
+    )
+    assert collected_instructions(output) == 70_702_674 + 1_028_603_194
+    with pytest.raises(RuntimeError, match="counted nothing"):
+        collected_instructions("valgrind: no such tool\n")
+
+
+def test_instructions_are_counted_with_valgrind_and_left_out_without(tmp_path: Path):
+    counted = instructions([sys.executable, "-c", "pass"], dict(os.environ), tmp_path)
+    if shutil.which("valgrind") is None:
+        assert counted is None
+    else:
+        assert counted is not None and 1_000_000 < counted < 1_000_000_000
