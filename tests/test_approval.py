@@ -13,6 +13,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -939,3 +940,34 @@ def test_an_approved_release_whose_file_breaks_is_held(env: Path, sandbox: Sandb
     path.unlink()  # taken away: the approved revision goes out
     assert run("drain").exit_code == 0
     assert len(sandbox.posts()) == 1
+
+
+def test_still_up_pairs_each_posted_delivery_with_the_latest_retraction_covering_it(
+    tmp_path: Path,
+):
+    from socialbot.approvals import still_up
+    from socialbot.store import SQLiteStore, Withdrawal
+    from socialbot.store.base import ALL_NETWORKS
+    from tests.test_store_contract import T0, approved, scheduled
+
+    store = SQLiteStore(str(tmp_path / "socialbot.db"))
+    try:
+        on_x, on_facebook = scheduled(store, approved(store, "r1"))
+        (other,) = scheduled(store, approved(store, "r2", ("x",)))
+    finally:
+        store.close()
+    posted_x, posted_facebook, posted_other = (
+        replace(d, status=DeliveryStatus.POSTED) for d in (on_x, on_facebook, other)
+    )
+    withdrawn = Withdrawal("r1", "facebook", "withdraw", "Ana", T0, "")
+    first = Withdrawal("r1", "x", "retract", "Ana", T0, "")
+    latest = Withdrawal(
+        "r1", ALL_NETWORKS, "retract", "Olga", T0 + timedelta(minutes=1), "wrong figure"
+    )
+    everything = [on_x, posted_x, posted_facebook, posted_other]
+    assert still_up(everything, [withdrawn, first]) == [(posted_x, first)]
+    assert still_up(everything, [withdrawn, first, latest]) == [
+        (posted_x, latest),
+        (posted_facebook, latest),
+    ]
+    assert still_up(everything, [withdrawn]) == []

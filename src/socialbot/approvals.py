@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -179,6 +179,29 @@ def next_step(
             "else is done"
         )
     return step, why
+
+
+def still_up(
+    deliveries: Iterable[Delivery], withdrawals: Iterable[Withdrawal]
+) -> list[tuple[Delivery, Withdrawal]]:
+    """The posted deliveries a retraction covers, each with the latest such retraction.
+
+    Their posts are to be deleted: ``next_step`` says ``DELETE`` for each, and one stays
+    here until its delete has gone through.
+    """
+    retractions: dict[str, list[Withdrawal]] = {}
+    for withdrawal in withdrawals:
+        if withdrawal.kind == "retract":
+            retractions.setdefault(withdrawal.release_id, []).append(withdrawal)
+    found = []
+    for delivery in deliveries:
+        if delivery.status is DeliveryStatus.POSTED:
+            covering = [
+                w for w in retractions.get(delivery.release_id, ()) if w.covers(delivery.network)
+            ]
+            if covering:
+                found.append((delivery, covering[-1]))
+    return found
 
 
 def _change(delivery: Delivery, state: ReleaseState) -> tuple[Step, str]:

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from socialbot.approvals import ReleaseState, SyncResult, posts_digest, sync
+from socialbot.approvals import ReleaseState, SyncResult, posts_digest, still_up, sync
 from socialbot.config import Settings
 from socialbot.errors import (
     ApprovalError,
@@ -800,21 +800,17 @@ def status(settings: Settings, store: Store, now: datetime | None = None) -> Sta
             lambda network: network in PROFILES and PROFILES[network].can_find,
         )
     )
-    retractions = [w for w in store.withdrawals() if w.kind == "retract"]
-    for d in deliveries:
-        if d.status is DeliveryStatus.POSTED:
-            asked = [w for w in retractions if w.release_id == d.release_id and w.covers(d.network)]
-            if asked:
-                problems.append(
-                    Problem(
-                        Kind.RETRACT,
-                        f"retracted by {asked[-1].by}, but the post is still up at {d.url}: its "
-                        "delete has not gone through yet (the next drain tries again)",
-                        d.release_id,
-                        d.network,
-                        standing=True,
-                    )
-                )
+    for d, retraction in still_up(deliveries, store.withdrawals()):
+        problems.append(
+            Problem(
+                Kind.RETRACT,
+                f"retracted by {retraction.by}, but the post is still up at {d.url}: its "
+                "delete has not gone through yet (the next drain tries again)",
+                d.release_id,
+                d.network,
+                standing=True,
+            )
+        )
     waiting_networks = {d.network for d in deliveries if d.status is DeliveryStatus.PENDING}
     for network in sorted(waiting_networks - set(active)):
         problems.append(

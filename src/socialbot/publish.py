@@ -520,6 +520,8 @@ class Publisher:
         of them left (killed in between, or waiting for a reconciliation), without
         reading every open release's whole history each run.
         """
+        from socialbot.approvals import still_up
+
         latest = self.store.latest_approvals({d.release_id for d in open_deliveries})
         wanted = {
             d.release_id
@@ -532,15 +534,12 @@ class Publisher:
             if value == "pending"
         }
         open_releases = {d.release_id for d in open_deliveries}
-        for withdrawal in self.store.withdrawals():
-            if withdrawal.release_id in open_releases or (
-                withdrawal.kind == "retract"
-                and any(
-                    d.status is DeliveryStatus.POSTED and withdrawal.covers(d.network)
-                    for d in self.store.deliveries(release_id=withdrawal.release_id)
-                )
-            ):
-                wanted.add(withdrawal.release_id)
+        withdrawals = self.store.withdrawals()
+        wanted |= {w.release_id for w in withdrawals if w.release_id in open_releases}
+        retracted = {w.release_id for w in withdrawals if w.kind == "retract"} - wanted
+        for release_id in sorted(retracted):
+            if still_up(self.store.deliveries(release_id=release_id), withdrawals):
+                wanted.add(release_id)
         return wanted
 
     def delete(self, delivery: Delivery, report: DrainReport) -> bool:
