@@ -4,6 +4,7 @@ and read ``status`` and ``drain`` exit codes from cron."""
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -214,6 +215,36 @@ def test_taking_back_a_telegram_post_in_doubt_says_a_person_must_look(
     assert result.exit_code == 1
     assert "telegram cannot be searched: look at it" in result.stderr
     assert "it is looked for first" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("verb", "then"),
+    [("withdraw", "`socialbot retract"), ("retract", "the next drain deletes it")],
+)
+def test_taking_back_a_telegram_post_a_drain_is_sending_leaves_it_to_that_drain(
+    env: Path, sandbox: SandboxServer, verb: str, then: str
+) -> None:
+    """Nobody can settle a delivery being sent (resolve takes only unknown ones): the drain's
+    record does, and cron hears from the next drain if it could not."""
+    slugs = drainer.add_releases(env / "queue", f"sending{verb}", range(1), networks=["telegram"])
+    release = next(iter(slugs))
+    killed = drainer.call("drain", env=drainer.environment(SOCIALBOT_CRASH_AT="after-claim"))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert row(release, "telegram")["status"] == "sending"
+
+    result = run(verb, release, "--by", "Olga", "--reason", "embargo")
+
+    assert result.exit_code == 0, result.output
+    assert "telegram: a drain is sending it (or was, when it stopped); if it goes out" in (
+        result.output
+    )
+    assert then in result.output
+    assert "cannot be searched" not in result.output
+    after = run("drain")  # the claim was never sent, and a bot cannot tell: a person must
+    assert after.exit_code == 1 and "telegram" in after.stderr
+    assert row(release, "telegram")["status"] == "unknown"
+    again = run(verb, release, "--by", "Olga", "--reason", "embargo")
+    assert again.exit_code == 1 and "telegram cannot be searched: look at it" in again.stderr
 
 
 def test_log_filters_apply_to_the_audit_and_the_approvals(env: Path, sandbox: SandboxServer):

@@ -312,6 +312,18 @@ def render_take_back(result: Any, verb: str) -> None:
                 err=True,
             )
             continue
+        if network in result.unlookable:
+            # Being sent (or it was, when a drain stopped): the drain's record decides.
+            then = (
+                "the next drain deletes it"
+                if verb == "retracted"
+                else f"`socialbot retract {result.release_id} --network {network}` deletes it"
+            )
+            say(
+                f"{result.release_id} on {network}: a drain is sending it (or was, when it "
+                f"stopped); if it goes out, {then}, and if not it is withdrawn"
+            )
+            continue
         say(
             f"{result.release_id} on {network}: may already have been posted; it is looked for "
             f"first, then {verb}"

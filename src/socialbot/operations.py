@@ -404,13 +404,28 @@ class TakeBack:
     posted: list[str]
     """Already posted (a withdrawal does not delete: retract does)."""
     failed: list[str]
+    unsearchable: list[str] = field(default_factory=list)
+    """Busy networks whose delivery is in doubt and that nothing can look for (Telegram):
+    a person must settle it. A delivery a drain is sending is not among them: that drain
+    records its outcome (and the next drain asks a person if it could not)."""
 
     @property
-    def unsearchable(self) -> list[str]:
-        """Busy networks where nothing can look for the post (Telegram): a person must."""
+    def unlookable(self) -> list[str]:
+        """Busy networks where nothing can look for a post: only a record or a person says."""
         from socialbot.networks import PROFILES
 
         return [n for n in self.busy if n in PROFILES and not PROFILES[n].can_find]
+
+
+def _to_settle(store: Store, release_id: str, busy: tuple[str, ...]) -> list[str]:
+    """The ``busy`` networks where the delivery is unknown and nothing can look for it."""
+    from socialbot.networks import PROFILES
+
+    return [
+        d.network
+        for d in store.deliveries(release_id=release_id, status=DeliveryStatus.UNKNOWN)
+        if d.network in busy and d.network in PROFILES and not PROFILES[d.network].can_find
+    ]
 
 
 def _known_release(store: Store, release_id: str) -> None:
@@ -443,7 +458,15 @@ def withdraw(
         for d in deliveries
         if d.status is DeliveryStatus.POSTED and (network is None or d.network == network)
     ]
-    return TakeBack(release_id, list(result.withdrawn), [], list(result.busy), posted, [])
+    return TakeBack(
+        release_id,
+        list(result.withdrawn),
+        [],
+        list(result.busy),
+        posted,
+        [],
+        _to_settle(store, release_id, result.busy),
+    )
 
 
 def retract(
@@ -492,7 +515,15 @@ def retract(
     finally:
         if owned and isinstance(adapters, LazyAdapters):
             adapters.close()
-    return TakeBack(release_id, list(result.withdrawn), retracted, list(result.busy), [], failed)
+    return TakeBack(
+        release_id,
+        list(result.withdrawn),
+        retracted,
+        list(result.busy),
+        [],
+        failed,
+        _to_settle(store, release_id, result.busy),
+    )
 
 
 def pause(store: Store, *, by: str, reason: str, network: str | None = None) -> Pause:

@@ -918,10 +918,17 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
             visit.flash(str(exc), "error")
             return desk.back(visit, f"/releases/{quote(release_id)}")
         done = result.retracted + result.withdrawn
+        checked = [n for n in result.busy if n not in result.unsearchable]
         visit.flash(
             f"{'Retracted' if kind == 'retract' else 'Withdrawn'}: "
             + (", ".join(done) if done else "nothing was waiting")
-            + (f"; being checked first: {', '.join(result.busy)}" if result.busy else "")
+            + (f"; being checked first: {', '.join(checked)}" if checked else "")
+            + (
+                f"; may already be posted, and cannot be looked for: "
+                f"{', '.join(result.unsearchable)} (look at the channel, then settle it)"
+                if result.unsearchable
+                else ""
+            )
             + (f"; problems: {'; '.join(result.failed)}" if result.failed else "")
         )
         return desk.back(visit, f"/releases/{quote(release_id)}")
