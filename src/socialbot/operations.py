@@ -392,6 +392,13 @@ def refuse_a_draft(store: Store, revision: Revision, verb: str) -> None:
 # -- taking things back ----------------------------------------------------------------------
 
 
+def _can_find(network: str) -> bool:
+    """Whether a drain can look for a post on ``network`` (a Telegram bot cannot)."""
+    from socialbot.networks import PROFILES
+
+    return network in PROFILES and PROFILES[network].can_find
+
+
 @dataclass(frozen=True)
 class TakeBack:
     """What a withdrawal or retraction did, network by network."""
@@ -412,19 +419,15 @@ class TakeBack:
     @property
     def unlookable(self) -> list[str]:
         """Busy networks where nothing can look for a post: only a record or a person says."""
-        from socialbot.networks import PROFILES
-
-        return [n for n in self.busy if n in PROFILES and not PROFILES[n].can_find]
+        return [n for n in self.busy if not _can_find(n)]
 
 
 def _to_settle(store: Store, release_id: str, busy: tuple[str, ...]) -> list[str]:
     """The ``busy`` networks where the delivery is unknown and nothing can look for it."""
-    from socialbot.networks import PROFILES
-
     return [
         d.network
         for d in store.deliveries(release_id=release_id, status=DeliveryStatus.UNKNOWN)
-        if d.network in busy and d.network in PROFILES and not PROFILES[d.network].can_find
+        if d.network in busy and not _can_find(d.network)
     ]
 
 
@@ -823,14 +826,7 @@ def status(settings: Settings, store: Store, now: datetime | None = None) -> Sta
                 scheduled.append(
                     f"{release_id} on {d.network} at {d.not_before:%Y-%m-%d %H:%M} UTC"
                 )
-    from socialbot.networks import PROFILES
-
-    problems.extend(
-        delivery_problems(
-            deliveries,
-            lambda network: network in PROFILES and PROFILES[network].can_find,
-        )
-    )
+    problems.extend(delivery_problems(deliveries, _can_find))
     for d, retraction in still_up(deliveries, store.withdrawals()):
         problems.append(
             Problem(
