@@ -443,13 +443,10 @@ def log_command(
                 )
         return
     if approvals:
-        records = [
-            record
-            for record in app.store.approvals(release)
-            if (network is None or network in record.networks)
-            and (cutoff is None or record.approved_at >= cutoff)
-        ]
-        for record in records[-limit:] if limit is not None and limit >= 0 else records:
+        records = operations.approvals(
+            app.store, release, network=network, since=cutoff, limit=limit
+        )
+        for record in records:
             if as_json:
                 say(
                     json.dumps(

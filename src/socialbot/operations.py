@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from socialbot.approvals import ReleaseState, SyncResult, posts_digest, still_up, sync
 from socialbot.config import Settings
@@ -684,7 +684,34 @@ def audit(
         if (network is None or entry.network in (network, ALL_NETWORKS))
         and (since is None or entry.at >= since)
     ]
-    return entries[-limit:] if limit is not None and limit >= 0 else entries
+    return _newest(entries, limit)
+
+
+def approvals(
+    store: Store,
+    release_id: str | None = None,
+    *,
+    network: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[Approval]:
+    """The approval records, oldest first: of one release, naming one network, approved
+    since a moment, the newest ``limit`` of them."""
+    records = [
+        record
+        for record in store.approvals(release_id)
+        if (network is None or network in record.networks)
+        and (since is None or record.approved_at >= since)
+    ]
+    return _newest(records, limit)
+
+
+T = TypeVar("T")
+
+
+def _newest(items: list[T], limit: int | None) -> list[T]:
+    """The last ``limit`` of ``items`` (all of them without a limit)."""
+    return items[-limit:] if limit is not None and limit >= 0 else items
 
 
 # -- importing -------------------------------------------------------------------------------
