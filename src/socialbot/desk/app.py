@@ -1017,7 +1017,6 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
     # -- the posting log
 
     def log_rows(visit: Visit) -> tuple[list[Delivery], dict[str, str], str]:
-
         query = visit.request.query_params
         filters = {k: query.get(k, "") for k in ("release", "network", "status", "since")}
         error = ""
