@@ -187,9 +187,7 @@ def load(file: str | None, url: str | None, source: str | None, fetch: Fetch | N
 
 def read_file(file: str, source: str | None) -> bytes:
     """A regular file named relative to the release file; never outside the release's folder."""
-    import os
-    import stat
-
+    from socialbot.files import FileTooLarge, NotARegularFile, read_regular
     from socialbot.media import MAX_SOURCE_BYTES, _size
 
     if "\x00" in file:
@@ -204,21 +202,17 @@ def read_file(file: str, source: str | None) -> bytes:
     try:
         if not path.resolve().is_relative_to(folder.resolve()):
             raise InvalidImage(file, "must be a file beside the release, not a link out of it.")
-        # O_NONBLOCK: opening a FIFO must not wait for a writer (as release files are read).
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-        with os.fdopen(fd, "rb") as handle:
-            st = os.fstat(handle.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise InvalidImage(
-                    file, "is not a regular file; save the image itself beside the release."
-                )
-            if st.st_size > MAX_SOURCE_BYTES:
-                raise InvalidImage(
-                    file,
-                    f"is {_size(st.st_size)}, more than the {_size(MAX_SOURCE_BYTES)} socialbot "
-                    "reads for an image; it was not decoded.",
-                )
-            return handle.read(MAX_SOURCE_BYTES + 1)
+        return read_regular(path, MAX_SOURCE_BYTES)
+    except NotARegularFile:
+        raise InvalidImage(
+            file, "is not a regular file; save the image itself beside the release."
+        ) from None
+    except FileTooLarge as exc:
+        raise InvalidImage(
+            file,
+            f"is {_size(exc.size)}, more than the {_size(MAX_SOURCE_BYTES)} socialbot "
+            "reads for an image; it was not decoded.",
+        ) from None
     except FileNotFoundError:
         raise InvalidImage(file, f"does not exist beside {Path(source).name}.") from None
     except OSError as exc:

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from socialbot.errors import InvalidRelease, first_line, printable
+from socialbot.files import FileTooLarge, NotARegularFile, read_regular
 from socialbot.models import RELEASE_ID, Release
 from socialbot.store import QueueFile, Store
 
@@ -227,21 +228,17 @@ def _read_bytes(path: Path, queue_dir: Path | None) -> bytes:
             target = path.resolve()
             if queue_dir is not None and not target.is_relative_to(queue_dir.resolve()):
                 raise InvalidRelease(str(path), "is a symbolic link pointing outside the queue")
-        # O_NONBLOCK: opening a FIFO must not wait for a writer.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        content = read_regular(path, MAX_FILE_BYTES)
+    except NotARegularFile:
+        raise InvalidRelease(str(path), "is not a regular file") from None
+    except FileTooLarge as exc:
+        raise InvalidRelease(
+            str(path), f"is {exc.size} bytes; a release file may have {MAX_FILE_BYTES}"
+        ) from None
     except FileNotFoundError:
         raise InvalidRelease(str(path), "does not exist") from None
     except OSError as exc:
         raise InvalidRelease(str(path), f"cannot be read ({exc.strerror})") from None
-    with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(handle.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise InvalidRelease(str(path), "is not a regular file")
-        if st.st_size > MAX_FILE_BYTES:
-            raise InvalidRelease(
-                str(path), f"is {st.st_size} bytes; a release file may have {MAX_FILE_BYTES}"
-            )
-        content = handle.read(MAX_FILE_BYTES + 1)
     if len(content) > MAX_FILE_BYTES:
         raise InvalidRelease(str(path), f"is larger than {MAX_FILE_BYTES} bytes")
     return content
