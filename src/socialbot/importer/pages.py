@@ -306,6 +306,7 @@ def _blocks_after_title(doc: Any, meta: _Meta, url: str, layout: str) -> PageDra
         summary = rest.pop(0)
     body_parts = (["\n".join(highlights)] if highlights else []) + rest
     body = "\n\n".join(_join_list_items(body_parts))
+    lead_image, lead_alt = _lead_image(doc, url, h1)
     return PageDraft(
         title=title or meta.title,
         summary=summary or meta.description,
@@ -315,8 +316,8 @@ def _blocks_after_title(doc: Any, meta: _Meta, url: str, layout: str) -> PageDra
         published=published,
         declared_language=meta.language,
         url_language=url_language(url),
-        image_url=meta.image_url or _first_image(doc, url, h1),
-        image_alt=meta.image_alt or _first_image_alt(doc, h1),
+        image_url=meta.image_url or lead_image,
+        image_alt=meta.image_alt or lead_alt,
         alternates=meta.alternates,
         layout=layout,
     )
@@ -343,23 +344,17 @@ def _is_lead(element: Any) -> bool:
     return bool(strong) and one_line(strong) == one_line(text_of(element))
 
 
-def _lead_image(doc: Any, h1: Any) -> Any | None:
-    """The page's first picture: in its ``<article>`` or ``<main>``, else the first after the
-    title in the title's own container (old CoR pages have neither element)."""
+def _lead_image(doc: Any, url: str, h1: Any) -> tuple[str | None, str | None]:
+    """The address and alt text of the page's first picture: in its ``<article>`` or
+    ``<main>``, else the first after the title in the title's own container (old CoR pages
+    have neither element)."""
     candidates = [*doc.xpath("//article//img[@src]|//main//img[@src]")]
     for sibling in h1.itersiblings():
         candidates.extend(img for img in sibling.iter("img") if img.get("src"))
-    return next((img for img in candidates if not _is_chrome(img)), None)
-
-
-def _first_image(doc: Any, url: str, h1: Any) -> str | None:
-    img = _lead_image(doc, h1)
-    return html.absolute(url, img.get("src")) if img is not None else None
-
-
-def _first_image_alt(doc: Any, h1: Any) -> str | None:
-    img = _lead_image(doc, h1)
-    return (one_line(img.get("alt") or "") or None) if img is not None else None
+    img = next((img for img in candidates if not _is_chrome(img)), None)
+    if img is None:  # not "if not img": an lxml element without children is falsy
+        return None, None
+    return html.absolute(url, img.get("src")), one_line(img.get("alt") or "") or None
 
 
 def _generic(doc: Any, content: bytes, meta: _Meta, url: str) -> PageDraft:
