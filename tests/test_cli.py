@@ -581,6 +581,38 @@ def test_an_idle_drain_reads_as_much_of_the_store_after_many_releases_as_after_o
     assert reads_of_an_idle_drain() == after_one
 
 
+def test_an_idle_drain_makes_as_many_queries_after_many_retractions_as_after_one(
+    env: Path, sandbox: SandboxServer, store: SQLiteStore
+):
+    """Retracted releases whose posts may still be up are found in one query, not in
+    one query per retraction ever made."""
+    settings = load_settings()
+
+    def statements_of_an_idle_drain() -> list[str]:
+        seen: list[str] = []
+        connection = store._connection()
+        connection.set_trace_callback(seen.append)
+        try:
+            Publisher(store=store, queue_dir=settings.queue_dir, adapters={}, active=BOTH).drain()
+        finally:
+            connection.set_trace_callback(None)
+        return seen
+
+    def retract(name: str) -> None:
+        result = run("retract", name, "--by", "Olga", "--reason", "wrong figure")
+        assert result.exit_code == 0, result.output
+
+    for n in range(6):
+        approve_and_drain(f"r{n}", title=f"Statement {n} of the regions on cohesion policy")
+    retract("r0")
+    after_one = statements_of_an_idle_drain()
+    for n in range(1, 6):
+        retract(f"r{n}")
+    assert len(sandbox.posts()) == 0
+    assert len(statements_of_an_idle_drain()) == len(after_one)
+    assert all(d.status is DeliveryStatus.RETRACTED for d in store.deliveries())
+
+
 def test_drain_exits_1_when_a_delivery_fails(env: Path, sandbox: SandboxServer):
     write_release(env / "queue", "r1.json", networks=BOTH)
     run("approve", "r1", "--by", "Ana")

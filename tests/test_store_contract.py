@@ -331,6 +331,35 @@ def test_deliveries_filter_and_list_newest_first(store: Store):
     assert store.get("r1", "bluesky") is None
 
 
+def test_posted_under_retraction_finds_only_posted_deliveries_of_retracted_releases(
+    store: Store,
+):
+    def posted(release_id: str, network: str) -> None:
+        sending = claimed(store, release_id, network)
+        store.finish(sending.id, DeliveryStatus.POSTED, T0, expect=sending.status)
+
+    for release_id in ("r1", "r2", "r3", "r4"):
+        scheduled(store, approved(store, release_id))
+        posted(release_id, "x")
+    assert store.posted_under_retraction() == []
+
+    store.record_withdrawal(Withdrawal("r1", "x", "retract", "Ana", T0, "wrong figure"))
+    store.record_withdrawal(Withdrawal("r2", ALL_NETWORKS, "withdraw", "Ana", T0, "embargo"))
+    store.record_withdrawal(Withdrawal("r3", "facebook", "retract", "Ben", T0, ""))
+    store.record_withdrawal(Withdrawal("r3", ALL_NETWORKS, "retract", "Ben", T0, ""))
+    # Posted deliveries of r1 and r3, each once, whichever networks the retractions
+    # name (the caller asks which they cover); r1's pending Facebook post is not one.
+    found = store.posted_under_retraction()
+    assert [(d.release_id, d.network, d.status) for d in found] == [
+        ("r1", "x", DeliveryStatus.POSTED),
+        ("r3", "x", DeliveryStatus.POSTED),
+    ]
+    retracted = store.get("r1", "x")
+    assert retracted is not None
+    store.transition(retracted, DeliveryStatus.RETRACTED, T0 + timedelta(minutes=1))
+    assert [d.release_id for d in store.posted_under_retraction()] == ["r3"]
+
+
 def test_due_honours_schedule_and_backoff_oldest_approval_first(store: Store):
     late = approved(store, "r-late", ("x",), at=T0 + timedelta(minutes=5))
     early = approved(store, "r-early", ("x",), at=T0)

@@ -536,10 +536,9 @@ class Publisher:
         open_releases = {d.release_id for d in open_deliveries}
         withdrawals = self.store.withdrawals()
         wanted |= {w.release_id for w in withdrawals if w.release_id in open_releases}
-        retracted = {w.release_id for w in withdrawals if w.kind == "retract"} - wanted
-        for release_id in sorted(retracted):
-            if still_up(self.store.deliveries(release_id=release_id), withdrawals):
-                wanted.add(release_id)
+        if any(w.kind == "retract" for w in withdrawals):
+            up = still_up(self.store.posted_under_retraction(), withdrawals)
+            wanted |= {delivery.release_id for delivery, _ in up}
         return wanted
 
     def delete(self, delivery: Delivery, report: DrainReport) -> bool:

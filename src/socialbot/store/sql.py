@@ -570,6 +570,20 @@ class SQLStore(ABC):
             params.append(int(limit))
         return [self._delivery(row) for row in self._query(sql, params)]
 
+    def posted_under_retraction(self) -> list[Delivery]:
+        """Posted deliveries of the releases with a retraction on record, on any network.
+
+        Found by release (the few retracted ones), never by status: ``|| ''`` keeps SQLite
+        from reading every posted delivery through the status index instead.
+        """
+        rows = self._query(
+            "SELECT * FROM deliveries WHERE release_id IN"
+            " (SELECT release_id FROM withdrawals WHERE kind = 'retract')"
+            " AND status || '' = ? ORDER BY id",
+            (DeliveryStatus.POSTED.value,),
+        )
+        return [self._delivery(row) for row in rows]
+
     def due(self, network: str, now: datetime) -> list[Delivery]:
         """Pending deliveries for a network whose wait is over, oldest approval first."""
         stamp = self._time_in(now)
