@@ -1104,6 +1104,32 @@ def test_a_postgres_drain_that_lost_its_lock_claims_nothing_more(postgres_url: s
         store.close()
 
 
+def test_a_postgres_drain_whose_lock_session_pid_came_back_claims_nothing_more(
+    postgres_url: str,
+):
+    """The server reuses process ids: a drain that took the lock over on a new session with
+    this drain's old pid writes its own lease first, and this drain claims nothing more."""
+    import psycopg
+
+    from socialbot.errors import StoreError
+
+    store = open_store(postgres_url)
+    try:
+        first, second = scheduled(store, approved(store))
+        with store.drain_lock():
+            assert store.claim(first.id, "text", T0) is not None
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                # The lock's session (its pid) stays; the lease becomes another drain's,
+                # as when the pid came back to the session of a drain that took over.
+                admin.execute("UPDATE drain_lease SET holder = '4242 on host-b', since = now()")
+            with pytest.raises(StoreError) as lost:
+                store.claim(second.id, "text", T0)
+            assert "lost its lock" in str(lost.value)
+            assert store.get("r1", second.network) == second
+    finally:
+        store.close()
+
+
 def test_the_cli_approves_and_drains_on_each_database(
     env: Path, sandbox, database_url: str, monkeypatch: pytest.MonkeyPatch
 ):

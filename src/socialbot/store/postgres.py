@@ -111,10 +111,13 @@ def lock_session_block(settings: dict[str, str]) -> str:
 
 
 CLAIM = (
-    # The drain lock still held by the session with this pid (NULL: not inside drain_lock).
+    # The drain lock still held by the session this drain's lease names, and the lease still
+    # this drain's (NULL: not inside drain_lock). A pid alone could be a new session's: the
+    # server's pids are reused, and a drain that took over writes its own lease first.
     # Built from constants only, no input.
-    "WITH guard AS (SELECT %(pid)s::int IS NULL OR EXISTS (SELECT 1 FROM pg_locks l"  # noqa: S608
-    " WHERE l.pid = %(pid)s::int AND " + DRAIN_LOCK_ROW + ") AS held),"
+    "WITH guard AS (SELECT %(holder)s::text IS NULL OR EXISTS (SELECT 1"  # noqa: S608
+    " FROM drain_lease d JOIN pg_locks l ON l.pid = d.backend_pid AND " + DRAIN_LOCK_ROW + ""
+    " WHERE d.holder = %(holder)s::text AND d.since = %(since)s::timestamptz) AS held),"
     " claimed AS (UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
     " text = %(text)s, sent_at = %(now)s, updated_at = %(now)s, error = NULL"
     " WHERE id = %(id)s AND status = 'pending' AND (SELECT held FROM guard)"
@@ -373,9 +376,10 @@ class PostgresStore(SQLStore):
         # A store dropped without close() (a CLI run ending) still ends its sessions.
         weakref.finalize(self, _close_all, self._connections)
         self._lock = threading.Lock()
-        self._held_pid: int | None = None
-        """The server process of the session holding the drain lock, while this store
-        holds it (its locks are in ``pg_locks`` until the session ends)."""
+        self._lease: tuple[str, datetime] | None = None
+        """The holder and start this store wrote in the drain's lease row, while it holds
+        the drain lock: the lease names the session holding it (``pg_locks`` shows its locks
+        until it ends), and the next drain to take the lock writes a lease of its own."""
         self._lock_session: psycopg.Connection[DictRow] | None = None
         """The connection holding the drain lock, while this store holds it."""
         self.migrate()
@@ -572,6 +576,7 @@ class PostgresStore(SQLStore):
         (pid, host, since) so a refused run can say who holds it and for how long.
         """
         holder = f"{os.getpid()} on {socket.gethostname()}"
+        since = utcnow()
         conn = self._connect(
             application_name=f"socialbot drain {holder}"[:63],
             # These keep a firewall from forgetting the idle connection; the server's own
@@ -594,13 +599,13 @@ class PostgresStore(SQLStore):
                     " VALUES (1, pg_backend_pid(), %s, %s) ON CONFLICT (id) DO UPDATE"
                     " SET backend_pid = excluded.backend_pid, holder = excluded.holder,"
                     " since = excluded.since",
-                    (holder, utcnow()),
+                    (holder, since),
                 )
-            self._held_pid = conn.info.backend_pid
+            self._lease = holder, since
             self._lock_session = conn
             yield
         finally:
-            self._held_pid = None
+            self._lease = None
             self._lock_session = None
             conn.close()  # ends the session, and with it the lock
 
@@ -673,7 +678,8 @@ class PostgresStore(SQLStore):
                 .execute(
                     CLAIM,
                     {
-                        "pid": self._held_pid,
+                        "holder": self._lease[0] if self._lease else None,
+                        "since": self._lease[1] if self._lease else None,
                         **DRAIN_LOCK_ROW_PARAMS,
                         "text": text,
                         "now": now,
