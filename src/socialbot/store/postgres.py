@@ -116,8 +116,10 @@ CLAIM = (
     # server's pids are reused, and a drain that took over writes its own lease first.
     # Built from constants only, no input.
     "WITH guard AS (SELECT %(holder)s::text IS NULL OR EXISTS (SELECT 1"  # noqa: S608
-    " FROM drain_lease d JOIN pg_locks l ON l.pid = d.backend_pid AND " + DRAIN_LOCK_ROW + ""
-    " WHERE d.holder = %(holder)s::text AND d.since = %(since)s::timestamptz) AS held),"
+    " FROM drain_lease d JOIN pg_locks l ON l.pid = d.backend_pid"
+    " WHERE d.holder = %(holder)s::text AND d.since = %(since)s::timestamptz AND "
+    + DRAIN_LOCK_ROW
+    + ") AS held),"
     " claimed AS (UPDATE deliveries SET status = 'sending', attempts = attempts + 1,"
     " text = %(text)s, sent_at = %(now)s, updated_at = %(now)s, error = NULL"
     " WHERE id = %(id)s AND status = 'pending' AND (SELECT held FROM guard)"
