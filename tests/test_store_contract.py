@@ -1077,7 +1077,22 @@ def test_a_database_that_cannot_be_reached_is_one_sentence_without_the_password(
     assert "\n" not in message
 
 
-def test_a_postgres_drain_that_lost_its_lock_claims_nothing_more(postgres_url: str):
+@pytest.mark.parametrize(
+    "lose_the_lock",
+    [
+        # The lock's session ends; this waits until the server has released its lock.
+        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+        " WHERE application_name LIKE 'socialbot drain %%'",
+        # The lock's session (its pid) stays and the lease becomes another drain's: the
+        # server reuses process ids, and a drain that took the lock over on a new session
+        # with this drain's old pid writes its own lease first.
+        "UPDATE drain_lease SET holder = '4242 on host-b', since = now()",
+    ],
+    ids=["session-ended", "pid-came-back"],
+)
+def test_a_postgres_drain_that_lost_its_lock_claims_nothing_more(
+    postgres_url: str, lose_the_lock: str
+):
     import psycopg
 
     from socialbot.errors import StoreError
@@ -1088,11 +1103,7 @@ def test_a_postgres_drain_that_lost_its_lock_claims_nothing_more(postgres_url: s
         with store.drain_lock():
             assert store.claim(first.id, "text", T0) is not None
             with psycopg.connect(postgres_url, autocommit=True) as admin:
-                # Waits until the session has ended (and the server released its lock).
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
-                    " WHERE application_name LIKE 'socialbot drain %%'"
-                )
+                admin.execute(lose_the_lock)
             with pytest.raises(StoreError) as lost:
                 store.claim(second.id, "text", T0)
             assert "lost its lock" in str(lost.value)
@@ -1100,32 +1111,6 @@ def test_a_postgres_drain_that_lost_its_lock_claims_nothing_more(postgres_url: s
         # Outside the lock the store works as before, and the lock can be taken again.
         with store.drain_lock():
             assert store.claim(second.id, "text", T0) is not None
-    finally:
-        store.close()
-
-
-def test_a_postgres_drain_whose_lock_session_pid_came_back_claims_nothing_more(
-    postgres_url: str,
-):
-    """The server reuses process ids: a drain that took the lock over on a new session with
-    this drain's old pid writes its own lease first, and this drain claims nothing more."""
-    import psycopg
-
-    from socialbot.errors import StoreError
-
-    store = open_store(postgres_url)
-    try:
-        first, second = scheduled(store, approved(store))
-        with store.drain_lock():
-            assert store.claim(first.id, "text", T0) is not None
-            with psycopg.connect(postgres_url, autocommit=True) as admin:
-                # The lock's session (its pid) stays; the lease becomes another drain's,
-                # as when the pid came back to the session of a drain that took over.
-                admin.execute("UPDATE drain_lease SET holder = '4242 on host-b', since = now()")
-            with pytest.raises(StoreError) as lost:
-                store.claim(second.id, "text", T0)
-            assert "lost its lock" in str(lost.value)
-            assert store.get("r1", second.network) == second
     finally:
         store.close()
 
