@@ -1081,3 +1081,15 @@ def test_the_focus_ring_has_3_to_1_against_every_background_of_the_desk():
         assert best >= 3, f"focus ring {rings} on {background}: {best:.2f}:1"
     # Technique C40: two tones 9:1 apart keep 3:1 on any background added later.
     assert len(rings) == 2 and contrast(*rings) >= 9
+
+
+def test_every_network_is_named_as_its_profile_names_it(desk):
+    """The desk's names come from the registry: a network added there is named everywhere."""
+    from socialbot.networks import PROFILES
+
+    _, store, app = desk
+    add_release(store, networks=list(PROFILES))
+    page = browser(app, "olga").client.get("/releases/r1").text
+    for profile in PROFILES.values():
+        assert f"<h3>{profile.display_name}</h3>" in page
+        assert f'<option value="{profile.name}">{profile.display_name}</option>' in page

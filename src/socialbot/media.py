@@ -71,7 +71,6 @@ MIN_SIDE = 320
 
 _READ_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF")  # JPEG also opens MPO
 _READ_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "La", "RGBa"})
-_NAMES = {**NETWORK_NAMES, "telegram": "Telegram"}
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ class ImageLimits:
 
     @property
     def name(self) -> str:
-        return _NAMES.get(self.network, self.network)
+        return NETWORK_NAMES.get(self.network, self.network)
 
 
 LIMITS: dict[str, ImageLimits] = {

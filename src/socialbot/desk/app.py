@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import uvicorn
 
 from socialbot import operations
+from socialbot.compose.counting import NETWORK_NAMES
 from socialbot.config import Settings
 from socialbot.desk.users import Can, Role, Throttle, User, UserError, Users, parse_role
 from socialbot.errors import SocialbotError
@@ -62,13 +63,6 @@ SECURITY_HEADERS = [
 ]
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 """Sent over HTTPS, or when told the desk is behind an HTTPS proxy: browsers keep to HTTPS."""
-NETWORK_NAMES = {
-    "x": "X",
-    "facebook": "Facebook",
-    "mastodon": "Mastodon",
-    "bluesky": "Bluesky",
-    "linkedin": "LinkedIn",
-}
 
 
 class SecurityHeaders:
