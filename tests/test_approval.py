@@ -971,3 +971,57 @@ def test_still_up_pairs_each_posted_delivery_with_the_latest_retraction_covering
         (posted_facebook, latest),
     ]
     assert still_up(everything, [withdrawn]) == []
+
+
+@pytest.mark.parametrize(
+    ("left", "note"),
+    [
+        (
+            DeliveryStatus.SENDING,
+            "telegram: a drain is sending the previous revision (or was, when it stopped); "
+            "this revision is sent only if that one did not go out",
+        ),
+        (
+            DeliveryStatus.UNKNOWN,
+            "telegram: an earlier attempt may have posted the previous revision, and telegram "
+            "cannot be searched: look at it, then resolve that delivery as posted or not posted; "
+            "this revision is sent only if it was not posted",
+        ),
+    ],
+)
+def test_a_correction_says_what_settles_a_send_nothing_can_look_for(
+    tmp_path: Path, left: DeliveryStatus, note: str
+):
+    """Approving a correction over a Telegram send in doubt never promises a search a bot
+    cannot make: the drain's record decides a send under way, a person one in doubt."""
+    from socialbot import operations
+    from socialbot.config import load_settings
+    from socialbot.store import SQLiteStore, utcnow
+
+    settings = load_settings()
+    store = SQLiteStore(str(tmp_path / "socialbot.db"))
+    fields = {
+        "id": "r1",
+        "title": "Regions call for a stronger cohesion policy",
+        "url": "https://example.eu/press/r1",
+        "language": "en",
+        "summary": "The Committee adopted its opinion on cohesion policy after 2027.",
+        "networks": ["telegram"],
+    }
+    operations.create_release(store, fields, author="Alice")
+    operations.submit(store, "r1", by="Alice")
+    operations.approve(settings, store, "r1", by="Bob")
+    delivery = store.get("r1", "telegram")
+    assert delivery is not None and store.claim(delivery.id, "text", utcnow()) is not None
+    if left is DeliveryStatus.UNKNOWN:
+        assert store.finish(
+            delivery.id, left, utcnow(), expect=DeliveryStatus.SENDING, uncertain=True
+        )
+    operations.edit_release(store, "r1", {"title": "Title corrected"}, author="Alice")
+    operations.submit(store, "r1", by="Alice")
+
+    result = operations.approve(settings, store, "r1", by="Bob")
+
+    assert [n for n in result.notes if n.startswith("telegram")] == [note]
+    assert not any("looked for" in n for n in result.notes)
+    store.close()

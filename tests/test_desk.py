@@ -9,6 +9,7 @@ network credential in any page.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 import time
@@ -24,9 +25,9 @@ from socialbot import operations
 from socialbot.config import Settings, load_settings
 from socialbot.desk.app import CSP, create_app
 from socialbot.desk.users import Role, User, Users
-from socialbot.models import DeliveryStatus
+from socialbot.models import DeliveryStatus, Receipt
 from socialbot.sandbox import SandboxServer
-from socialbot.store import SQLiteStore, Store
+from socialbot.store import SQLiteStore, Store, utcnow
 
 SECRET = "a-test-secret-key-that-is-long-enough"
 PASSWORD = "correct horse battery"
@@ -767,6 +768,58 @@ def test_operators_pause_resume_retry_and_resolve(desk):
     assert store.get("r1", "mastodon").status is DeliveryStatus.WITHDRAWN
     actions = [e.action for e in store.audit_trail("r1")]
     assert {"retry", "resolve", "withdraw"} <= set(actions)
+
+
+def flash_after(b: Browser, path: str, data: dict[str, Any], page: str) -> tuple[str, str]:
+    """Post a form from ``page``, then read the flash the next visit to ``page`` shows."""
+    b.post(path, data, page=page)
+    found = re.search(r'<p class="flash (\w+)" role="\w+">([^<]*)</p>', b.client.get(page).text)
+    assert found, f"no flash on {page}"
+    return found[1], html.unescape(found[2])
+
+
+def test_taking_back_says_what_becomes_of_each_network(desk):
+    """The flash sorts networks as the CLI does: looked for first (Mastodon), being sent with
+    nothing to look on so the drain's record decides (Telegram), already posted (Bluesky),
+    and in doubt with nothing to look on, for a person to settle (Telegram again)."""
+    _, store, app = desk
+    add_release(store, author="carol", networks=["mastodon", "bluesky", "telegram"])
+    operations.approve(load_settings(), store, "r1", by="bob")
+    now = utcnow()
+    for network in ("mastodon", "telegram", "bluesky"):
+        assert store.claim(store.get("r1", network).id, "text", now) is not None
+    posted = Receipt("1", "https://bsky.app/profile/x/post/1")
+    bluesky = store.get("r1", "bluesky")
+    assert store.finish(
+        bluesky.id, DeliveryStatus.POSTED, now, expect=DeliveryStatus.SENDING, receipt=posted
+    )
+    olga = browser(app, "olga")
+
+    kind, said = flash_after(olga, "/releases/r1/withdraw", {"reason": "pulled"}, "/releases/r1")
+
+    assert kind == "ok", said
+    assert "may already be posted, so it is looked for first: Mastodon;" in said
+    assert (
+        "a drain is sending it (or was, when it stopped): Telegram; if it goes out, "
+        "retract it to delete it" in said
+    )
+    assert "already posted, and still up: Bluesky (retract deletes it)" in said
+    assert "cannot be looked for" not in said
+
+    add_release(store, "r2", author="carol", networks=["telegram"])
+    operations.approve(load_settings(), store, "r2", by="bob")
+    telegram = store.get("r2", "telegram")
+    assert store.claim(telegram.id, "text", now) is not None
+    assert store.finish(
+        telegram.id, DeliveryStatus.UNKNOWN, now, expect=DeliveryStatus.SENDING, uncertain=True
+    )
+
+    kind, said = flash_after(olga, "/releases/r2/retract", {"reason": "pulled"}, "/releases/r2")
+
+    assert kind == "error", said
+    assert "may already be posted, and cannot be looked for: Telegram" in said
+    assert "resolve it in the posting log" in said
+    assert "sending" not in said and "looked for first" not in said
 
 
 def test_the_admin_manages_users(desk):

@@ -25,6 +25,7 @@ from socialbot.render import format_table, render_post, render_problem
 
 if TYPE_CHECKING:  # imported on use: `import socialbot.cli` stays cheap for every cron run
     from socialbot.config import Settings
+    from socialbot.operations import TakeBack
     from socialbot.store import Store
 
 EXIT_ATTENTION = 1
@@ -272,7 +273,7 @@ def withdraw(app: App, release: str, network: str | None, person: str, reason: s
         app.settings, app.store, release, by=person, network=network, reason=reason
     )
     render_take_back(result, "withdrawn")
-    if result.unsearchable:
+    if result.in_doubt.to_settle:
         sys.exit(EXIT_ATTENTION)
 
 
@@ -293,50 +294,47 @@ def retract(app: App, release: str, network: str | None, person: str, reason: st
         app.settings, app.store, release, by=person, network=network, reason=reason
     )
     render_take_back(result, "retracted")
-    if result.failed or result.unsearchable:
+    if result.failed or result.in_doubt.to_settle:
         sys.exit(EXIT_ATTENTION)
 
 
-def render_take_back(result: Any, verb: str) -> None:
+def render_take_back(result: TakeBack, verb: str) -> None:
+    release, doubt = result.release_id, result.in_doubt
     if result.retracted:
-        say(f"{result.release_id}: deleted from {', '.join(result.retracted)}")
+        say(f"{release}: deleted from {', '.join(result.retracted)}")
     if result.withdrawn:
-        say(f"{result.release_id}: will never be posted on {', '.join(result.withdrawn)}")
-    for network in result.busy:
-        if network in result.unsearchable:
-            say(
-                f"socialbot: {result.release_id} on {network}: may already have been posted, "
-                f"and {network} cannot be searched: look at it, then settle it with `socialbot "
-                f"resolve {result.release_id} --network {network} --posted URL` (or "
-                "`--not-posted`)",
-                err=True,
-            )
-            continue
-        if network in result.unlookable:
-            # Being sent (or it was, when a drain stopped): the drain's record decides.
-            then = (
-                "the next drain deletes it"
-                if verb == "retracted"
-                else f"`socialbot retract {result.release_id} --network {network}` deletes it"
-            )
-            say(
-                f"{result.release_id} on {network}: a drain is sending it (or was, when it "
-                f"stopped); if it goes out, {then}, and if not it is withdrawn"
-            )
-            continue
+        say(f"{release}: will never be posted on {', '.join(result.withdrawn)}")
+    for network in doubt.looked_for:
         say(
-            f"{result.release_id} on {network}: may already have been posted; it is looked for "
-            f"first, then {verb}"
+            f"{release} on {network}: may already have been posted; it is looked for first, "
+            f"then {verb}"
+        )
+    for network in doubt.being_sent:
+        then = (
+            "the next drain deletes it"
+            if verb == "retracted"
+            else f"`socialbot retract {release} --network {network}` deletes it"
+        )
+        say(
+            f"{release} on {network}: a drain is sending it (or was, when it stopped); "
+            f"if it goes out, {then}, and if not it is withdrawn"
+        )
+    for network in doubt.to_settle:
+        say(
+            f"socialbot: {release} on {network}: may already have been posted, and {network} "
+            f"cannot be searched: look at it, then settle it with `socialbot resolve {release} "
+            f"--network {network} --posted URL` (or `--not-posted`)",
+            err=True,
         )
     for network in result.posted:
         say(
-            f"{result.release_id} on {network}: already posted; "
-            f"`socialbot retract {result.release_id} --network {network}` deletes it"
+            f"{release} on {network}: already posted; "
+            f"`socialbot retract {release} --network {network}` deletes it"
         )
     for failure in result.failed:
-        say(f"socialbot: {result.release_id} on {failure}", err=True)
-    if not (result.retracted or result.withdrawn or result.busy or result.posted):
-        say(f"{result.release_id}: recorded as {verb}; nothing of it is posted from now on")
+        say(f"socialbot: {release} on {failure}", err=True)
+    if not (result.retracted or result.withdrawn or doubt.networks or result.posted):
+        say(f"{release}: recorded as {verb}; nothing of it is posted from now on")
 
 
 # -- cron -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -320,11 +320,23 @@ def approve(
     result = sync(store, state, now) if len(approvers) >= required else SyncResult()
     if store.get_value(SYNC_KEY + release.id) == "pending":
         store.set_value(SYNC_KEY + release.id, "-")
-    for network in result.busy:
-        notes.append(
-            f"{network}: an earlier attempt may have posted the previous revision; it is looked "
-            "for first, and this revision is sent only if it was not posted"
-        )
+    in_doubt = InDoubt.of(store, release.id, result.busy)
+    notes.extend(
+        f"{network}: an earlier attempt may have posted the previous revision; it is looked "
+        "for first, and this revision is sent only if it was not posted"
+        for network in in_doubt.looked_for
+    )
+    notes.extend(
+        f"{network}: a drain is sending the previous revision (or was, when it stopped); "
+        "this revision is sent only if that one did not go out"
+        for network in in_doubt.being_sent
+    )
+    notes.extend(
+        f"{network}: an earlier attempt may have posted the previous revision, and {network} "
+        "cannot be searched: look at it, then resolve that delivery as posted or not posted; "
+        "this revision is sent only if it was not posted"
+        for network in in_doubt.to_settle
+    )
     return ApprovalResult(revision, approval, approvers, required, not already, result, notes)
 
 
@@ -400,35 +412,46 @@ def _can_find(network: str) -> bool:
 
 
 @dataclass(frozen=True)
+class InDoubt:
+    """Networks where an earlier send may already be out, by what settles each."""
+
+    looked_for: list[str] = field(default_factory=list)
+    """A drain looks for the post on the network before anything changes."""
+    being_sent: list[str] = field(default_factory=list)
+    """A drain is sending it (or was, when it stopped) and nothing can look for it: that
+    drain's record decides, and the next drain asks a person if it could not record."""
+    to_settle: list[str] = field(default_factory=list)
+    """In doubt, and nothing can look for it (Telegram): a person must settle it."""
+
+    @property
+    def networks(self) -> list[str]:
+        return self.looked_for + self.being_sent + self.to_settle
+
+    @classmethod
+    def of(cls, store: Store, release_id: str, busy: Sequence[str]) -> InDoubt:
+        """Sort the networks :func:`sync` found busy for ``release_id``."""
+        unknown = {
+            d.network
+            for d in store.deliveries(release_id=release_id, status=DeliveryStatus.UNKNOWN)
+        }
+        looked_for = [n for n in busy if _can_find(n)]
+        to_settle = [n for n in busy if not _can_find(n) and n in unknown]
+        being_sent = [n for n in busy if not _can_find(n) and n not in unknown]
+        return cls(looked_for, being_sent, to_settle)
+
+
+@dataclass(frozen=True)
 class TakeBack:
     """What a withdrawal or retraction did, network by network."""
 
     release_id: str
     withdrawn: list[str]
     retracted: list[str]
-    busy: list[str]
-    """May already be on the network: reconciled first, then withdrawn or retracted."""
+    in_doubt: InDoubt
+    """May already be on the network: withdrawn or retracted once that is settled."""
     posted: list[str]
     """Already posted (a withdrawal does not delete: retract does)."""
     failed: list[str]
-    unsearchable: list[str] = field(default_factory=list)
-    """Busy networks whose delivery is in doubt and that nothing can look for (Telegram):
-    a person must settle it. A delivery a drain is sending is not among them: that drain
-    records its outcome (and the next drain asks a person if it could not)."""
-
-    @property
-    def unlookable(self) -> list[str]:
-        """Busy networks where nothing can look for a post: only a record or a person says."""
-        return [n for n in self.busy if not _can_find(n)]
-
-
-def _to_settle(store: Store, release_id: str, busy: tuple[str, ...]) -> list[str]:
-    """The ``busy`` networks where the delivery is unknown and nothing can look for it."""
-    return [
-        d.network
-        for d in store.deliveries(release_id=release_id, status=DeliveryStatus.UNKNOWN)
-        if d.network in busy and not _can_find(d.network)
-    ]
 
 
 def _known_release(store: Store, release_id: str) -> None:
@@ -465,10 +488,9 @@ def withdraw(
         release_id,
         list(result.withdrawn),
         [],
-        list(result.busy),
+        InDoubt.of(store, release_id, result.busy),
         posted,
         [],
-        _to_settle(store, release_id, result.busy),
     )
 
 
@@ -522,10 +544,9 @@ def retract(
         release_id,
         list(result.withdrawn),
         retracted,
-        list(result.busy),
+        InDoubt.of(store, release_id, result.busy),
         [],
         failed,
-        _to_settle(store, release_id, result.busy),
     )
 
 
@@ -1313,6 +1334,7 @@ __all__ = [
     "ApprovalResult",
     "DeliveryError",
     "DrainResult",
+    "InDoubt",
     "InboxItem",
     "InvalidRelease",
     "LazyAdapters",

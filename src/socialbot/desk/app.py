@@ -911,20 +911,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         except SocialbotError as exc:
             visit.flash(str(exc), "error")
             return desk.back(visit, f"/releases/{quote(release_id)}")
-        done = result.retracted + result.withdrawn
-        checked = [n for n in result.busy if n not in result.unsearchable]
-        visit.flash(
-            f"{'Retracted' if kind == 'retract' else 'Withdrawn'}: "
-            + (", ".join(done) if done else "nothing was waiting")
-            + (f"; being checked first: {', '.join(checked)}" if checked else "")
-            + (
-                f"; may already be posted, and cannot be looked for: "
-                f"{', '.join(result.unsearchable)} (look at the channel, then settle it)"
-                if result.unsearchable
-                else ""
-            )
-            + (f"; problems: {'; '.join(result.failed)}" if result.failed else "")
-        )
+        visit.flash(*take_back_message(result, kind))
         return desk.back(visit, f"/releases/{quote(release_id)}")
 
     # -- the calendar
@@ -1256,6 +1243,36 @@ def form_errors(exc: SocialbotError) -> dict[str, Any]:
     if isinstance(exc, FieldProblems):
         return {"error": "", "field_errors": exc.problems}
     return {"error": str(exc), "field_errors": {}}
+
+
+def take_back_message(result: operations.TakeBack, kind: str) -> tuple[str, str]:
+    """The flash after a withdrawal or retraction: what happens on each network, and its kind."""
+
+    def names(networks: list[str]) -> str:
+        return ", ".join(network_name(n) for n in networks)
+
+    doubt = result.in_doubt
+    done = names(result.retracted + result.withdrawn) or "nothing was waiting"
+    parts = [f"{'Retracted' if kind == 'retract' else 'Withdrawn'}: {done}"]
+    if doubt.looked_for:
+        parts.append(f"may already be posted, so it is looked for first: {names(doubt.looked_for)}")
+    if doubt.being_sent:
+        then = "the next drain deletes it" if kind == "retract" else "retract it to delete it"
+        parts.append(
+            f"a drain is sending it (or was, when it stopped): {names(doubt.being_sent)}; "
+            f"if it goes out, {then}"
+        )
+    if doubt.to_settle:
+        parts.append(
+            f"may already be posted, and cannot be looked for: {names(doubt.to_settle)} "
+            "(look at the channel, then resolve it in the posting log)"
+        )
+    if result.posted:
+        parts.append(f"already posted, and still up: {names(result.posted)} (retract deletes it)")
+    if result.failed:
+        parts.append(f"problems: {'; '.join(result.failed)}")
+    attention = bool(doubt.to_settle or result.failed)
+    return "; ".join(parts) + ".", "error" if attention else "ok"
 
 
 def revision_number(text: str) -> int | None:
