@@ -39,6 +39,7 @@ from socialbot.errors import (
     TransientError,
 )
 from socialbot.models import NETWORKS, Post, PostImage, Receipt
+from socialbot.networks import PROFILES
 from socialbot.sandbox import Fault, SandboxServer
 
 LINK = "https://cor.europa.eu/en/news/Pages/cohesion.aspx"
@@ -481,7 +482,6 @@ UPLOAD_PATHS = {
     "linkedin": r"/rest/images",
 }
 """Each network's upload endpoint (Telegram sends the photo with the message itself)."""
-THUMBNAIL_NETWORKS = ("bluesky", "linkedin")
 
 
 def camera_photo(seed: int, size: tuple[int, int] = (1200, 800)) -> bytes:
@@ -548,7 +548,7 @@ def test_publish_uploads_the_approved_images_with_their_alt_text(
 def test_a_card_carries_the_first_image_as_its_thumbnail(
     make: Callable[..., Adapter], sandbox: SandboxServer, network: str
 ):
-    if network not in THUMBNAIL_NETWORKS:
+    if not PROFILES[network].card_thumbnail:
         pytest.skip(f"{network} builds its card from the page's own tags")
     adapter = make()
     media = approved_images(network, 1)

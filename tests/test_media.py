@@ -18,7 +18,6 @@ from socialbot.errors import InvalidImage, InvalidRelease
 from socialbot.media import (
     LIMITS,
     MAX_TEXT_BYTES,
-    ImageLimits,
     PreparedImage,
     SourceImage,
     alt_length,
@@ -27,6 +26,7 @@ from socialbot.media import (
     mastodon_limits,
     prepare,
 )
+from socialbot.networks.base import ImageLimits
 from tests.helpers import fresh_python
 
 NETWORKS = sorted(LIMITS)

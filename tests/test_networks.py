@@ -6,9 +6,10 @@ import pytest
 
 from socialbot import networks
 from socialbot.adapters import REGISTRY, adapter_class
-from socialbot.compose import DEFAULT_LIMITS, measure
+from socialbot.compose import DEFAULT_LIMITS, RULES, ShapingRules, measure
 from socialbot.compose.counting import NETWORK_NAMES, Budget
 from socialbot.config import Settings, env_name
+from socialbot.media import limits_for
 from socialbot.models import NETWORKS
 from socialbot.networks import PROFILES, profile
 from socialbot.sandbox.server import NETWORK_SANDBOXES
@@ -36,6 +37,56 @@ def test_a_profile_is_what_its_adapter_and_settings_say(name: str):
     assert NETWORK_NAMES[name] == found.display_name
     assert found.env_names() == [env_name(name, field) for field in found.settings.model_fields]
     assert Budget.for_network(name).max_bytes == found.max_bytes
+    assert RULES[name] == ShapingRules(
+        max_hashtags=found.max_hashtags, lead=found.lead, lead_length=found.lead_length
+    )
+    assert found.images is not None and found.images.network == name
+    assert limits_for(name) is found.images
+
+
+RULE_NAMES = {
+    "compose/links.py": {"x", "mastodon", "bluesky"},
+    "compose/shaping.py": {"mastodon", "bluesky"},
+    "compose/counting.py": {"mastodon", "x"},
+    "compose/twitter_text.py": {"x"},
+    "attachments.py": {"mastodon"},
+    "media.py": {"mastodon"},
+}
+"""Where a network's name may appear in code outside the registry, and why: the link
+finders and counting rules of X, Mastodon and Bluesky are named after them (a profile
+picks one with ``link_rule`` or ``counting``; ``"x" * n`` is a run of letters), and a
+Mastodon instance reports its own image limits in a shape only Mastodon's parser reads."""
+
+
+def test_what_socialbot_knows_of_a_network_is_in_its_profile():
+    """Outside the networks' own modules (profile, adapter, sandbox), code asks the profile:
+    a table keyed by network names anywhere else is what a new network would miss."""
+    import ast
+    from pathlib import Path
+
+    root = Path(networks.__file__).parent.parent
+    found = set()
+    for path in sorted(root.rglob("*.py")):
+        where = path.relative_to(root).as_posix()
+        if where.split("/")[0] in ("networks", "adapters", "sandbox"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and node.value in NETWORKS
+                and id(node) not in docstrings
+                and node.value not in RULE_NAMES.get(where, set())
+            ):
+                found.add(f"{where}:{node.lineno}: {node.value!r}")
+    assert sorted(found) == []
 
 
 def test_an_unknown_network_is_named_with_the_known_ones():

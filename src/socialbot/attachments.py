@@ -29,16 +29,20 @@ from typing import TYPE_CHECKING
 
 from socialbot.errors import ComposeError, InvalidImage, SocialbotError
 from socialbot.models import Post, PostImage, Release, TextLimits
+from socialbot.networks import PROFILES
 
 if TYPE_CHECKING:
     from socialbot.compose import ComposeOptions
-    from socialbot.media import ImageLimits, SourceImage
+    from socialbot.media import SourceImage
+    from socialbot.networks.base import ImageLimits
     from socialbot.store import Store
 
-THUMBNAIL_NETWORKS = frozenset({"bluesky", "linkedin"})
-"""Networks whose link card takes a thumbnail we upload."""
-CAPTION_LIMITS = {"telegram": 1024}
-"""Text limits when the post's text is a photo's caption (core.telegram.org/bots/api#sendphoto)."""
+CAPTIONS = {
+    name: profile.caption_characters
+    for name, profile in PROFILES.items()
+    if profile.caption_characters is not None
+}
+"""Text limits where the post's text travels as the caption of its photos."""
 MEDIA_LIMITS_KEY = "media-limits:"
 """Key-value prefix of what a network reports about images (Mastodon's
 ``configuration.media_attachments``), kept by its adapter."""
@@ -72,7 +76,8 @@ def image_count(release: Release, network: str) -> int:
         return 0
     if release.attach == "images":
         return len(release.images)
-    return 1 if network in THUMBNAIL_NETWORKS else 0
+    found = PROFILES.get(network)
+    return 1 if found is not None and found.card_thumbnail else 0
 
 
 def text_options(release: Release, options: ComposeOptions) -> ComposeOptions:
@@ -80,7 +85,7 @@ def text_options(release: Release, options: ComposeOptions) -> ComposeOptions:
     if not release.images or release.attach != "images":
         return options
     limits = dict(options.limits)
-    for network, caption in CAPTION_LIMITS.items():
+    for network, caption in CAPTIONS.items():
         current = limits.get(network)
         if current is None or current.max_characters > caption:
             weight = current.url_weight if current is not None else 0

@@ -663,7 +663,7 @@ def networks(app: App) -> None:
             say(f"{check.network:9} active, credentials accepted ({check.detail})")
         else:
             say(f"{check.network:9} active, credentials NOT accepted: {check.detail}")
-    for warning in operations.credential_warnings(app.settings):
+    for _, warning in operations.credential_warnings(app.settings):
         say(f"warning: {warning}")
     if any(check.accepted is False for check in checks):
         sys.exit(EXIT_ATTENTION)

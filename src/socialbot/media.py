@@ -14,7 +14,8 @@ and prepared for a network.
 - ``check_alt`` refuses missing alt text, and alt text over the network's maximum
   counted the way that network counts (see ``ALT_UNITS``).
 
-Every limit is data in ``LIMITS``; docs/media.md gives the source of each.
+Every limit is data in each network's profile (``LIMITS`` gathers them); docs/media.md
+gives the source of each.
 Pillow is imported inside the functions that decode, so importing this module,
 or ``socialbot.cli``, does not load it.
 """
@@ -28,28 +29,21 @@ import struct
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from socialbot.compose.counting import NETWORK_NAMES, graphemes, utf16_length
 from socialbot.errors import InvalidImage
+from socialbot.networks import PROFILES
+from socialbot.networks.base import JPEG, PNG, AltCounting, ImageLimits
 
 if TYPE_CHECKING:
     from PIL import Image
 
-Counting = Literal["graphemes", "characters", "utf16"]
-"""How alt text is counted: grapheme clusters, Unicode code points ("characters"
-as Ruby and JSON Schema count them), or UTF-16 code units (Java, JavaScript)."""
-
-ALT_UNITS: dict[Counting, str] = {
+ALT_UNITS: dict[AltCounting, str] = {
     "graphemes": "graphemes",
     "characters": "characters",
     "utf16": "UTF-16 code units",
 }
-
-JPEG = "image/jpeg"
-PNG = "image/png"
-GIF = "image/gif"
-WEBP = "image/webp"
 
 MAX_SOURCE_BYTES = 32 * 1024 * 1024
 """The largest file socialbot reads as an image; larger ones are refused unread."""
@@ -73,60 +67,15 @@ _READ_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF")  # JPEG also opens MPO
 _READ_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "La", "RGBa"})
 
 
-@dataclass(frozen=True)
-class ImageLimits:
-    """What one network accepts as an image, and how long its alt text may be."""
-
-    network: str
-    max_bytes: int
-    formats: frozenset[str]
-    """MIME types the network takes for a still image."""
-    max_pixels: int | None = None
-    """Width × height, at most."""
-    max_side: int | None = None
-    """The longer side, at most."""
-    max_side_sum: int | None = None
-    """Width + height, at most (Telegram)."""
-    max_aspect: float | None = None
-    """Longer side ÷ shorter side, at most (Telegram); cannot be fixed by scaling."""
-    max_alt: int | None = None
-    """Alt text length, at most; None where the network takes no alt text or
-    documents no maximum."""
-    alt_counting: Counting = "characters"
-
-    @property
-    def name(self) -> str:
-        return NETWORK_NAMES.get(self.network, self.network)
-
-
 LIMITS: dict[str, ImageLimits] = {
-    "x": ImageLimits(
-        "x", max_bytes=5_000_000, formats=frozenset({JPEG, PNG, GIF, WEBP}),
-        max_alt=1000, alt_counting="utf16",
-    ),
-    "facebook": ImageLimits(
-        "facebook", max_bytes=4_000_000,
-        formats=frozenset({JPEG, PNG, GIF, "image/bmp", "image/tiff"}),
-    ),
-    "mastodon": ImageLimits(
-        "mastodon", max_bytes=10 * 1024 * 1024, formats=frozenset({JPEG, PNG, GIF}),
-        max_pixels=16_777_216, max_alt=1500, alt_counting="characters",
-    ),
-    "bluesky": ImageLimits(
-        "bluesky", max_bytes=1_000_000, formats=frozenset({JPEG, PNG, WEBP}),
-        max_side=2000, max_alt=1000, alt_counting="utf16",
-    ),
-    "linkedin": ImageLimits(
-        "linkedin", max_bytes=5_000_000, formats=frozenset({JPEG, PNG, GIF}),
-        max_pixels=36_152_319, max_alt=4086, alt_counting="utf16",
-    ),
-    "telegram": ImageLimits(
-        "telegram", max_bytes=10_000_000, formats=frozenset({JPEG, PNG}),
-        max_side_sum=10_000, max_aspect=20.0,
-    ),
-}  # fmt: skip
-"""Each network's image limits; Mastodon's are the defaults for an instance that
-does not publish its own (see ``mastodon_limits``). Sources in docs/media.md."""
+    name: profile.images for name, profile in PROFILES.items() if profile.images is not None
+}
+"""Each network's image limits, from its profile; Mastodon's are the defaults for an
+instance that does not publish its own (see ``mastodon_limits``). Sources in docs/media.md."""
+
+
+def network_name(limits: ImageLimits) -> str:
+    return NETWORK_NAMES.get(limits.network, limits.network)
 
 
 def mastodon_limits(media_attachments: object) -> ImageLimits:
@@ -166,7 +115,7 @@ def limits_for(network: str) -> ImageLimits:
 # --- alt text ---------------------------------------------------------------------
 
 
-def alt_length(alt: str, counting: Counting) -> int:
+def alt_length(alt: str, counting: AltCounting) -> int:
     """The length of ``alt`` counted as ``counting`` says."""
     if counting == "graphemes":
         return len(graphemes(alt))
@@ -196,7 +145,7 @@ def check_alt(
         unit = ALT_UNITS[limits.alt_counting]
         raise InvalidImage(
             source,
-            f"has alt text of {length:,} {unit}; {limits.name} allows {limits.max_alt:,}.",
+            f"has alt text of {length:,} {unit}; {network_name(limits)} allows {limits.max_alt:,}.",
         )
 
 
@@ -403,14 +352,16 @@ def prepare(image: SourceImage, limits: ImageLimits) -> PreparedImage:
         if aspect > limits.max_aspect:
             raise InvalidImage(
                 image.source,
-                f"is {aspect:.0f} times longer than it is wide; {limits.name} allows "
+                f"is {aspect:.0f} times longer than it is wide; {network_name(limits)} allows "
                 f"{limits.max_aspect:.0f}.",
             )
     picture, colour_step = _to_srgb(picture, image.icc_profile)
     mime = PNG if picture.mode == "RGBA" else JPEG
     if mime not in limits.formats:
         if JPEG not in limits.formats:
-            raise InvalidImage(image.source, f"cannot be sent: {limits.name} takes no JPEG or PNG.")
+            raise InvalidImage(
+                image.source, f"cannot be sent: {network_name(limits)} takes no JPEG or PNG."
+            )
         picture, mime = _flatten(picture), JPEG
         colour_step = _join(colour_step, "transparency flattened onto white")
     picture.info = {}
@@ -549,7 +500,7 @@ def _encode_within(
         if max(smaller) < MIN_SIDE:
             raise InvalidImage(
                 source,
-                f"cannot be made smaller than {_size(limits.max_bytes)} for {limits.name} "
+                f"cannot be made smaller than {_size(limits.max_bytes)} for {network_name(limits)} "
                 f"without shrinking it below {MIN_SIDE} pixels.",
             )
         size = smaller

@@ -471,7 +471,7 @@ class Post:
             "hashtags": list(self.hashtags),
             "link": self.link,
         }
-        if self.network == "bluesky":
+        if self.facets:
             data["facets"] = list(self.facets)
         if self.notes:
             data["notes"] = list(self.notes)

@@ -900,8 +900,8 @@ def status(settings: Settings, store: Store, now: datetime | None = None) -> Sta
         refused = store.get_value(f"credentials:{network}")
         if refused:
             problems.append(Problem(Kind.CREDENTIALS, refused, network=network, standing=True))
-    for warning in credential_warnings(settings, now):
-        problems.append(Problem(Kind.CREDENTIALS, warning, network="linkedin", standing=True))
+    for network, warning in credential_warnings(settings, now):
+        problems.append(Problem(Kind.CREDENTIALS, warning, network=network, standing=True))
     holds = {}
     for network in NETWORKS:
         hold = store.hold(network)
@@ -918,19 +918,14 @@ def status(settings: Settings, store: Store, now: datetime | None = None) -> Sta
     )
 
 
-def credential_warnings(settings: Settings, now: datetime | None = None) -> list[str]:
-    """Credentials that expire soon or have expired."""
-    warnings = []
-    expires = settings.linkedin.token_expires
-    if settings.linkedin.is_configured() and expires is not None:
-        left = (expires - (now or utcnow()).date()).days
-        if left < 0:
-            warnings.append(f"the LinkedIn access token expired on {expires}: renew it")
-        elif left < 14:
-            warnings.append(
-                f"the LinkedIn access token expires on {expires} ({left} days): renew it"
-            )
-    return warnings
+def credential_warnings(settings: Settings, now: datetime | None = None) -> list[tuple[str, str]]:
+    """(network, warning) for each credential that expires soon or has expired."""
+    today = (now or utcnow()).date()
+    return [
+        (network, warning)
+        for network in NETWORKS
+        for warning in settings.section(network).credential_warnings(today)
+    ]
 
 
 # -- networks ----------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from socialbot.compose.counting import (
-        BLUESKY_MAX_BYTES,
         DEFAULT_LIMITS,
         graphemes,
         mastodon_length,
@@ -43,7 +42,6 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "counting": (
-        "BLUESKY_MAX_BYTES",
         "DEFAULT_LIMITS",
         "graphemes",
         "mastodon_length",
@@ -70,7 +68,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BLUESKY_MAX_BYTES",
     "DEFAULT_LIMITS",
     "LITTLE_TEXT_RESERVED",
     "RULES",

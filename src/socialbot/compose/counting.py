@@ -33,7 +33,6 @@ DEFAULT_LIMITS: dict[str, TextLimits] = {
 }
 """Each network's limit when the network has not told us its own."""
 
-BLUESKY_MAX_BYTES: int = PROFILES["bluesky"].max_bytes or 0
 NETWORK_NAMES = {name: profile.display_name for name, profile in PROFILES.items()}
 
 _GRAPHEME = regex.compile(r"\X")

@@ -27,9 +27,9 @@ from collections.abc import Mapping
 
 import regex
 
+from socialbot.networks import PROFILES
+
 WORD_JOINER = "\u2060"
-BREAKS_MENTIONS = ("x", "mastodon")
-"""Networks whose own text parser would make ``@name`` a mention."""
 
 # The union of X's and Mastodon's rules: whatever either would take for a mention.
 _MENTION = regex.compile(
@@ -51,6 +51,8 @@ def render_mentions(
     """
     keyed = {name.casefold(): by_network for name, by_network in handles.items()}
     spans = protected or []
+    found = PROFILES.get(network)
+    parses_mentions = found is not None and found.mentions_parsed
 
     def render(match: regex.Match[str]) -> str:
         if any(start <= match.start() < end for start, end in spans):
@@ -58,7 +60,7 @@ def render_mentions(
         handle = keyed.get(match.group("name").casefold(), {}).get(network)
         if handle is not None:
             return handle
-        if network in BREAKS_MENTIONS:
+        if parses_mentions:
             return match.group()[0] + WORD_JOINER + match.group()[1:]
         return match.group()
 

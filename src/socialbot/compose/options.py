@@ -30,6 +30,7 @@ import yaml
 from socialbot.compose.hashtags import normalize
 from socialbot.errors import ConfigurationError
 from socialbot.models import NETWORKS, TextLimits
+from socialbot.networks import PROFILES
 
 BLOCKS = ("title", "summary", "hashtags", "link")
 LEADS = ("full", "summary", "first")
@@ -76,13 +77,12 @@ class ShapingRules:
 
 
 RULES: dict[str, ShapingRules] = {
-    "x": ShapingRules(max_hashtags=2),
-    "mastodon": ShapingRules(max_hashtags=5),
-    "bluesky": ShapingRules(max_hashtags=2),
-    "facebook": ShapingRules(max_hashtags=3, lead="first", lead_length=500),
-    "linkedin": ShapingRules(max_hashtags=5, lead="first", lead_length=210),
+    name: ShapingRules(
+        max_hashtags=profile.max_hashtags, lead=profile.lead, lead_length=profile.lead_length
+    )
+    for name, profile in PROFILES.items()
 }
-"""The default shaping of each network's post."""
+"""The default shaping of each network's post, from its profile."""
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,11 @@ from socialbot.compose.trimming import SENTENCE_CLOSE, CutPoint, cut_points, fin
 from socialbot.compose.twitter_text import x_urls
 from socialbot.errors import ComposeError
 from socialbot.models import Post, Release
+from socialbot.networks import PROFILES
 
 SEPARATOR = "\n\n"
-LINK_RULES = {"x": ("x",), "mastodon": ("mastodon",), "bluesky": ("bluesky",)}
-"""Whose URL rules a network's link must pass (see ``release_link``)."""
+UNPUBLISHED_LINK_RULES = ("mastodon", "bluesky")
+"""Whose link finders a link must pass where the network publishes none."""
 DESCRIPTION_GRAPHEMES = 300
 MIN_LEAD_WORDS = 4
 MIN_LEAD_GRAPHEMES = 10
@@ -62,6 +63,12 @@ def network_name(network: str) -> str:
     return NETWORK_NAMES.get(network, network)
 
 
+def faceted(network: str) -> bool:
+    """Whether ``network``'s links and hashtags live by the facets the composer writes."""
+    profile = PROFILES.get(network)
+    return profile is not None and profile.rich_text == "facets"
+
+
 def release_link(release: Release, network: str, options: ComposeOptions) -> str:
     """The release URL as ``network`` gets it: with UTM parameters when asked, linkable whole.
 
@@ -71,8 +78,10 @@ def release_link(release: Release, network: str, options: ComposeOptions) -> str
     Bluesky app would both link whole (and it also travels as the link card).
     """
     url = with_utm(release.url, network, release.id) if options.utm else release.url
-    link = clickable(url, LINK_RULES.get(network, ("mastodon", "bluesky")))
-    if network in ("x", "mastodon") and not recognised_by(network, link):
+    profile = PROFILES.get(network)
+    rule = profile.link_rule if profile is not None else None
+    link = clickable(url, (rule,) if rule is not None else UNPUBLISHED_LINK_RULES)
+    if rule is not None and not faceted(network) and not recognised_by(rule, link):
         raise ComposeError(
             network,
             f"the release link {link} would not be clickable on {network_name(network)}, which "
@@ -436,7 +445,7 @@ def compose(release: Release, network: str, options: ComposeOptions | None = Non
             f"@handles in the text are plain text on {network_name(network)}, so they tag no "
             "one; give the network's handle under 'mentions' in the mapping file to tag it"
         )
-    shown = bluesky_display(link) if network == "bluesky" else link
+    shown = bluesky_display(link) if faceted(network) else link
     shaper = Shaper(budget, rules, release.language, title, lead, shown, candidates)
     shown_title, lead_fit, appended = shaper.shape()
     text = shaper.render(shown_title, lead_fit.piece, appended)
@@ -475,9 +484,7 @@ def compose(release: Release, network: str, options: ComposeOptions | None = Non
         title=source.title,
         description=describe(source.summary or SEPARATOR.join(source.body), release.language),
         hashtags=tuple(str(tag) for tag in posted),
-        facets=(
-            tuple(bluesky_facets(text, shown=((shown, link),))) if network == "bluesky" else ()
-        ),
+        facets=(tuple(bluesky_facets(text, shown=((shown, link),))) if faceted(network) else ()),
         notes=tuple(dict.fromkeys(notes)),
         link_text="" if shown == link else shown,
     )
@@ -529,6 +536,6 @@ def _from_override(release: Release, network: str, link: str, budget: Budget) ->
             " ".join(paragraphs(release.summary or release.body)), release.language
         ),
         hashtags=tuple(str(tag) for tag in tags.unique(tags.live(text, network))),
-        facets=tuple(bluesky_facets(text, links=(link,))) if network == "bluesky" else (),
+        facets=tuple(bluesky_facets(text, links=(link,))) if faceted(network) else (),
         notes=tuple(notes),
     )

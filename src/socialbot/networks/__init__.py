@@ -3,8 +3,9 @@
 ``REGISTRY`` below is the one list to extend: a network is a module
 ``socialbot.networks.<name>`` defining ``PROFILE`` (its settings class, limits,
 counting rule, capabilities, and where its adapter and sandbox live).
-``socialbot.models.NETWORKS``, the CLI's choices, the settings, the composer's
-limits, the adapter registry and the sandbox all read it.
+``socialbot.models.NETWORKS``, the CLI's choices, the settings, the composer (limits,
+counting, links, hashtags, shaping), the image checks, the desk, the adapter registry
+and the sandbox all read it.
 """
 
 from __future__ import annotations

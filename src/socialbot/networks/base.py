@@ -8,7 +8,7 @@ library (tweepy, httpx) or the composer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, SecretStr, field_validator
@@ -24,6 +24,47 @@ RichText = Literal["plain", "facets", "little-text"]
 """What a post's text needs besides itself: nothing, Bluesky facets (byte ranges that
 make links and hashtags live), or LinkedIn "little text" escaping."""
 
+LinkRule = Literal["x", "mastodon", "bluesky"]
+"""Whose link finder a text follows: X's twitter-text, Mastodon's, or the Bluesky app's
+(``socialbot.compose.links``)."""
+
+Lead = Literal["full", "summary", "first"]
+"""How much of the release leads a post (see ``socialbot.compose.ShapingRules``)."""
+
+JPEG = "image/jpeg"
+PNG = "image/png"
+GIF = "image/gif"
+WEBP = "image/webp"
+
+AltCounting = Literal["graphemes", "characters", "utf16"]
+"""How alt text is counted: grapheme clusters, Unicode code points ("characters"
+as Ruby and JSON Schema count them), or UTF-16 code units (Java, JavaScript)."""
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What one network accepts as an image, and how long its alt text may be.
+
+    The source of each figure is in docs/media.md.
+    """
+
+    network: str
+    max_bytes: int
+    formats: frozenset[str]
+    """MIME types the network takes for a still image."""
+    max_pixels: int | None = None
+    """Width × height, at most."""
+    max_side: int | None = None
+    """The longer side, at most."""
+    max_side_sum: int | None = None
+    """Width + height, at most (Telegram)."""
+    max_aspect: float | None = None
+    """Longer side ÷ shorter side, at most (Telegram); cannot be fixed by scaling."""
+    max_alt: int | None = None
+    """Alt text length, at most; None where the network takes no alt text or
+    documents no maximum."""
+    alt_counting: AltCounting = "characters"
+
 
 class NetworkSettings(BaseModel):
     """Settings common to every network; subclasses list their credentials."""
@@ -37,6 +78,10 @@ class NetworkSettings(BaseModel):
 
     def missing(self) -> list[str]:
         return [name for name in self.credentials if getattr(self, name) is None]
+
+    def credential_warnings(self, today: date) -> list[str]:
+        """Credentials to renew soon or already expired; none unless the network says."""
+        return []
 
     def secret_values(self) -> list[str]:
         """Every secret in this section, for redaction."""
@@ -74,14 +119,25 @@ class Profile:
     max_bytes: int | None = None
     """A cap on the text's UTF-8 bytes besides its length (Bluesky)."""
     rich_text: RichText = "plain"
-    links_clickable: bool = True
-    """The network makes a bare URL in the text a link."""
-    hashtags_live: bool = True
-    """The network makes ``#word`` a hashtag."""
-    link_card: bool = False
-    """The post carries the release link as a card (title, description)."""
-    languages: bool = False
-    """The post carries its language."""
+    link_rule: LinkRule | None = None
+    """Whose link finder the network's text follows. None: the network publishes none, so
+    the release link is written so that Mastodon's and the Bluesky app's would both take it
+    whole. Where the network finds links itself (plain text), a link it would not take
+    whole is refused."""
+    mentions_parsed: bool = False
+    """The network's own parser makes ``@name`` in the text a mention (so a handle the
+    team did not map is kept from becoming one)."""
+    max_hashtags: int = 3
+    """Hashtags in a post at most, those in the text included (the team may change it)."""
+    lead: Lead = "full"
+    lead_length: int | None = None
+    """The lead's length at most, as the network counts it (None: as far as there is room)."""
+    images: ImageLimits | None = None
+    """What the network takes as an image; None: socialbot sends it none."""
+    card_thumbnail: bool = False
+    """The link card takes a thumbnail socialbot uploads: a release's first image."""
+    caption_characters: int | None = None
+    """The text limit when the text travels as the caption of the release's photos."""
     idempotent: bool = False
     """Resending with the same key can never create a second post."""
     idempotency_window: timedelta | None = None
@@ -89,8 +145,6 @@ class Profile:
     can_find: bool = False
     """The account's recent posts can be listed, to find an uncertain one."""
     can_delete: bool = False
-    media: bool = False
-    """socialbot sends images to this network (none yet)."""
     post_hosts: tuple[str, ...] = ()
     """Hosts of the network's public post addresses, besides the configured web address
     (what ``resolve --posted URL`` accepts)."""

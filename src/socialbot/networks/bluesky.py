@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from socialbot.networks.base import NetworkSettings, Profile
+from socialbot.networks.base import JPEG, PNG, WEBP, ImageLimits, NetworkSettings, Profile
 
 
 class BlueskySettings(NetworkSettings):
@@ -39,8 +39,17 @@ PROFILE = Profile(
     counting="graphemes",
     max_bytes=3000,
     rich_text="facets",
-    link_card=True,
-    languages=True,
+    link_rule="bluesky",
+    max_hashtags=2,
+    images=ImageLimits(
+        "bluesky",
+        max_bytes=1_000_000,
+        formats=frozenset({JPEG, PNG, WEBP}),
+        max_side=2000,
+        max_alt=1000,
+        alt_counting="utf16",
+    ),
+    card_thumbnail=True,  # external.thumb, a blob uploaded first
     idempotent=True,  # the record key is derived from the delivery's key
     idempotency_window=None,  # a record key stays taken for as long as the post exists
     can_find=True,

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from socialbot.networks.base import NetworkSettings, Profile
+from socialbot.networks.base import GIF, JPEG, PNG, ImageLimits, NetworkSettings, Profile
 
 
 class FacebookSettings(NetworkSettings):
@@ -50,7 +50,14 @@ PROFILE = Profile(
     sandbox="socialbot.sandbox.facebook:FacebookSandbox",
     max_characters=63_206,
     counting="utf16",
-    link_card=True,
+    max_hashtags=3,
+    lead="first",
+    lead_length=500,  # Facebook shows about 480 characters before "See more"
+    images=ImageLimits(
+        "facebook",
+        max_bytes=4_000_000,
+        formats=frozenset({JPEG, PNG, GIF, "image/bmp", "image/tiff"}),
+    ),
     can_find=True,
     can_delete=True,
     post_hosts=("www.facebook.com", "facebook.com", "m.facebook.com", "web.facebook.com"),

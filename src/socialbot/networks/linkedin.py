@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from socialbot.networks.base import NetworkSettings, Profile
+from socialbot.networks.base import GIF, JPEG, PNG, ImageLimits, NetworkSettings, Profile
 
 
 class LinkedInSettings(NetworkSettings):
@@ -46,6 +46,17 @@ class LinkedInSettings(NetworkSettings):
         ),
     )
 
+    def credential_warnings(self, today: date) -> list[str]:
+        expires = self.token_expires
+        if not self.is_configured() or expires is None:
+            return []
+        left = (expires - today).days
+        if left < 0:
+            return [f"the LinkedIn access token expired on {expires}: renew it"]
+        if left < 14:
+            return [f"the LinkedIn access token expires on {expires} ({left} days): renew it"]
+        return []
+
     @field_validator("api_version")
     @classmethod
     def _version_format(cls, value: str) -> str:
@@ -70,7 +81,18 @@ PROFILE = Profile(
     max_characters=3000,
     counting="little-text",
     rich_text="little-text",
-    link_card=True,
+    max_hashtags=5,
+    lead="first",
+    lead_length=210,  # LinkedIn shows about 210 before "...more"
+    images=ImageLimits(
+        "linkedin",
+        max_bytes=5_000_000,
+        formats=frozenset({JPEG, PNG, GIF}),
+        max_pixels=36_152_319,
+        max_alt=4086,
+        alt_counting="utf16",
+    ),
+    card_thumbnail=True,  # the article's thumbnail, an image uploaded first
     can_find=True,
     can_delete=True,
     post_hosts=("www.linkedin.com", "linkedin.com"),

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from socialbot.networks.base import NetworkSettings, Profile
+from socialbot.networks.base import GIF, JPEG, PNG, ImageLimits, NetworkSettings, Profile
 
 
 class MastodonSettings(NetworkSettings):
@@ -48,7 +48,18 @@ PROFILE = Profile(
     max_characters=500,
     counting="mastodon",
     url_weight=23,
-    languages=True,
+    link_rule="mastodon",
+    mentions_parsed=True,
+    max_hashtags=5,
+    # The defaults for an instance that does not publish its own (media.mastodon_limits).
+    images=ImageLimits(
+        "mastodon",
+        max_bytes=10 * 1024 * 1024,
+        formats=frozenset({JPEG, PNG, GIF}),
+        max_pixels=16_777_216,
+        max_alt=1500,
+        alt_counting="characters",
+    ),
     idempotent=True,
     # PostStatusService keeps the key for 3,600 s after creating the status. We
     # claim five minutes less, so a resend decided near the end of the hour

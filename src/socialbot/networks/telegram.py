@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
-from socialbot.networks.base import NetworkSettings, Profile
+from socialbot.networks.base import JPEG, PNG, ImageLimits, NetworkSettings, Profile
 
 
 class TelegramSettings(NetworkSettings):
@@ -47,7 +47,14 @@ PROFILE = Profile(
     # parse_mode, so what is sent is what is counted.
     max_characters=4096,
     counting="utf16",
-    link_card=True,  # the link preview of the release page
+    images=ImageLimits(
+        "telegram",
+        max_bytes=10_000_000,
+        formats=frozenset({JPEG, PNG}),
+        max_side_sum=10_000,
+        max_aspect=20.0,
+    ),
+    caption_characters=1024,  # sendPhoto and sendMediaGroup: "0-1024 characters"
     can_find=False,  # a bot cannot read a channel's history
     can_delete=True,
     post_hosts=("t.me", "telegram.me"),

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from socialbot.networks.base import NetworkSettings, Profile
+from socialbot.networks.base import GIF, JPEG, PNG, WEBP, ImageLimits, NetworkSettings, Profile
 
 
 class XSettings(NetworkSettings):
@@ -53,6 +53,16 @@ PROFILE = Profile(
     max_characters=280,
     counting="twitter",
     url_weight=23,
+    link_rule="x",
+    mentions_parsed=True,
+    max_hashtags=2,
+    images=ImageLimits(
+        "x",
+        max_bytes=5_000_000,
+        formats=frozenset({JPEG, PNG, GIF, WEBP}),
+        max_alt=1000,
+        alt_counting="utf16",
+    ),
     can_find=True,
     can_delete=True,
     post_hosts=(
