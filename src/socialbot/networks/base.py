@@ -100,7 +100,7 @@ class NetworkSettings(BaseModel):
         return value.rstrip("/")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one per network: identity is equality, and cheaper to build
 class Profile:
     """Everything the rest of socialbot asks about one network."""
 
