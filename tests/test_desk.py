@@ -1146,3 +1146,17 @@ def test_every_network_is_named_as_its_profile_names_it(desk):
     for profile in PROFILES.values():
         assert f"<h3>{profile.display_name}</h3>" in page
         assert f'<option value="{profile.name}">{profile.display_name}</option>' in page
+
+
+def test_each_networks_preview_has_its_profiles_accent(desk):
+    from socialbot.networks import PROFILES
+
+    _, _, app = desk
+    page = browser(app, "olga").client.get("/inbox").text
+    assert '<link rel="stylesheet" href="/static/networks.css">' in page
+    styles = browser(app).client.get("/static/networks.css")
+    assert styles.headers["content-type"].startswith("text/css")
+    assert styles.headers["content-security-policy"] == CSP
+    for name, profile in PROFILES.items():
+        assert re.fullmatch(r"#[0-9a-f]{6}", profile.colour), name
+        assert f".post-{name} {{ border-top: 4px solid {profile.colour}; }}" in styles.text

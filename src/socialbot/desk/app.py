@@ -45,6 +45,7 @@ from socialbot.config import Settings
 from socialbot.desk.users import Can, Role, Throttle, User, UserError, Users, parse_role
 from socialbot.errors import SocialbotError
 from socialbot.models import LANGUAGES, NETWORKS, Delivery, DeliveryStatus, Post, Release, Revision
+from socialbot.networks import PROFILES
 from socialbot.store import Store, open_store, utcnow
 
 COOKIE = "socialbot_desk"
@@ -1169,6 +1170,17 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
 
     static = Path(__file__).parent / "static"
     e = desk.endpoint
+    network_styles = "".join(
+        f".post-{name} {{ border-top: 4px solid {profile.colour}; }}\n"
+        for name, profile in PROFILES.items()
+    )
+
+    async def networks_css(request: Request) -> Response:
+        """Each network's accent, from its profile."""
+        return Response(
+            network_styles, media_type="text/css", headers={"cache-control": "max-age=3600"}
+        )
+
     return [
         Route("/", e(home)),
         Route("/sign-in", e(sign_in_page, public=True), methods=["GET"]),
@@ -1197,6 +1209,7 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
         Route("/resume", e(resume, Can.OPERATE), methods=["POST"]),
         Route("/users", e(users_page, Can.USERS)),
         Route("/users/{action:str}", e(users_change, Can.USERS), methods=["POST"]),
+        Route("/static/networks.css", networks_css),
         Mount("/static", StaticFiles(directory=static), name="static"),
     ]
 

@@ -107,6 +107,8 @@ class Profile:
     name: str
     display_name: str
     settings: type[NetworkSettings]
+    colour: str
+    """The accent of its post previews on the desk (``#rrggbb``), close to its brand's."""
     adapter: str
     """``module:Class`` of the adapter, imported only when a post is sent."""
     sandbox: str

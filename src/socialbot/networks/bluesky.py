@@ -32,6 +32,7 @@ PROFILE = Profile(
     name="bluesky",
     display_name="Bluesky",
     settings=BlueskySettings,
+    colour="#0a5fbf",
     adapter="socialbot.adapters.bluesky:BlueskyAdapter",
     sandbox="socialbot.sandbox.bluesky:BlueskySandbox",
     # app.bsky.feed.post: maxGraphemes 300, maxLength 3000 (bytes).

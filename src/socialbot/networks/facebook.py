@@ -46,6 +46,7 @@ PROFILE = Profile(
     name="facebook",
     display_name="Facebook",
     settings=FacebookSettings,
+    colour="#1b4ea0",
     adapter="socialbot.adapters.facebook:FacebookAdapter",
     sandbox="socialbot.sandbox.facebook:FacebookSandbox",
     max_characters=63_206,

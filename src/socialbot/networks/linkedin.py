@@ -76,6 +76,7 @@ PROFILE = Profile(
     name="linkedin",
     display_name="LinkedIn",
     settings=LinkedInSettings,
+    colour="#0a5a8c",
     adapter="socialbot.adapters.linkedin:LinkedInAdapter",
     sandbox="socialbot.sandbox.linkedin:LinkedInSandbox",
     max_characters=3000,

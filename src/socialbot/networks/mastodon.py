@@ -42,6 +42,7 @@ PROFILE = Profile(
     name="mastodon",
     display_name="Mastodon",
     settings=MastodonSettings,
+    colour="#4b3fb5",
     adapter="socialbot.adapters.mastodon:MastodonAdapter",
     sandbox="socialbot.sandbox.mastodon:MastodonSandbox",
     # Stock Mastodon's limits, used until the instance reports its own.

@@ -40,6 +40,7 @@ PROFILE = Profile(
     name="telegram",
     display_name="Telegram",
     settings=TelegramSettings,
+    colour="#1d6fa5",
     adapter="socialbot.adapters.telegram:TelegramAdapter",
     sandbox="socialbot.sandbox.telegram:TelegramSandbox",
     # sendMessage: "1-4096 characters after entities parsing", counted as the

@@ -48,6 +48,7 @@ PROFILE = Profile(
     name="x",
     display_name="X",
     settings=XSettings,
+    colour="#000000",
     adapter="socialbot.adapters.x:XAdapter",
     sandbox="socialbot.sandbox.x:XSandbox",
     max_characters=280,
