@@ -430,6 +430,8 @@ class InDoubt:
     @classmethod
     def of(cls, store: Store, release_id: str, busy: Sequence[str]) -> InDoubt:
         """Sort the networks :func:`sync` found busy for ``release_id``."""
+        if not busy:
+            return cls()
         unknown = {
             d.network
             for d in store.deliveries(release_id=release_id, status=DeliveryStatus.UNKNOWN)
