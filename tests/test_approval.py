@@ -299,6 +299,26 @@ def test_sigterm_exits_143(env: Path, sandbox: SandboxServer):
 # -- duplicates -------------------------------------------------------------------------------
 
 
+def test_a_correction_over_a_telegram_send_in_doubt_asks_a_person_and_exits_1(
+    env: Path, sandbox: SandboxServer
+):
+    """Nothing can look on Telegram: `approve` records the correction, says a person must
+    settle the earlier attempt, and exits 1 as withdraw and retract do."""
+    write_release(env / "queue", "r1.json", networks=["telegram"], title="Typo in the title")
+    assert run("approve", "r1", "--by", "Ana").exit_code == 0
+    sandbox.inject("telegram", Fault(kind="accept-then-reset", times=3))
+    faulty.drain(env)  # revision 1 reached the channel; its answer was lost
+    write_release(env / "queue", "r1.json", networks=["telegram"], title="Title corrected")
+
+    approval = run("approve", "r1", "--by", "Ana")
+
+    assert approval.exit_code == 1, approval.output
+    assert "approved r1 revision 2" in approval.output
+    assert "nothing can look for it there" in approval.stderr
+    assert "`socialbot resolve`" in approval.stderr
+    assert "it is looked for first" not in approval.output
+
+
 @pytest.mark.parametrize("network", ["mastodon", "bluesky"])
 def test_restoring_a_backup_meets_the_networks_own_refusal(
     env: Path, sandbox: SandboxServer, network: str
@@ -983,9 +1003,9 @@ def test_still_up_pairs_each_posted_delivery_with_the_latest_retraction_covering
         ),
         (
             DeliveryStatus.UNKNOWN,
-            "telegram: an earlier attempt may have posted the previous revision, and telegram "
-            "cannot be searched: look at it, then resolve that delivery as posted or not posted; "
-            "this revision is sent only if it was not posted",
+            "telegram: an earlier attempt may have posted the previous revision, and nothing "
+            "can look for it there: look at the account, then resolve that delivery as posted or "
+            "not posted; this revision is sent only if it was not posted",
         ),
     ],
 )
@@ -1022,6 +1042,9 @@ def test_a_correction_says_what_settles_a_send_nothing_can_look_for(
 
     result = operations.approve(settings, store, "r1", by="Bob")
 
-    assert [n for n in result.notes if n.startswith("telegram")] == [note]
+    telegram = [n for n in result.notes + result.to_settle if n.startswith("telegram")]
+    assert telegram == [note]
+    # A person's step is told apart, so each face can show it as one (the CLI exits 1).
+    assert result.to_settle == ([note] if left is DeliveryStatus.UNKNOWN else [])
     assert not any("looked for" in n for n in result.notes)
     store.close()

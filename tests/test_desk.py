@@ -770,12 +770,11 @@ def test_operators_pause_resume_retry_and_resolve(desk):
     assert {"retry", "resolve", "withdraw"} <= set(actions)
 
 
-def flash_after(b: Browser, path: str, data: dict[str, Any], page: str) -> tuple[str, str]:
-    """Post a form from ``page``, then read the flash the next visit to ``page`` shows."""
+def flashes_after(b: Browser, path: str, data: dict[str, Any], page: str) -> list[tuple[str, str]]:
+    """Post a form from ``page``, then read the flashes the next visit to ``page`` shows."""
     b.post(path, data, page=page)
-    found = re.search(r'<p class="flash (\w+)" role="\w+">([^<]*)</p>', b.client.get(page).text)
-    assert found, f"no flash on {page}"
-    return found[1], html.unescape(found[2])
+    found = re.findall(r'<p class="flash (\w+)" role="\w+">([^<]*)</p>', b.client.get(page).text)
+    return [(kind, html.unescape(message)) for kind, message in found]
 
 
 def test_taking_back_says_what_becomes_of_each_network(desk):
@@ -795,13 +794,15 @@ def test_taking_back_says_what_becomes_of_each_network(desk):
     )
     olga = browser(app, "olga")
 
-    kind, said = flash_after(olga, "/releases/r1/withdraw", {"reason": "pulled"}, "/releases/r1")
+    [(kind, said)] = flashes_after(
+        olga, "/releases/r1/withdraw", {"reason": "pulled"}, "/releases/r1"
+    )
 
     assert kind == "ok", said
     assert "may already be posted, so it is looked for first: Mastodon;" in said
     assert (
         "a drain is sending it (or was, when it stopped): Telegram; if it goes out, "
-        "retract it to delete it" in said
+        "retract it to delete it, and if not it is withdrawn" in said
     )
     assert "already posted, and still up: Bluesky (retract deletes it)" in said
     assert "cannot be looked for" not in said
@@ -814,12 +815,40 @@ def test_taking_back_says_what_becomes_of_each_network(desk):
         telegram.id, DeliveryStatus.UNKNOWN, now, expect=DeliveryStatus.SENDING, uncertain=True
     )
 
-    kind, said = flash_after(olga, "/releases/r2/retract", {"reason": "pulled"}, "/releases/r2")
+    [(kind, said)] = flashes_after(
+        olga, "/releases/r2/retract", {"reason": "pulled"}, "/releases/r2"
+    )
 
     assert kind == "error", said
     assert "may already be posted, and cannot be looked for: Telegram" in said
     assert "resolve it in the posting log" in said
     assert "sending" not in said and "looked for first" not in said
+
+
+def test_approving_over_a_send_only_a_person_can_settle_says_so_as_an_error(desk):
+    _, store, app = desk
+    add_release(store, author="carol", networks=["telegram"])
+    operations.approve(load_settings(), store, "r1", by="bob")
+    telegram = store.get("r1", "telegram")
+    now = utcnow()
+    assert store.claim(telegram.id, "text", now) is not None
+    assert store.finish(
+        telegram.id, DeliveryStatus.UNKNOWN, now, expect=DeliveryStatus.SENDING, uncertain=True
+    )
+    operations.edit_release(store, "r1", {"title": "Title corrected"}, author="carol")
+    operations.submit(store, "r1", by="carol")
+
+    approved, (kind, said) = flashes_after(
+        browser(app, "bob"), "/releases/r1/approve", {"revision": "2"}, "/releases/r1"
+    )
+
+    assert approved == ("ok", "Approved revision 2: the posts go out as shown (bob).")
+    assert kind == "error", said
+    assert said.startswith("telegram: an earlier attempt may have posted the previous revision")
+    assert said.endswith(
+        "resolve that delivery as posted or not posted; this revision is sent "
+        "only if it was not posted (in the posting log)."
+    )
 
 
 def test_the_admin_manages_users(desk):

@@ -240,6 +240,10 @@ def approve(app: App, release: str, approver: str, comment: str, as_json: bool) 
         )
     for note in result.notes:
         say(f"note: {note}", err=as_json)
+    for note in result.to_settle:
+        say(f"socialbot: {note} (`socialbot resolve`)", err=True)
+    if result.to_settle:
+        sys.exit(EXIT_ATTENTION)
 
 
 @cli.command()

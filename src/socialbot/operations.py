@@ -183,6 +183,8 @@ class ApprovalResult:
     """False when this person had already approved these exact posts."""
     sync: SyncResult
     notes: list[str] = field(default_factory=list)
+    to_settle: list[str] = field(default_factory=list)
+    """Notes asking a person to look at a network and resolve a delivery in doubt there."""
 
     @property
     def in_force(self) -> bool:
@@ -331,13 +333,15 @@ def approve(
         "this revision is sent only if that one did not go out"
         for network in in_doubt.being_sent
     )
-    notes.extend(
-        f"{network}: an earlier attempt may have posted the previous revision, and {network} "
-        "cannot be searched: look at it, then resolve that delivery as posted or not posted; "
-        "this revision is sent only if it was not posted"
+    to_settle = [
+        f"{network}: an earlier attempt may have posted the previous revision, and nothing "
+        "can look for it there: look at the account, then resolve that delivery as posted or "
+        "not posted; this revision is sent only if it was not posted"
         for network in in_doubt.to_settle
+    ]
+    return ApprovalResult(
+        revision, approval, approvers, required, not already, result, notes, to_settle
     )
-    return ApprovalResult(revision, approval, approvers, required, not already, result, notes)
 
 
 def reject(

@@ -874,6 +874,8 @@ def build_routes(desk: Desk) -> list[Route | Mount]:
             )
         for note in result.notes:
             visit.flash(note)
+        for note in result.to_settle:
+            visit.flash(f"{note} (in the posting log).", "error")
         return RedirectResponse(f"/releases/{quote(release_id)}", 303)
 
     async def reject(visit: Visit) -> Response:
@@ -1273,7 +1275,7 @@ def take_back_message(result: operations.TakeBack, kind: str) -> tuple[str, str]
         then = "the next drain deletes it" if kind == "retract" else "retract it to delete it"
         parts.append(
             f"a drain is sending it (or was, when it stopped): {names(doubt.being_sent)}; "
-            f"if it goes out, {then}"
+            f"if it goes out, {then}, and if not it is withdrawn"
         )
     if doubt.to_settle:
         parts.append(
