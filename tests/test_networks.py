@@ -121,3 +121,29 @@ def test_a_text_post_to_x_loads_no_httpx():
         "x.close(); print('httpx' in sys.modules)"
     )
     assert fresh_python(code) == "False"
+
+
+@pytest.mark.parametrize("attach", ["images", "card"])
+def test_a_network_whose_profile_takes_no_images_gets_none(
+    monkeypatch: pytest.MonkeyPatch, attach: str
+):
+    """``images=None`` in a profile means no image is sent there, whatever the release asks."""
+    from dataclasses import replace
+
+    from socialbot.attachments import image_count
+    from socialbot.models import Release
+
+    release = Release.model_validate(
+        {
+            "id": "r1",
+            "title": "Regions call for a stronger cohesion policy",
+            "url": "https://example.eu/press/r1",
+            "language": "en",
+            "summary": "The Committee adopted its opinion.",
+            "images": [{"file": "plenary.jpg", "alt": "The plenary hall"}],
+            "attach": attach,
+        }
+    )
+    assert image_count(release, "bluesky") == 1
+    monkeypatch.setitem(PROFILES, "bluesky", replace(PROFILES["bluesky"], images=None))
+    assert image_count(release, "bluesky") == 0

@@ -72,12 +72,12 @@ class Attached:
 
 def image_count(release: Release, network: str) -> int:
     """How many of the release's images ``network`` gets (0, 1 or all)."""
-    if not release.images:
+    found = PROFILES.get(network)
+    if not release.images or found is None or found.images is None:
         return 0
     if release.attach == "images":
         return len(release.images)
-    found = PROFILES.get(network)
-    return 1 if found is not None and found.card_thumbnail else 0
+    return 1 if found.card_thumbnail else 0
 
 
 def text_options(release: Release, options: ComposeOptions) -> ComposeOptions:

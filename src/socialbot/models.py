@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from socialbot.networks import NETWORKS as NETWORKS  # every supported network, in order
+from socialbot.networks import PROFILES
 
 # ISO 639-1, the two-letter codes (all 183 of them).
 LANGUAGES = frozenset(
@@ -471,7 +472,8 @@ class Post:
             "hashtags": list(self.hashtags),
             "link": self.link,
         }
-        if self.facets:
+        profile = PROFILES.get(self.network)
+        if self.facets or (profile is not None and profile.rich_text == "facets"):
             data["facets"] = list(self.facets)
         if self.notes:
             data["notes"] = list(self.notes)
