@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from socialbot.compose.counting import NETWORK_NAMES, graphemes, utf16_length
+from socialbot.compose.counting import graphemes, network_name, utf16_length
 from socialbot.errors import InvalidImage
 from socialbot.networks import PROFILES
 from socialbot.networks.base import JPEG, PNG, AltCounting, ImageLimits
@@ -72,10 +72,6 @@ LIMITS: dict[str, ImageLimits] = {
 }
 """Each network's image limits, from its profile; Mastodon's are the defaults for an
 instance that does not publish its own (see ``mastodon_limits``). Sources in docs/media.md."""
-
-
-def network_name(limits: ImageLimits) -> str:
-    return NETWORK_NAMES.get(limits.network, limits.network)
 
 
 def mastodon_limits(media_attachments: object) -> ImageLimits:
@@ -145,7 +141,8 @@ def check_alt(
         unit = ALT_UNITS[limits.alt_counting]
         raise InvalidImage(
             source,
-            f"has alt text of {length:,} {unit}; {network_name(limits)} allows {limits.max_alt:,}.",
+            f"has alt text of {length:,} {unit}; {network_name(limits.network)} allows "
+            f"{limits.max_alt:,}.",
         )
 
 
@@ -352,15 +349,16 @@ def prepare(image: SourceImage, limits: ImageLimits) -> PreparedImage:
         if aspect > limits.max_aspect:
             raise InvalidImage(
                 image.source,
-                f"is {aspect:.0f} times longer than it is wide; {network_name(limits)} allows "
-                f"{limits.max_aspect:.0f}.",
+                f"is {aspect:.0f} times longer than it is wide; "
+                f"{network_name(limits.network)} allows {limits.max_aspect:.0f}.",
             )
     picture, colour_step = _to_srgb(picture, image.icc_profile)
     mime = PNG if picture.mode == "RGBA" else JPEG
     if mime not in limits.formats:
         if JPEG not in limits.formats:
             raise InvalidImage(
-                image.source, f"cannot be sent: {network_name(limits)} takes no JPEG or PNG."
+                image.source,
+                f"cannot be sent: {network_name(limits.network)} takes no JPEG or PNG.",
             )
         picture, mime = _flatten(picture), JPEG
         colour_step = _join(colour_step, "transparency flattened onto white")
@@ -500,8 +498,8 @@ def _encode_within(
         if max(smaller) < MIN_SIDE:
             raise InvalidImage(
                 source,
-                f"cannot be made smaller than {_size(limits.max_bytes)} for {network_name(limits)} "
-                f"without shrinking it below {MIN_SIDE} pixels.",
+                f"cannot be made smaller than {_size(limits.max_bytes)} for "
+                f"{network_name(limits.network)} without shrinking it below {MIN_SIDE} pixels.",
             )
         size = smaller
 

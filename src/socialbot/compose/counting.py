@@ -35,6 +35,12 @@ DEFAULT_LIMITS: dict[str, TextLimits] = {
 
 NETWORK_NAMES = {name: profile.display_name for name, profile in PROFILES.items()}
 
+
+def network_name(network: str) -> str:
+    """``network`` as people see it named (its key, when no profile has it)."""
+    return NETWORK_NAMES.get(network, network)
+
+
 _GRAPHEME = regex.compile(r"\X")
 
 
@@ -121,7 +127,7 @@ class Budget:
 
     def problem(self, text: str) -> str | None:
         """Why ``text`` is over this budget, in one sentence; None when it fits."""
-        name = NETWORK_NAMES.get(self.network, self.network)
+        name = network_name(self.network)
         length = self.length(text)
         if length > self.limit:
             return (

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import regex
 
 from socialbot.compose import hashtags as tags
-from socialbot.compose.counting import NETWORK_NAMES, Budget, graphemes
+from socialbot.compose.counting import Budget, graphemes, network_name
 from socialbot.compose.hashtags import Hashtag
 from socialbot.compose.links import bluesky_display, clickable, recognised_by, with_utm
 from socialbot.compose.mentions import WORD_JOINER, render_mentions
@@ -57,10 +57,6 @@ def paragraphs(text: str) -> list[str]:
     """``text`` split at blank lines, each paragraph on one line."""
     found = (_RUNS.sub(" ", part).strip() for part in _PARAGRAPH.split(clean(text)))
     return [part for part in found if part]
-
-
-def network_name(network: str) -> str:
-    return NETWORK_NAMES.get(network, network)
 
 
 def faceted(network: str) -> bool:

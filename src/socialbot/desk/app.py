@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     import uvicorn
 
 from socialbot import operations
-from socialbot.compose.counting import NETWORK_NAMES
+from socialbot.compose.counting import network_name
 from socialbot.config import Settings
 from socialbot.desk.users import Can, Role, Throttle, User, UserError, Users, parse_role
 from socialbot.errors import SocialbotError
@@ -115,10 +115,6 @@ def known_language(code: object) -> str:
     """The ISO 639-1 code for a ``lang`` attribute; empty when it is none (a typing error)."""
     text = code.strip().lower() if isinstance(code, str) else ""
     return text if text in LANGUAGES else ""
-
-
-def network_name(network: str) -> str:
-    return NETWORK_NAMES.get(network, network)
 
 
 def safe_url(value: str | None) -> str | None:
