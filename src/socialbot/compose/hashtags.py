@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import regex
 
-from socialbot.compose.richtext import tag_spans
+from socialbot.compose.richtext import faceted, tag_spans
 from socialbot.compose.twitter_text import extract_hashtags
-from socialbot.networks import PROFILES
 
 MAX_TAG_LENGTH = 64
 _APOSTROPHES = "'’ʼ"
@@ -119,8 +118,7 @@ def live(text: str, network: str) -> list[Hashtag]:
     so it matches the release's hashtags. Elsewhere, as X finds them.
     """
     found = extract_hashtags(text)
-    profile = PROFILES.get(network)
-    if profile is None or profile.rich_text != "facets":
+    if not faceted(network):
         return [Hashtag(entity.tag) for entity in found]
     by_start = {entity.start: entity.tag for entity in found}
     return [Hashtag(by_start.get(start, tag)) for start, _, tag in tag_spans(text)]

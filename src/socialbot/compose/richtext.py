@@ -17,6 +17,8 @@ from typing import Any
 
 import regex
 
+from socialbot.networks import PROFILES
+
 LITTLE_TEXT_RESERVED = "\\|{}@[]()<>#*_~"
 
 # JavaScript's \s, which the app's regular expressions use.
@@ -40,6 +42,12 @@ MAX_TAG_LENGTH = 64
 _LITTLE_HASHTAG = regex.compile(
     r"(?<![\p{L}\p{M}\p{Nd}_#\\])#[\p{L}\p{M}\p{Nd}_]*\p{L}[\p{L}\p{M}\p{Nd}_]*"
 )
+
+
+def faceted(network: str) -> bool:
+    """Whether ``network``'s links and hashtags live by the facets the composer writes."""
+    profile = PROFILES.get(network)
+    return profile is not None and profile.rich_text == "facets"
 
 
 def escape_little_text(text: str) -> str:

@@ -23,7 +23,7 @@ from socialbot.compose.hashtags import Hashtag
 from socialbot.compose.links import bluesky_display, clickable, recognised_by, with_utm
 from socialbot.compose.mentions import WORD_JOINER, render_mentions
 from socialbot.compose.options import ComposeOptions, ShapingRules
-from socialbot.compose.richtext import bluesky_facets, link_spans
+from socialbot.compose.richtext import bluesky_facets, faceted, link_spans
 from socialbot.compose.trimming import SENTENCE_CLOSE, CutPoint, cut_points, finish, url_spans
 from socialbot.compose.twitter_text import x_urls
 from socialbot.errors import ComposeError
@@ -57,12 +57,6 @@ def paragraphs(text: str) -> list[str]:
     """``text`` split at blank lines, each paragraph on one line."""
     found = (_RUNS.sub(" ", part).strip() for part in _PARAGRAPH.split(clean(text)))
     return [part for part in found if part]
-
-
-def faceted(network: str) -> bool:
-    """Whether ``network``'s links and hashtags live by the facets the composer writes."""
-    profile = PROFILES.get(network)
-    return profile is not None and profile.rich_text == "facets"
 
 
 def release_link(release: Release, network: str, options: ComposeOptions) -> str:
