@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import regex
 import yaml
@@ -31,9 +31,10 @@ from socialbot.compose.hashtags import normalize
 from socialbot.errors import ConfigurationError
 from socialbot.models import NETWORKS, TextLimits
 from socialbot.networks import PROFILES
+from socialbot.networks.base import Lead
 
 BLOCKS = ("title", "summary", "hashtags", "link")
-LEADS = ("full", "summary", "first")
+LEADS: tuple[str, ...] = get_args(Lead)
 SECTIONS = ("topics", "networks", "lead", "mentions")
 _HANDLE_NAME = regex.compile(r"[A-Za-z0-9_]+(?:[.-]+[A-Za-z0-9_]+)*")
 _HANDLE = regex.compile(r"[@＠][^\s@＠]+(?:[@＠][^\s@＠]+)?")
