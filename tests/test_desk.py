@@ -777,6 +777,16 @@ def flashes_after(b: Browser, path: str, data: dict[str, Any], page: str) -> lis
     return [(kind, html.unescape(message)) for kind, message in found]
 
 
+def left_in_doubt(store: Store, release_id: str, network: str) -> None:
+    """A send that may have reached the network, its answer lost: the delivery is unknown."""
+    delivery = store.get(release_id, network)
+    now = utcnow()
+    assert delivery is not None and store.claim(delivery.id, "text", now) is not None
+    assert store.finish(
+        delivery.id, DeliveryStatus.UNKNOWN, now, expect=DeliveryStatus.SENDING, uncertain=True
+    )
+
+
 def test_taking_back_says_what_becomes_of_each_network(desk):
     """The flash sorts networks as the CLI does: looked for first (Mastodon), being sent with
     nothing to look on so the drain's record decides (Telegram), already posted (Bluesky),
@@ -809,11 +819,7 @@ def test_taking_back_says_what_becomes_of_each_network(desk):
 
     add_release(store, "r2", author="carol", networks=["telegram"])
     operations.approve(load_settings(), store, "r2", by="bob")
-    telegram = store.get("r2", "telegram")
-    assert store.claim(telegram.id, "text", now) is not None
-    assert store.finish(
-        telegram.id, DeliveryStatus.UNKNOWN, now, expect=DeliveryStatus.SENDING, uncertain=True
-    )
+    left_in_doubt(store, "r2", "telegram")
 
     [(kind, said)] = flashes_after(
         olga, "/releases/r2/retract", {"reason": "pulled"}, "/releases/r2"
@@ -829,12 +835,7 @@ def test_approving_over_a_send_only_a_person_can_settle_says_so_as_an_error(desk
     _, store, app = desk
     add_release(store, author="carol", networks=["telegram"])
     operations.approve(load_settings(), store, "r1", by="bob")
-    telegram = store.get("r1", "telegram")
-    now = utcnow()
-    assert store.claim(telegram.id, "text", now) is not None
-    assert store.finish(
-        telegram.id, DeliveryStatus.UNKNOWN, now, expect=DeliveryStatus.SENDING, uncertain=True
-    )
+    left_in_doubt(store, "r1", "telegram")
     operations.edit_release(store, "r1", {"title": "Title corrected"}, author="carol")
     operations.submit(store, "r1", by="carol")
 
