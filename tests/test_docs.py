@@ -88,6 +88,21 @@ def test_every_file_the_readme_links_to_exists():
     assert [link for link in local if not (ROOT / link).exists()] == []
 
 
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors MkDocs gives a page's headings (lower case, words joined by hyphens)."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", page.read_text(encoding="utf-8"), re.M)
+    return {re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", h).strip().lower()) for h in headings}
+
+
+def test_every_section_the_readme_links_to_exists():
+    links = re.findall(r"\]\(([^)#\s]+\.md)#([^)\s]+)\)", readme())
+    assert links, "the README links into no section of the guide"
+    missing = [
+        f"{page}#{anchor}" for page, anchor in links if anchor not in heading_anchors(ROOT / page)
+    ]
+    assert missing == []
+
+
 def test_the_readme_has_the_going_live_checklist():
     text = readme()
     assert "socialbot networks" in text
