@@ -165,6 +165,22 @@ def test_an_image_without_alt_text_cannot_be_approved(env: Path, camera_jpeg: by
     assert result.exit_code == 1 and "alt" in result.stderr
 
 
+def test_an_instances_own_alt_text_limit_is_checked_once_socialbot_has_read_it(
+    env: Path, sandbox: SandboxServer, camera_jpeg: bytes
+):
+    (env / "queue" / "p.jpg").write_bytes(camera_jpeg)
+    release_with(
+        env, "r1.json", [{"file": "p.jpg", "alt": ALT}], networks=["mastodon"], attach="images"
+    )
+    sandbox.networks["mastodon"].description_limit = 40  # type: ignore[attr-defined]
+    assert run("preview", "r1").exit_code == 0  # the stock 1,500 until the instance is asked
+
+    assert run("networks").exit_code == 0  # asks the instance: GET /api/v2/instance
+    refused = run("approve", "r1", "--by", "Ana")
+    assert refused.exit_code == 1
+    assert "Mastodon allows 40" in refused.stderr and "p.jpg" in refused.stderr
+
+
 def test_an_image_path_outside_the_release_folder_is_refused(env: Path, tmp_path: Path):
     release_with(env, "r1.json", [{"file": "../secret.jpg", "alt": "x"}], networks=["x"])
     result = run("approve", "r1", "--by", "Ana")

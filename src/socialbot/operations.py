@@ -960,7 +960,9 @@ def networks(settings: Settings, store: Store | None = None) -> list[NetworkChec
             checks.append(NetworkCheck(network, False, configured, None, detail))
             continue
         try:
-            adapter = create_adapter(network, settings)
+            # The store keeps what the adapter learns (a Bluesky session, the image limits a
+            # Mastodon instance reports), as in a drain.
+            adapter = create_adapter(network, settings, state=store)
             try:
                 who = adapter.check()
                 limits = adapter.text_limits()
