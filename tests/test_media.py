@@ -23,9 +23,9 @@ from socialbot.media import (
     alt_length,
     check_alt,
     load_image,
-    mastodon_limits,
     prepare,
 )
+from socialbot.networks import PROFILES
 from socialbot.networks.base import ImageLimits
 from tests.helpers import fresh_python
 
@@ -399,6 +399,13 @@ def test_an_image_that_cannot_reach_the_byte_limit_is_refused():
 
 
 # --- Mastodon: the instance's own limits ----------------------------------------------
+
+
+def mastodon_limits(media_attachments: object) -> ImageLimits:
+    """What the Mastodon profile reads from an instance's ``media_attachments``."""
+    read = PROFILES["mastodon"].reported_images
+    assert read is not None
+    return read(LIMITS["mastodon"], media_attachments)
 
 
 def test_mastodon_limits_come_from_the_instance():

@@ -49,13 +49,10 @@ RULE_NAMES = {
     "compose/shaping.py": {"mastodon", "bluesky"},
     "compose/counting.py": {"mastodon", "x"},
     "compose/twitter_text.py": {"x"},
-    "attachments.py": {"mastodon"},
-    "media.py": {"mastodon"},
 }
 """Where a network's name may appear in code outside the registry, and why: the link
 finders and counting rules of X, Mastodon and Bluesky are named after them (a profile
-picks one with ``link_rule`` or ``counting``; ``"x" * n`` is a run of letters), and a
-Mastodon instance reports its own image limits in a shape only Mastodon's parser reads."""
+picks one with ``link_rule`` or ``counting``; ``"x" * n`` is a run of letters)."""
 
 
 def test_what_socialbot_knows_of_a_network_is_in_its_profile():

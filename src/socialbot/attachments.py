@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from socialbot.errors import ComposeError, InvalidImage, SocialbotError
 from socialbot.models import Post, PostImage, Release, TextLimits
-from socialbot.networks import PROFILES
+from socialbot.networks import MEDIA_LIMITS_KEY, PROFILES
 
 if TYPE_CHECKING:
     from socialbot.compose import ComposeOptions
@@ -43,9 +43,6 @@ CAPTIONS = {
     if profile.caption_characters is not None
 }
 """Text limits where the post's text travels as the caption of its photos."""
-MEDIA_LIMITS_KEY = "media-limits:"
-"""Key-value prefix of what a network reports about images (Mastodon's
-``configuration.media_attachments``), kept by its adapter."""
 
 Fetch = Callable[[str], bytes]
 
@@ -94,17 +91,20 @@ def text_options(release: Release, options: ComposeOptions) -> ComposeOptions:
 
 
 def image_limits(network: str, store: Store | None) -> ImageLimits:
-    """``network``'s image limits; a Mastodon instance's own, as its adapter last read them."""
-    from socialbot.media import limits_for, mastodon_limits
+    """``network``'s image limits: those it reports about itself, as its adapter last
+    read them, over its profile's."""
+    from socialbot.media import limits_for
 
-    if network == "mastodon" and store is not None:
+    limits = limits_for(network)
+    read = PROFILES[network].reported_images
+    if read is not None and store is not None:
         raw = store.get_value(MEDIA_LIMITS_KEY + network)
         if raw:
             try:
-                return mastodon_limits(json.loads(raw))
+                return read(limits, json.loads(raw))
             except ValueError:
                 pass
-    return limits_for(network)
+    return limits
 
 
 def attach(

@@ -28,7 +28,7 @@ import math
 import struct
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from socialbot.compose.counting import graphemes, network_name, utf16_length
@@ -70,35 +70,8 @@ _READ_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "La",
 LIMITS: dict[str, ImageLimits] = {
     name: profile.images for name, profile in PROFILES.items() if profile.images is not None
 }
-"""Each network's image limits, from its profile; Mastodon's are the defaults for an
-instance that does not publish its own (see ``mastodon_limits``). Sources in docs/media.md."""
-
-
-def mastodon_limits(media_attachments: object) -> ImageLimits:
-    """Limits for one Mastodon instance from ``configuration.media_attachments`` of
-    its ``GET /api/v2/instance``; a missing or malformed value keeps the default."""
-    base = LIMITS["mastodon"]
-    if not isinstance(media_attachments, Mapping):
-        return base
-
-    def positive(key: str, default: int) -> int:
-        value = media_attachments.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-        return default
-
-    formats = base.formats
-    types = media_attachments.get("supported_mime_types")
-    if isinstance(types, list):
-        images = frozenset(t for t in types if isinstance(t, str) and t.startswith("image/"))
-        formats = images or base.formats
-    return replace(
-        base,
-        max_bytes=positive("image_size_limit", base.max_bytes),
-        max_pixels=positive("image_matrix_limit", base.max_pixels or 0),
-        formats=formats,
-        max_alt=positive("description_limit", base.max_alt or 0),
-    )
+"""Each network's image limits, from its profile: the defaults where a network reports its
+own (``Profile.reported_images``). Sources in docs/media.md."""
 
 
 def limits_for(network: str) -> ImageLimits:
@@ -128,7 +101,7 @@ def check_alt(
     limits: ImageLimits | None = None,
 ) -> None:
     """Refuse missing or empty alt text, and alt text longer than ``network``
-    allows; ``limits`` overrides the defaults (a Mastodon instance's own)."""
+    allows; ``limits`` overrides the defaults (those the network reports)."""
     limits = limits or limits_for(network)
     if alt is None or not alt.strip():
         raise InvalidImage(

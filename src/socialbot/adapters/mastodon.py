@@ -41,6 +41,7 @@ from socialbot.errors import (
 )
 from socialbot.logs import register_secret
 from socialbot.models import Post, Receipt, TextLimits
+from socialbot.networks import MEDIA_LIMITS_KEY
 from socialbot.networks.mastodon import PROFILE, MastodonSettings
 
 log = logging.getLogger("socialbot.adapters.mastodon")
@@ -56,8 +57,9 @@ FIND_MARGIN = timedelta(minutes=5)
 """Clock difference tolerated between this host and the instance."""
 MEDIA_POLLS = 12
 """``GET /api/v1/media/:id`` at most this many times while an upload is processed."""
-MEDIA_LIMITS_KEY = "media-limits:mastodon"
-"""Where the instance's ``configuration.media_attachments`` is kept (``socialbot.attachments``)."""
+MEDIA_LIMITS = MEDIA_LIMITS_KEY + PROFILE.name
+"""Where the instance's ``configuration.media_attachments`` is kept (read by the profile's
+``reported_images``)."""
 _MENTION = re.compile(r"(?<![\w@])@([\w.-]+)@[\w.-]+\w")
 _SPACE = re.compile(r"\s+")
 
@@ -276,8 +278,8 @@ class MastodonAdapter(Adapter):
             configuration = instance.get("configuration")
             if isinstance(configuration, dict) and configuration.get("media_attachments"):
                 value = json.dumps(configuration["media_attachments"], sort_keys=True)
-                if self.state.get_value(MEDIA_LIMITS_KEY) != value:
-                    self.state.set_value(MEDIA_LIMITS_KEY, value)
+                if self.state.get_value(MEDIA_LIMITS) != value:
+                    self.state.set_value(MEDIA_LIMITS, value)
             limits = limits_from_instance(instance)
             if limits is not None:
                 return limits

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-from socialbot.networks.base import ENV_PREFIX, NetworkSettings, Profile
+from socialbot.networks.base import ENV_PREFIX, MEDIA_LIMITS_KEY, NetworkSettings, Profile
 
 REGISTRY: tuple[str, ...] = (
     "x",
@@ -42,6 +42,7 @@ def profile(network: str) -> Profile:
 
 __all__ = [
     "ENV_PREFIX",
+    "MEDIA_LIMITS_KEY",
     "NETWORKS",
     "PROFILES",
     "REGISTRY",

@@ -7,6 +7,7 @@ library (tweepy, httpx) or the composer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import ClassVar, Literal
@@ -39,6 +40,11 @@ WEBP = "image/webp"
 AltCounting = Literal["graphemes", "characters", "utf16"]
 """How alt text is counted: grapheme clusters, Unicode code points ("characters"
 as Ruby and JSON Schema count them), or UTF-16 code units (Java, JavaScript)."""
+
+
+MEDIA_LIMITS_KEY = "media-limits:"
+"""Key-value prefix of the image limits a network reports about itself, kept by its
+adapter as the network reports them (JSON) and read by its profile's ``reported_images``."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,9 @@ class Profile:
     """The lead's length at most, as the network counts it (None: as far as there is room)."""
     images: ImageLimits | None = None
     """What the network takes as an image; None: socialbot sends it none."""
+    reported_images: Callable[[ImageLimits, object], ImageLimits] | None = None
+    """Reads the image limits the network reports about itself (a Mastodon instance's),
+    as its adapter keeps them under ``MEDIA_LIMITS_KEY`` + name, over ``images``."""
     card_thumbnail: bool = False
     """The link card takes a thumbnail socialbot uploads: a release's first image."""
     caption_characters: int | None = None

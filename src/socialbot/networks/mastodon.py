@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import ClassVar
 
@@ -38,6 +40,32 @@ class MastodonSettings(NetworkSettings):
         return value
 
 
+def instance_image_limits(base: ImageLimits, media_attachments: object) -> ImageLimits:
+    """Limits for one Mastodon instance from ``configuration.media_attachments`` of
+    its ``GET /api/v2/instance``; a missing or malformed value keeps ``base``'s."""
+    if not isinstance(media_attachments, Mapping):
+        return base
+
+    def positive(key: str, default: int) -> int:
+        value = media_attachments.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        return default
+
+    formats = base.formats
+    types = media_attachments.get("supported_mime_types")
+    if isinstance(types, list):
+        images = frozenset(t for t in types if isinstance(t, str) and t.startswith("image/"))
+        formats = images or base.formats
+    return replace(
+        base,
+        max_bytes=positive("image_size_limit", base.max_bytes),
+        max_pixels=positive("image_matrix_limit", base.max_pixels or 0),
+        formats=formats,
+        max_alt=positive("description_limit", base.max_alt or 0),
+    )
+
+
 PROFILE = Profile(
     name="mastodon",
     display_name="Mastodon",
@@ -52,7 +80,7 @@ PROFILE = Profile(
     link_rule="mastodon",
     mentions_parsed=True,
     max_hashtags=5,
-    # The defaults for an instance that does not publish its own (media.mastodon_limits).
+    # The defaults for an instance that does not publish its own (instance_image_limits).
     images=ImageLimits(
         "mastodon",
         max_bytes=10 * 1024 * 1024,
@@ -61,6 +89,7 @@ PROFILE = Profile(
         max_alt=1500,
         alt_counting="characters",
     ),
+    reported_images=instance_image_limits,
     idempotent=True,
     # PostStatusService keeps the key for 3,600 s after creating the status. We
     # claim five minutes less, so a resend decided near the end of the hour
