@@ -81,6 +81,12 @@ def test_the_readme_shows_the_two_commands_and_ci_runs_the_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
+def test_the_readme_says_how_the_postgresql_tests_run_and_when_they_are_skipped():
+    text = readme()
+    assert "SOCIALBOT_TEST_POSTGRES_URL" in text and "/usr/lib/postgresql" in text
+    assert "skipped" in text
+
+
 def test_every_file_the_readme_links_to_exists():
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme())
     local = [link for link in links if not re.match(r"[a-z]+:", link)]
