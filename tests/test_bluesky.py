@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import stat
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,14 +15,8 @@ import httpx
 import pytest
 
 from socialbot import logs
-from socialbot.adapters.base import MemoryState
-from socialbot.adapters.bluesky import (
-    BlueskyAdapter,
-    SessionFile,
-    _fernet,
-    record_key,
-    session_path,
-)
+from socialbot.adapters.base import MemoryState, State
+from socialbot.adapters.bluesky import SESSION_KEY, BlueskyAdapter, Sessions, _fernet, record_key
 from socialbot.compose import bluesky_facets
 from socialbot.config import Settings
 from socialbot.errors import (
@@ -53,7 +46,7 @@ def pds(sandbox: SandboxServer) -> BlueskySandbox:
 
 def make_adapter(
     sandbox: SandboxServer,
-    state: Path | None,
+    state: State | None,
     *,
     timeout: float = 5.0,
     base_url: str | None = None,
@@ -66,7 +59,7 @@ def make_adapter(
         app_password=credentials["app_password"],
         base_url=base_url or base,
         web_url=base,
-        session_path=session_path(str(state / "socialbot.db")) if state else None,
+        state=state,
         timeout=timeout,
     )
 
@@ -88,8 +81,8 @@ def post(text: str = TEXT, language: str = "en", **changes: Any) -> Post:
 
 
 @pytest.fixture
-def adapter(sandbox: SandboxServer, tmp_path: Path) -> Iterator[BlueskyAdapter]:
-    made = make_adapter(sandbox, tmp_path)
+def adapter(sandbox: SandboxServer) -> Iterator[BlueskyAdapter]:
+    made = make_adapter(sandbox, MemoryState())
     yield made
     made.close()
 
@@ -182,28 +175,27 @@ def test_find_looks_through_the_accounts_own_posts(adapter: BlueskyAdapter):
 # -- the session ------------------------------------------------------------------------------
 
 
-def test_session_is_kept_privately_next_to_the_database_and_reused(
-    sandbox: SandboxServer, tmp_path: Path
-):
-    first = make_adapter(sandbox, tmp_path)
+def test_the_session_is_kept_sealed_in_the_store_and_reused(sandbox: SandboxServer):
+    state = MemoryState()  # what the store's key-value area is to the adapter
+    first = make_adapter(sandbox, state)
     first.publish(post(f"One {LINK}"), key="a")
     first.close()
-    second = make_adapter(sandbox, tmp_path)
+    second = make_adapter(sandbox, state)
     second.publish(post(f"Two {LINK}"), key="b")
     second.check()
     second.close()
 
     assert pds(sandbox).logins == 1
     assert calls(sandbox).count("com.atproto.server.createSession") == 1
-    path = tmp_path / "socialbot.db.bluesky-session.json"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    saved = json.loads(path.read_text())
-    assert saved["did"] == pds(sandbox).did
-    assert pds(sandbox).credentials["app_password"] not in path.read_text()
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
-    for token in (saved["access_jwt"], saved["refresh_jwt"]):
+    sealed = state.get_value(SESSION_KEY)
+    assert sealed is not None and '"' not in sealed  # a Fernet token, never plain JSON
+    saved = second.sessions.load()
+    assert saved is not None and saved.did == pds(sandbox).did
+    for secret in (pds(sandbox).credentials["app_password"], saved.access_jwt, saved.refresh_jwt):
+        assert secret not in sealed
+    for token in (saved.access_jwt, saved.refresh_jwt):
         assert logs.redact(f"token {token}") == f"token {logs.MASK}"
-    assert set(second.secret_values()) == {saved["access_jwt"], saved["refresh_jwt"]}
+    assert set(second.secret_values()) == {saved.access_jwt, saved.refresh_jwt}
 
 
 def test_the_sealing_key_is_derived_while_the_login_is_in_flight(sandbox: SandboxServer):
@@ -245,26 +237,36 @@ def test_the_sealing_key_is_derived_while_the_login_is_in_flight(sandbox: Sandbo
     assert sealed is not None and '"' not in sealed  # a Fernet token, never plain JSON
 
 
-def test_a_session_of_another_account_is_not_reused(sandbox: SandboxServer, tmp_path: Path):
-    first = make_adapter(sandbox, tmp_path)
+def test_a_session_of_another_account_or_server_is_not_reused(sandbox: SandboxServer):
+    state = MemoryState()
+    first = make_adapter(sandbox, state)
     first.check()
     first.close()
-    path = tmp_path / "socialbot.db.bluesky-session.json"
-    saved = json.loads(path.read_text())
-    path.write_text(json.dumps({**saved, "identifier": "someone-else.bsky.social"}))
+    session = first.sessions.load()
+    assert session is not None
+    base = pds(sandbox).base_url
+    handle = pds(sandbox).credentials["handle"]
+    # Unsealed, so that only the account and the server it belongs to can tell them apart.
+    kept = MemoryState()
+    Sessions(kept, base, handle).save(session)
+    assert Sessions(kept, base, handle).load() == session
+    assert Sessions(kept, base, "someone-else.bsky.social").load() is None
+    assert Sessions(kept, "https://pds.example", handle).load() is None
 
-    second = make_adapter(sandbox, tmp_path)
-    second.check()
+    second = make_adapter(sandbox, state, handle="someone-else.bsky.social")
+    with pytest.raises(AuthError):
+        second.check()  # the sandbox knows no such account: it logged in, not reused
     second.close()
-    assert pds(sandbox).logins == 2
+    assert pds(sandbox).logins == 1
+    assert calls(sandbox).count("com.atproto.server.createSession") == 2
 
 
 def test_expired_access_token_is_refreshed_and_the_post_sent_once(
-    adapter: BlueskyAdapter, sandbox: SandboxServer, tmp_path: Path
+    adapter: BlueskyAdapter, sandbox: SandboxServer
 ):
     pds(sandbox).access_lifetime = 0.3
     adapter.check()
-    old = json.loads((tmp_path / "socialbot.db.bluesky-session.json").read_text())
+    old = adapter.sessions.load()
     time.sleep(0.4)
     pds(sandbox).access_lifetime = 3600
 
@@ -277,8 +279,9 @@ def test_expired_access_token_is_refreshed_and_the_post_sent_once(
     ]
     assert (pds(sandbox).logins, pds(sandbox).refreshes) == (1, 1)
     assert len(sandbox.posts("bluesky")) == 1
-    new = json.loads((tmp_path / "socialbot.db.bluesky-session.json").read_text())
-    assert new["access_jwt"] != old["access_jwt"] and new["refresh_jwt"] != old["refresh_jwt"]
+    new = adapter.sessions.load()
+    assert old is not None and new is not None
+    assert new.access_jwt != old.access_jwt and new.refresh_jwt != old.refresh_jwt
 
 
 def test_refused_refresh_token_means_logging_in_again(
@@ -308,8 +311,9 @@ def test_a_session_refused_twice_is_an_auth_error(adapter: BlueskyAdapter, sandb
     assert sandbox.posts() == []
 
 
-def test_a_wrong_app_password_is_an_auth_error_asked_once(sandbox: SandboxServer, tmp_path: Path):
-    adapter = make_adapter(sandbox, tmp_path, app_password="wrong-pass-word-1234")
+def test_a_wrong_app_password_is_an_auth_error_asked_once(sandbox: SandboxServer):
+    state = MemoryState()
+    adapter = make_adapter(sandbox, state, app_password="wrong-pass-word-1234")
     with pytest.raises(AuthError) as caught:
         adapter.publish(post(), key="d1")
     assert caught.value.status_code == 401
@@ -319,7 +323,7 @@ def test_a_wrong_app_password_is_an_auth_error_asked_once(sandbox: SandboxServer
         adapter.check()
     adapter.close()
     assert calls(sandbox) == ["com.atproto.server.createSession"]
-    assert not (tmp_path / "socialbot.db.bluesky-session.json").exists()
+    assert state.get_value(SESSION_KEY) is None
 
 
 def test_logins_are_rate_limited_as_the_pds_does(sandbox: SandboxServer):
@@ -525,8 +529,8 @@ def test_a_server_error_on_a_read_is_transient(adapter: BlueskyAdapter, sandbox:
         adapter.check()
 
 
-def test_a_refused_connection_is_transient(sandbox: SandboxServer, tmp_path: Path):
-    adapter = make_adapter(sandbox, tmp_path, base_url=f"http://127.0.0.1:{closed_port()}")
+def test_a_refused_connection_is_transient(sandbox: SandboxServer):
+    adapter = make_adapter(sandbox, MemoryState(), base_url=f"http://127.0.0.1:{closed_port()}")
     with pytest.raises(TransientError, match="could not connect"):
         adapter.publish(post(), key="d1")
     with pytest.raises(TransientError):
@@ -535,10 +539,8 @@ def test_a_refused_connection_is_transient(sandbox: SandboxServer, tmp_path: Pat
 
 
 @pytest.mark.parametrize("kind", ["accept-then-reset", "accept-then-hang"])
-def test_a_lost_answer_is_settled_by_the_record_key(
-    sandbox: SandboxServer, tmp_path: Path, kind: str
-):
-    adapter = make_adapter(sandbox, tmp_path, timeout=0.5)
+def test_a_lost_answer_is_settled_by_the_record_key(sandbox: SandboxServer, kind: str):
+    adapter = make_adapter(sandbox, MemoryState(), timeout=0.5)
     adapter.check()
     sandbox.inject("bluesky", Fault(kind=kind, delay=1.5))  # type: ignore[arg-type]
 
@@ -560,8 +562,8 @@ def test_a_lost_answer_that_cannot_be_checked_is_ambiguous(
     assert len(sandbox.posts("bluesky")) == 1
 
 
-def test_a_hang_before_processing_is_ambiguous(sandbox: SandboxServer, tmp_path: Path):
-    adapter = make_adapter(sandbox, tmp_path, timeout=0.5)
+def test_a_hang_before_processing_is_ambiguous(sandbox: SandboxServer):
+    adapter = make_adapter(sandbox, MemoryState(), timeout=0.5)
     adapter.check()
     sandbox.inject("bluesky", Fault(kind="hang", delay=1.5))
     with pytest.raises(AmbiguousError, match="nothing is under its record key"):
@@ -599,7 +601,7 @@ def test_a_resend_with_the_same_key_never_posts_twice(
 # -- settings and the whole pipeline ----------------------------------------------------------
 
 
-def test_from_settings_keeps_the_session_next_to_the_database(
+def test_from_settings_keeps_the_session_in_the_state_it_is_given(
     workdir: Path, sandbox: SandboxServer
 ):
     settings = Settings(
@@ -612,17 +614,21 @@ def test_from_settings_keeps_the_session_next_to_the_database(
         },
         request_timeout_seconds=7,
     )
-    adapter = BlueskyAdapter.from_settings(settings)
-    assert isinstance(adapter.state, SessionFile)
-    assert adapter.state.path == workdir / "state" / "bot.db.bluesky-session.json"
-    assert adapter.http.timeout.read == 7
-    assert adapter.post_url("3l2blrlakvt5l") == (
-        "https://bsky.app/profile/cor-sandbox.bsky.social/post/3l2blrlakvt5l"
-    )
-    adapter.close()
-    in_memory = BlueskyAdapter.from_settings(
-        settings.model_copy(update={"database_url": "sqlite:///:memory:"})
-    )
+    store = SQLiteStore(str(workdir / "state" / "bot.db"))
+    adapter = BlueskyAdapter.from_settings(settings, state=store)
+    try:
+        assert adapter.state is store
+        assert adapter.http.timeout.read == 7
+        assert adapter.post_url("3l2blrlakvt5l") == (
+            "https://bsky.app/profile/cor-sandbox.bsky.social/post/3l2blrlakvt5l"
+        )
+        adapter.check()
+        assert store.get_value(SESSION_KEY) is not None
+    finally:
+        adapter.close()
+        store.close()
+    assert sorted(p.name for p in (workdir / "state").iterdir() if "bluesky" in p.name) == []
+    in_memory = BlueskyAdapter.from_settings(settings)
     assert isinstance(in_memory.state, MemoryState)
     in_memory.close()
 

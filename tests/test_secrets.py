@@ -1,5 +1,5 @@
 """The secret canary: every credential a unique marker, everything at DEBUG with faults,
-then stdout, stderr, the database, the lock and session files and the queue are
+then stdout, stderr, the database, the lock file and the queue are
 searched for each marker, plain, URL-encoded and base64-encoded: zero hits.
 """
 

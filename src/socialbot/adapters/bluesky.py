@@ -7,29 +7,24 @@ chosen here, derived from the delivery's key, so a resend after an uncertain
 attempt can only land on the same record: it never creates a second post.
 
 Logging in (``createSession``) is limited to 30 per 5 minutes and 300 a day per
-account, so the session is kept in the adapter's ``State`` (the store's
-key-value area; a private file next to a SQLite database until the store
-offers one), reused by every run and renewed with ``refreshSession`` when the PDS says the access
-token has expired; only when the refresh token is refused too does the
-adapter log in again.
+account, so the session is kept in the store's key-value area (sealed with a
+key derived from the app password), reused by every run and renewed with
+``refreshSession`` when the PDS says the access token has expired; only when
+the refresh token is refused too does the adapter log in again.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
@@ -238,45 +233,6 @@ def _fernet(secret: str, identifier: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(key))
 
 
-class SessionFile:
-    """A ``State`` holding the one session value in a private file (mode 0600),
-    replaced atomically: where a SQLite database's session is kept until the
-    store offers its key-value area."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def get_value(self, key: str) -> str | None:
-        try:
-            return self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-
-    def set_value(self, key: str, value: str) -> None:
-        write_private(self.path, value.encode("utf-8"))
-
-
-def write_private(path: Path, content: bytes) -> None:
-    """Replace ``path`` atomically with a file only its owner can read (tmp, fsync, rename)."""
-    # mkstemp creates the file with mode 0600.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 class BlueskyAdapter(Adapter):
     """Posts to one Bluesky account, logged in with an app password."""
 
@@ -294,7 +250,6 @@ class BlueskyAdapter(Adapter):
         app_password: str,
         base_url: str,
         web_url: str,
-        session_path: Path | None = None,
         state: State | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
@@ -306,12 +261,12 @@ class BlueskyAdapter(Adapter):
         self.web_url = web_url.rstrip("/")
         self.request_timeout = timeout
         self.http = new_client(self.base_url, timeout, transport=transport)
-        sealed = state is not None  # a shared store: keep no usable token in it
-        if state is None:
-            state = SessionFile(session_path) if session_path else MemoryState()
-        self.state = state
+        # The store keeps the session between runs, sealed: it holds no usable token. An
+        # adapter without one (a test's) keeps it in memory for its own life.
+        sealed = state is not None
+        self.state = state if state is not None else MemoryState()
         self.sessions = Sessions(
-            state, self.base_url, self.identifier, seal=app_password if sealed else None
+            self.state, self.base_url, self.identifier, seal=app_password if sealed else None
         )
         self._session: Session | None = None
         self._refused: AuthError | None = None
@@ -328,18 +283,11 @@ class BlueskyAdapter(Adapter):
         bsky = settings.section("bluesky")
         assert isinstance(bsky, BlueskySettings)
         assert bsky.handle and bsky.app_password
-        # Only beside a SQLite file: a postgresql:// URL is no path (and may hold a password).
-        database = settings.database_path if settings.database_url.startswith("sqlite:") else None
         return cls(
             handle=bsky.handle,
             app_password=bsky.app_password.get_secret_value(),
             base_url=bsky.base_url,
             web_url=bsky.web_url,
-            session_path=(
-                None
-                if state is not None or database in (None, ":memory:")
-                else session_path(database)
-            ),
             state=state,
             timeout=settings.request_timeout_seconds,
             transport=transport,
@@ -697,11 +645,6 @@ class BlueskyAdapter(Adapter):
 
     def classify(self, response: httpx.Response, *, creating: bool) -> DeliveryError:
         return xrpc_error(response)
-
-
-def session_path(database_path: str) -> Path:
-    """Where the session is kept: next to the database, like its lock file."""
-    return Path(f"{database_path}.bluesky-session.json")
 
 
 def check_post(text: str, facets: list[dict[str, Any]]) -> None:
