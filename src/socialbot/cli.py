@@ -180,7 +180,8 @@ def preview(app: App, release: str, networks: tuple[str, ...], as_json: bool) ->
     """Show the post each network would get for RELEASE (a file, or a known id).
 
     Lengths are counted the way each network counts them, with the limits the
-    networks last reported. Needs no credentials and no network access.
+    networks last reported. Needs no credentials; it goes online only to fetch
+    the images a release names by an https address.
     """
     from socialbot import operations
 
@@ -269,7 +270,9 @@ def withdraw(app: App, release: str, network: str | None, person: str, reason: s
     """Take back RELEASE's approval: what is not yet posted is never posted.
 
     Whatever happens to the release file later. A delivery that may already
-    be on the network is looked for first; posted ones stay (see retract).
+    be on the network is looked for first where the network can be searched
+    (on Telegram a person settles it with resolve); posted ones stay (see
+    retract).
     """
     from socialbot import operations
 

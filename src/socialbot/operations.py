@@ -1,4 +1,4 @@
-"""The operations every face calls: the CLI today, the desk next.
+"""The operations every face calls: the CLI and the desk.
 
 Each function takes the settings and a store, does one thing a person asks
 for, and returns data (never prints). Refusals are ``ApprovalError`` with one

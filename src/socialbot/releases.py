@@ -1,4 +1,5 @@
-"""Reading the queue directory: release files, their validation, and approval.
+"""Reading the queue directory: release files, their validation, and the scan that
+records their revisions.
 
 A release file is JSON (``*.json``) or YAML (``*.yaml``/``*.yml``, read with a
 safe loader that also refuses aliases). Reading is defensive: only regular

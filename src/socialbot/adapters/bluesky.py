@@ -161,11 +161,7 @@ class Sessions:
         return self._deriving.result() if self._seal else None
 
     def load(self) -> Session | None:
-        try:
-            raw = self.state.get_value(SESSION_KEY)
-        except OSError as exc:
-            log.warning("ignoring the unreadable Bluesky session (%s)", exc)
-            return None
+        raw = self.state.get_value(SESSION_KEY)
         if raw is None:
             return None
         if self._fernet is not None:
@@ -198,7 +194,8 @@ class Sessions:
         return session
 
     def save(self, session: Session) -> None:
-        """Keep the session, or warn and carry on: a lost session only costs a login."""
+        """Keep the session in the store, sealed (a store that fails here fails the run, as
+        it would at the delivery's outcome)."""
         data = {
             "base_url": self.base_url,
             "identifier": self.identifier,
@@ -208,10 +205,7 @@ class Sessions:
         value = json.dumps(data, indent=2)
         if self._fernet is not None:
             value = self._fernet.encrypt(value.encode("utf-8")).decode("ascii")
-        try:
-            self.state.set_value(SESSION_KEY, value)
-        except OSError as exc:
-            log.warning("could not save the Bluesky session (%s)", exc)
+        self.state.set_value(SESSION_KEY, value)
 
 
 def _fernet(secret: str, identifier: str) -> Fernet:
@@ -578,8 +572,8 @@ class BlueskyAdapter(Adapter):
         with self._lock:
             if self._session is not None and self._session != expired:
                 return self._session  # another thread renewed it meanwhile
-            # Another process may have rotated the refresh token since we read
-            # the file; its refresh token is then the only one still valid.
+            # Another drain may have rotated the refresh token since we read the
+            # store; its refresh token is then the only one still valid.
             stored = self.sessions.load()
             refresh = stored if stored is not None and stored != expired else expired
             response = self._post_unauthenticated(

@@ -1,9 +1,10 @@
 """The desk's web application: Starlette routes rendering Jinja2 pages (autoescaped).
 
-Every handler goes through ``Desk.endpoint``: it reads the signed session, checks the
-person on every request (a disabled user's session stops working), checks the CSRF token
-on every POST and the role's permission for the action, then calls ``socialbot.operations``
-(the same functions as the CLI; no rule is repeated here). Every response, errors included,
+Every page goes through ``Desk.endpoint`` (the static files and ``networks.css`` are
+public): it reads the signed session, checks the person on every request (a disabled
+user's session stops working), checks the CSRF token on every POST and the role's
+permission for the action, then calls ``socialbot.operations`` (the same functions as the
+CLI; no rule is repeated here). Every response, errors included,
 carries a strict Content-Security-Policy and refuses to be framed.
 """
 

@@ -368,8 +368,8 @@ def _generic(doc: Any, content: bytes, meta: _Meta, url: str) -> PageDraft:
         include_tables=False,
         include_images=False,
         favor_precision=True,
-        # Not trafilatura's deduplication: its cache lives as long as the process, so the
-        # desk re-importing a page, or a feed of similar pages, would lose their text.
+        # Not trafilatura's deduplication: its cache lives as long as the process, so a
+        # page read again in one process, or a feed of similar pages, would lose its text.
         deduplicate=False,
     )
     text = clean(extracted or meta.article_body or "")

@@ -15,7 +15,9 @@ What it does as the bsky.social PDS does (docs.bsky.app, bluesky-social/atproto)
   ``InternalServerError``, as the PDS does today (bluesky-social/atproto
   issue 3718). Writes cost 3 of 5000 points an hour, reported in
   ``RateLimit-*`` headers.
-- ``getRecord``, ``getSession`` and ``app.bsky.feed.getAuthorFeed``.
+- ``getRecord``, ``deleteRecord``, ``uploadBlob`` (images, embedded with
+  ``app.bsky.embed.images`` or as a link card's thumbnail), ``getSession`` and
+  ``app.bsky.feed.getAuthorFeed``.
 
 Stricter than the PDS, as the oracle of the tests: every facet's byte range
 must cover exactly its link's URI or ``#tag`` in the text.

@@ -1,7 +1,8 @@
 """A fake Mastodon instance, speaking the REST API as docs.joinmastodon.org documents it.
 
-Served: ``POST /api/v1/statuses``, ``GET /api/v1/accounts/verify_credentials``,
-``GET /api/v1/accounts/:id/statuses``, ``GET /api/v2/instance`` and
+Served: ``POST /api/v1/statuses``, ``DELETE /api/v1/statuses/:id``,
+``GET /api/v1/accounts/verify_credentials``, ``GET /api/v1/accounts/:id/statuses``,
+``POST /api/v2/media``, ``GET /api/v1/media/:id``, ``GET /api/v2/instance`` and
 ``GET /api/v1/instance``. Like Mastodon it
 
 - takes the OAuth token from ``Authorization: Bearer`` (Doorkeeper also reads an

@@ -113,8 +113,8 @@ CREATE TABLE IF NOT EXISTS queue_files (
 
 # Indexes added after version 1, built on open (a no-op once they exist) so an
 # existing posting log gets them too. Each serves a filter of `deliveries()` in
-# its newest-first order, so `log --status/--network [--since]` and a drain's
-# count of what waits read only the rows they need, whatever the log's size.
+# its newest-first order, so `log --status/--network [--since]` reads only the
+# rows it needs, whatever the log's size.
 LATER_INDEXES = (
     "CREATE INDEX IF NOT EXISTS deliveries_by_status_update ON deliveries (status, updated_at)",
     "CREATE INDEX IF NOT EXISTS deliveries_by_network_update ON deliveries (network, updated_at)",
