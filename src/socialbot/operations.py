@@ -948,36 +948,36 @@ class NetworkCheck:
 
 def networks(settings: Settings, store: Store | None = None) -> list[NetworkCheck]:
     """Every supported network; the active ones' credentials checked (nothing is posted)."""
-    from socialbot.adapters import create_adapter
     from socialbot.publish import save_limits
 
     active = settings.active_networks()
+    adapters = LazyAdapters(settings, active, store)  # built as a drain builds them
     checks = []
-    for network in NETWORKS:
-        configured = settings.section(network).is_configured()
-        if network not in active:
-            detail = "configured but not in SOCIALBOT_NETWORKS" if configured else "not configured"
-            checks.append(NetworkCheck(network, False, configured, None, detail))
-            continue
-        try:
-            # The store keeps what the adapter learns (a Bluesky session, the image limits a
-            # Mastodon instance reports), as in a drain.
-            adapter = create_adapter(network, settings, state=store)
+    try:
+        for network in NETWORKS:
+            configured = settings.section(network).is_configured()
+            if network not in active:
+                detail = (
+                    "configured but not in SOCIALBOT_NETWORKS" if configured else "not configured"
+                )
+                checks.append(NetworkCheck(network, False, configured, None, detail))
+                continue
             try:
+                adapter = adapters[network]
                 who = adapter.check()
                 limits = adapter.text_limits()
-            finally:
-                adapter.close()
-        except SocialbotError as exc:
+            except SocialbotError as exc:
+                if store is not None:
+                    store.set_value(f"credentials:{network}", str(exc))
+                checks.append(NetworkCheck(network, True, True, False, str(exc)))
+                continue
             if store is not None:
-                store.set_value(f"credentials:{network}", str(exc))
-            checks.append(NetworkCheck(network, True, True, False, str(exc)))
-            continue
-        if store is not None:
-            store.set_value(f"credentials:{network}", "")
-            if limits is not None:
-                save_limits(store, network, limits)
-        checks.append(NetworkCheck(network, True, True, True, who))
+                store.set_value(f"credentials:{network}", "")
+                if limits is not None:
+                    save_limits(store, network, limits)
+            checks.append(NetworkCheck(network, True, True, True, who))
+    finally:
+        adapters.close()
     return checks
 
 
@@ -1000,8 +1000,9 @@ class LazyAdapters(Mapping[str, "Adapter"]):
             from socialbot import logs
             from socialbot.adapters import create_adapter
 
-            # The store keeps what adapters learn at run time (a Bluesky session), so no
-            # state lives in local files and every host shares it.
+            # The store keeps what adapters learn at run time (a Bluesky session, the image
+            # limits a Mastodon instance reports), so no state lives in local files and every
+            # host shares it.
             self._made[network] = create_adapter(network, self.settings, state=self.store)
             logs.register_secret(*self._made[network].secret_values())
         return self._made[network]
