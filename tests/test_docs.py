@@ -98,7 +98,7 @@ def test_every_file_the_readme_links_to_exists():
 def heading_anchors(page: Path) -> set[str]:
     """The anchors MkDocs gives a page's headings (lower case, words joined by hyphens)."""
     headings = re.findall(r"^#+\s+(.+?)\s*$", page.read_text(encoding="utf-8"), re.M)
-    return {re.sub(r"[\s]+", "-", re.sub(r"[^\w\s-]", "", h).strip().lower()) for h in headings}
+    return {re.sub(r"\s+", "-", re.sub(r"[^\w\s-]", "", h).strip().lower()) for h in headings}
 
 
 def test_every_section_the_readme_links_to_exists():
@@ -329,34 +329,29 @@ def test_the_units_verify(tmp_path: Path):
     assert (result.returncode, result.stderr.strip()) == (0, "")
 
 
-def test_the_example_posts_in_the_release_guide_are_what_preview_prints(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_the_example_posts_in_the_release_guide_are_what_preview_prints(workdir: Path):
     """docs/releases.md shows one release on every network: each post's length and limit, and
     its text where the page shows it whole, are what ``socialbot preview`` prints today."""
-    import shutil as files
-
     from tests.helpers import run
 
-    files.copy(ROOT / "queue" / "cohesion-alliance-en.json", workdir / "queue")
-    files.copy(ROOT / "hashtags.yaml", workdir)
-    page = (ROOT / "docs" / "releases.md").read_text(encoding="utf-8")
-    section = page.split("### Example: one release on every network", 1)[1].split("\n## ", 1)[0]
-    shown = re.findall(r"^\*\*(\w+)\*\* \((\d+)/(\d+)", section, re.M)
-    assert [name for name, _, _ in shown] == [
-        "X", "Facebook", "Mastodon", "Bluesky", "LinkedIn", "Telegram"
-    ]  # fmt: skip
+    shutil.copy(ROOT / "queue" / "cohesion-alliance-en.json", workdir / "queue")
+    shutil.copy(ROOT / "hashtags.yaml", workdir)
     result = run("preview", "queue/cohesion-alliance-en.json", "--json")
     assert result.exit_code == 0, result.stderr
     posts = {post["network"]: post for post in json.loads(result.output)}
-    for name, length, limit in shown:
+    page = (ROOT / "docs" / "releases.md").read_text(encoding="utf-8")
+    section = page.split("### Example: one release on every network", 1)[1].split("\n## ", 1)[0]
+    shown, compared = [], []
+    for name, length, limit, body in re.findall(
+        r"^\*\*(\w+)\*\* \((\d+)/(\d+)(.*?)(?=^\*\*|\Z)", section, re.M | re.S
+    ):
+        shown.append(name)
         post = posts[name.lower()]
         assert (post["length"], post["limit"]) == (int(length), int(limit)), name
-    compared = []
-    for name, body in re.findall(r"^\*\*(\w+)\*\* \((.*?)(?=^\*\*|\Z)", section, re.M | re.S):
         lines = [line.removeprefix("    ") for line in body.split("\n") if line.startswith("    ")]
         text = "\n\n".join(lines)
         if lines and "[…" not in text:
-            assert text == posts[name.lower()]["text"], name
+            assert text == post["text"], name
             compared.append(name)
+    assert shown == ["X", "Facebook", "Mastodon", "Bluesky", "LinkedIn", "Telegram"]
     assert compared == ["X", "Facebook", "Mastodon", "Bluesky"]
